@@ -1,0 +1,79 @@
+// Readers for the text files that say which frames exist: official test example files (frame
+// lists), annotation files and folders, and test-set video lists. Errors name file and line.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "abaw/tasks.hpp"
+
+namespace abaw {
+
+// The lines of a text file without their line endings ("\n" or "\r\n"); a final newline does not
+// make an extra empty line. Throws Error(kInput) when the file cannot be read.
+std::vector<std::string> read_text_lines(const std::filesystem::path& file);
+
+// How a header line relates to the tasks.
+struct HeaderMatch {
+  Task task;
+  bool submission = false;  // starts with "image_location,"
+  bool quoted = false;      // had double quotes (pandas writes the EXPR header quoted)
+};
+
+// Recognises an annotation header or a submission header of any task; nothing otherwise.
+std::optional<HeaderMatch> match_header(const std::string& line);
+
+// One row of a frame list: the image_location exactly as written, and what it names.
+struct FrameRow {
+  std::string image_location;
+  std::string video;
+  long frame = 0;
+};
+
+// An official test example / sample file: header, then one row per frame to predict.
+struct FrameList {
+  Task task;
+  std::filesystem::path path;
+  std::vector<FrameRow> rows;  // in file order
+};
+
+// Reads a frame list. The header must be a submission header (of `expected` when given); the
+// values after the image location are ignored (ABAW 5 samples leave them empty).
+FrameList read_frame_list(const std::filesystem::path& file, std::optional<Task> expected = std::nullopt);
+
+// One annotation file: `frames` lines of values, row-major: 2 for VA, 1 class index for EXPR,
+// 12 for AU. Invalid frames
+// keep their marker (-5 for VA, -1 for EXPR and AU).
+struct AnnotationFile {
+  Task task;
+  std::filesystem::path path;
+  long frames = 0;
+  std::vector<float> values;
+};
+
+// Reads and validates one annotation file (values in range, right column count). The task comes
+// from the header; `expected` makes a header of another task an error.
+AnnotationFile read_annotation_file(const std::filesystem::path& file,
+                                    std::optional<Task> expected = std::nullopt);
+
+// An annotation folder (`*_Challenge/*_Set`): task and frame count of every video in it.
+struct AnnotationFolder {
+  Task task;
+  std::filesystem::path path;
+  std::map<std::string, long> frame_counts;  // video -> frames (lines after the header)
+};
+
+// Reads every `<video>.txt` in `folder` (all must have the same task, `expected` when given).
+AnnotationFolder read_annotation_folder(const std::filesystem::path& folder,
+                                        std::optional<Task> expected = std::nullopt);
+
+// The task of an annotation folder, from the header of its first `.txt` file (by name).
+Task annotation_folder_task(const std::filesystem::path& folder);
+
+// A `*_test_set_release.txt` style list: one video name per line, blank lines ignored.
+std::vector<std::string> read_video_list(const std::filesystem::path& file);
+
+}  // namespace abaw

@@ -1,0 +1,31 @@
+// Aff-Wild2 crop names: `<video>/<NNNNN>.jpg`, 1-based frame numbers, five digits (the plain
+// number once it no longer fits).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace abaw {
+
+// The frame number of a crop file name such as "00042.jpg" (also "123456.jpg", "7.jpg"),
+// or nothing when the name is not a positive frame number with a .jpg/.jpeg/.png extension.
+std::optional<long> parse_crop_file_name(std::string_view file_name);
+
+// "00042.jpg" for frame 42; frames past 99999 are written as the plain number.
+std::string format_crop_file_name(long frame);
+
+// One `image_location` of a frame list or submission: video name and 1-based frame number.
+struct ImageLocation {
+  std::string video;
+  long frame = 0;
+};
+
+// Parses "video/00042.jpg"; nothing when it has no '/' or the part after the last '/' is not a
+// crop file name. Video names may themselves contain '/'-free characters only.
+std::optional<ImageLocation> parse_image_location(std::string_view location);
+
+// "video/00042.jpg".
+std::string format_image_location(const std::string& video, long frame);
+
+}  // namespace abaw

@@ -1,0 +1,77 @@
+// The model-set manifest (`<set>/manifest.json`): parsing and validation without loading any
+// model. The format is documented in models/README.md.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "abaw/preprocess.hpp"
+#include "abaw/tasks.hpp"
+
+namespace abaw {
+
+enum class Merge { kConcatenate, kMean };
+enum class MissingFrames { kZeroFeature, kNearestFeature, kInterpolatePredictions };
+enum class Activation { kNone, kTanh, kSoftmax, kSigmoid };
+
+const char* merge_name(Merge merge);
+const char* missing_frames_name(MissingFrames policy);
+const char* activation_name(Activation activation);
+
+// The manifest's `encoder` block.
+struct EncoderConfig {
+  std::string file;  // relative to the set folder
+  int feature_dim = 0;
+  PreprocessSpec preprocess;
+};
+
+// The manifest's `sequence` block: how the temporal heads see a video.
+struct SequenceConfig {
+  long window = 300;
+  long stride = 300;
+  Merge merge = Merge::kConcatenate;
+  MissingFrames missing_frames = MissingFrames::kZeroFeature;
+};
+
+// One entry of the manifest's `tasks` block.
+struct TaskConfig {
+  Task task = Task::kVA;
+  std::string head_file;   // relative to the set folder
+  std::string output_key;  // non-empty for a multi-task head returning a dict
+  Activation activation = Activation::kNone;
+  // EXPR: for each ABAW class, its index in the head output, or -1 when not predicted.
+  std::vector<int> class_map;
+  int head_outputs = 0;            // K: the head's output width
+  std::vector<float> thresholds;   // AU: 12 thresholds
+  int mean_filter = 0;
+  int mode_filter = 0;  // EXPR only
+};
+
+// A parsed and validated manifest.
+struct Manifest {
+  std::filesystem::path folder;
+  std::string name;
+  std::string description;
+  EncoderConfig encoder;
+  SequenceConfig sequence;
+  std::map<Task, TaskConfig> tasks;
+
+  // Absolute path of a file named in the manifest.
+  std::filesystem::path file(const std::string& relative) const { return folder / relative; }
+};
+
+// Reads `<folder>/manifest.json`, validates every key and value, and checks that the files it
+// names exist. Throws Error(kModel) naming the manifest and the offending key.
+Manifest load_manifest(const std::filesystem::path& folder);
+
+// Parses manifest text (for tests and fuzzing); `origin` names it in errors. Files are not checked.
+Manifest parse_manifest(const std::string& json_text, const std::filesystem::path& folder,
+                        const std::string& origin);
+
+// Checks a window/stride/merge combination; throws Error(kUsage or kModel) explaining it.
+void validate_sequence(const SequenceConfig& sequence, const std::string& origin);
+
+}  // namespace abaw

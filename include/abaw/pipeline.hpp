@@ -1,0 +1,44 @@
+// One `run`: index the videos, decode and encode every crop in batches that span videos, run the
+// temporal heads per video, post-process, and write submissions, raw scores and a summary.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "abaw/tasks.hpp"
+
+namespace abaw {
+
+// Everything `abaw-infer run` can be asked to do.
+struct RunOptions {
+  std::filesystem::path model_set;
+  std::filesystem::path crops;
+  std::filesystem::path output;
+  std::vector<Task> tasks;  // empty: the tasks given frame lists / annotations, else all the set provides
+  std::map<Task, std::filesystem::path> frame_lists;
+  std::map<Task, std::filesystem::path> annotations;
+  std::vector<std::string> videos;  // subset; empty = all
+  std::string device = "auto";
+  int batch_size = 32;
+  int threads = 0;  // intra-op threads; 0 = one per core
+  std::optional<long> window;
+  std::optional<long> stride;
+};
+
+// What a finished run produced.
+struct RunResult {
+  std::map<Task, std::filesystem::path> submissions;  // written submission files
+  std::vector<std::string> failed_videos;             // each also logged with its error
+  std::filesystem::path summary;                      // run.json
+};
+
+// Runs the pipeline. Throws Error for problems that stop the whole run (bad options, model set,
+// frame lists, output folder); a video that fails is logged, listed in the result and the
+// summary, and the others still finish. Submission files of a task are written only when every
+// video in it succeeded, so a written submission always has every row.
+RunResult run_pipeline(const RunOptions& options);
+
+}  // namespace abaw

@@ -1,0 +1,69 @@
+// Which videos a run covers, how many frames each has, which frames have a crop, and which rows
+// each task's submission must contain. Frame counts come from frame lists or annotation files,
+// never from a video decoder; only without either is the highest crop number used.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "abaw/annotations.hpp"
+#include "abaw/tasks.hpp"
+
+namespace abaw {
+
+// One crop file of a video.
+struct CropFile {
+  long frame = 0;  // 1-based
+  std::filesystem::path path;
+};
+
+// One video of the run.
+struct VideoEntry {
+  std::string name;
+  long frames = 0;                  // the largest frame count any task needs
+  std::map<Task, long> task_frames;  // frame count per task that lists this video
+  std::vector<CropFile> crops;      // sorted by frame, all within 1..frames
+  bool has_folder = false;          // false: no `<crops>/<name>` folder at all
+};
+
+// Where a task's rows come from.
+enum class RowSource { kFrameList, kAnnotations, kCrops };
+
+// The rows one task's submission must contain, in order.
+struct TaskRows {
+  Task task = Task::kVA;
+  RowSource source = RowSource::kCrops;
+  std::string origin;  // the frame list, annotation folder or crops folder
+  std::vector<FrameRow> rows;
+};
+
+// What to index.
+struct IndexRequest {
+  std::filesystem::path crops;
+  std::vector<Task> tasks;                              // tasks to produce rows for
+  std::map<Task, std::filesystem::path> frame_lists;    // official test example files
+  std::map<Task, std::filesystem::path> annotations;    // `*_Set` folders
+  std::vector<std::string> videos;                      // subset; empty = all
+};
+
+// The indexed run.
+struct VideoIndex {
+  std::vector<VideoEntry> videos;  // sorted by name
+  std::map<Task, TaskRows> rows;
+  long total_frames() const;
+  long total_crops() const;
+};
+
+// Builds the index. Throws Error(kInput) for unreadable lists, a subset naming unknown videos,
+// or when no video has a single crop (a wrong --crops folder). Oddities that leave a well-defined
+// result (stray files, crops past the last frame, missing video folders) are logged as warnings.
+VideoIndex build_video_index(const IndexRequest& request);
+
+// The frames of one video folder: sorted crop files; warns about names that are not frame
+// numbers and about duplicate frame numbers (keeping the 5-digit name).
+std::vector<CropFile> scan_crop_folder(const std::filesystem::path& folder);
+
+}  // namespace abaw

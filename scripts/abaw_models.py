@@ -1,0 +1,353 @@
+"""PyTorch definitions of the models that abaw-infer model sets are exported from.
+
+* CLIPVisual: the OpenAI CLIP vision transformer (parameter names as in OpenAI's and
+  open_clip's `visual.*` keys, without the `visual.` prefix), used as a frame encoder.
+* TemporalHead: the TCN + Transformer head of the ABAW6 system (upczww/abaw6, arXiv
+  2403.11440), with the original module names so that its checkpoints load strictly.
+
+Plus the helpers the export scripts share: CLIP preprocessing for a manifest, reading
+checkpoints and mapping their keys onto a module.
+
+Run with Debian's /usr/bin/python3 (python3-torch 1.13).
+"""
+
+import os
+import sys
+import zipfile
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn.utils import remove_weight_norm, weight_norm
+
+# ---------------------------------------------------------------------------------------
+# CLIP visual encoder
+# ---------------------------------------------------------------------------------------
+
+# name -> (image_size, patch_size, width, layers, heads, output_dim)
+CLIP_CONFIGS = {
+    "ViT-B/32": (224, 32, 768, 12, 12, 512),
+    "ViT-B/16": (224, 16, 768, 12, 12, 512),
+    "ViT-L/14": (224, 14, 1024, 24, 16, 768),
+    "tiny": (32, 8, 64, 2, 4, 32),  # for tests only
+}
+
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def clip_preprocess(config: str) -> dict:
+    """The manifest's `encoder.preprocess` block for a CLIP config (CLIP's own transform:
+    shorter side to the image size, bicubic, centre crop, RGB in [0, 1], CLIP mean/std)."""
+    image_size = CLIP_CONFIGS[config][0]
+    return {
+        "resize": image_size,
+        "resize_mode": "shorter_side",
+        "interpolation": "bicubic",
+        "crop": image_size,
+        "color_order": "RGB",
+        "scale": 1.0 / 255.0,
+        "mean": list(CLIP_MEAN),
+        "std": list(CLIP_STD),
+    }
+
+
+class QuickGELU(nn.Module):
+    """OpenAI CLIP's activation; open_clip models trained from scratch use nn.GELU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+CLIP_ACTIVATIONS = {"quick_gelu": QuickGELU, "gelu": nn.GELU}
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, d_model: int, n_head: int, activation: str):
+        super().__init__()
+        # batch_first=False as in CLIP (and the [L, N, D] layout below): this also keeps
+        # torch 1.13 off its eval-mode fast path, so scripted and eager results agree.
+        self.attn = nn.MultiheadAttention(d_model, n_head)
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(OrderedDict([
+            ("c_fc", nn.Linear(d_model, d_model * 4)),
+            ("gelu", CLIP_ACTIVATIONS[activation]()),
+            ("c_proj", nn.Linear(d_model * 4, d_model)),
+        ]))
+        self.ln_2 = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, width: int, layers: int, heads: int, activation: str):
+        super().__init__()
+        self.width = width
+        self.layers = layers
+        self.resblocks = nn.Sequential(
+            *[ResidualAttentionBlock(width, heads, activation) for _ in range(layers)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.resblocks(x)
+
+
+class CLIPVisual(nn.Module):
+    """CLIP's VisionTransformer: float32 [N, 3, S, S] normalised images -> [N, D].
+
+    project=True: D = output_dim, the CLIP image embedding ln_post(cls) @ proj.
+    project=False: D = width, the features before the projection, ln_post(cls).
+    `proj` is a parameter either way, so a full checkpoint loads strictly.
+    """
+
+    def __init__(self, image_size: int, patch_size: int, width: int, layers: int,
+                 heads: int, output_dim: int, project: bool = True,
+                 activation: str = "quick_gelu"):
+        super().__init__()
+        if image_size % patch_size != 0:
+            raise ValueError(f"image size {image_size} is not a multiple of patch size {patch_size}")
+        self.image_size = image_size
+        self.project = project
+        self.feature_dim = output_dim if project else width
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
+        scale = width ** -0.5
+        grid = image_size // patch_size
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
+        self.ln_pre = nn.LayerNorm(width)
+        self.transformer = Transformer(width, layers, heads, activation)
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.image_size \
+                or x.shape[3] != self.image_size:
+            raise ValueError("CLIPVisual expects [N, 3, " + str(self.image_size) + ", "
+                             + str(self.image_size) + "] input")
+        x = self.conv1(x)                                     # [N, width, grid, grid]
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # [N, grid^2, width]
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, x.shape[2])
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        x = self.ln_pre(x)
+        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+        x = self.ln_post(x[:, 0, :])
+        if self.project:
+            x = x @ self.proj
+        return x
+
+
+def build_clip(config: str, project: bool = True, activation: str = "quick_gelu") -> CLIPVisual:
+    return CLIPVisual(*CLIP_CONFIGS[config], project=project, activation=activation)
+
+
+# ---------------------------------------------------------------------------------------
+# ABAW6 temporal head (upczww/abaw6: {VA,EXPR,AU}/model/{tcn,trans_encoder,model}.py)
+# ---------------------------------------------------------------------------------------
+
+TASK_OUTPUTS = {"va": 2, "expr": 8, "au": 12}
+
+# The original hard-codes tcn_channels = [768, 256, 128] and uses num_inputs =
+# tcn_channels[0], i.e. D = 768; `input_dim` is the default feature width D.
+HEAD_CONFIGS = {
+    "abaw6": dict(input_dim=768, channels=(768, 256, 128), kernel_size=5,
+                  d_model=512, nhead=4, dim_feedforward=512, num_layers=8),
+    "tiny": dict(input_dim=32, channels=(16, 16, 8), kernel_size=3,
+                 d_model=16, nhead=2, dim_feedforward=16, num_layers=2),
+}
+
+
+class Chomp1d(nn.Module):
+    """Drops the right padding so that the convolution is causal."""
+
+    def __init__(self, chomp_size: int):
+        super().__init__()
+        self.chomp_size = chomp_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :-self.chomp_size].contiguous()
+
+
+class TemporalBlock(nn.Module):
+    """Bai et al.'s TCN block as the ABAW6 code has it: PReLU (not ReLU) activations,
+    including the one after the residual add. conv1/relu1/... are registered both as
+    attributes and inside `net` (as in the original), so the state dict carries each
+    of their parameters twice (`conv1.*` and `net.0.*`) - as the original checkpoints do."""
+
+    def __init__(self, n_inputs: int, n_outputs: int, kernel_size: int, dilation: int,
+                 dropout: float):
+        super().__init__()
+        padding = (kernel_size - 1) * dilation
+        self.conv1 = weight_norm(nn.Conv1d(n_inputs, n_outputs, kernel_size,
+                                           padding=padding, dilation=dilation))
+        self.chomp1 = Chomp1d(padding)
+        self.relu1 = nn.PReLU()
+        self.dropout1 = nn.Dropout(dropout)
+        self.conv2 = weight_norm(nn.Conv1d(n_outputs, n_outputs, kernel_size,
+                                           padding=padding, dilation=dilation))
+        self.chomp2 = Chomp1d(padding)
+        self.relu2 = nn.PReLU()
+        self.dropout2 = nn.Dropout(dropout)
+        self.net = nn.Sequential(self.conv1, self.chomp1, self.relu1, self.dropout1,
+                                 self.conv2, self.chomp2, self.relu2, self.dropout2)
+        self.downsample = nn.Conv1d(n_inputs, n_outputs, 1) if n_inputs != n_outputs else None
+        self.relu = nn.PReLU()
+        # The original also draws conv1/conv2 weights from N(0, 0.01), but after
+        # weight_norm that writes a derived tensor and has no effect; only this one counts.
+        if self.downsample is not None:
+            self.downsample.weight.data.normal_(0, 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + res)
+
+
+class TemporalConvNet(nn.Module):
+    def __init__(self, num_inputs: int, num_channels: Tuple[int, ...], kernel_size: int,
+                 dropout: float):
+        super().__init__()
+        layers = []
+        for i, out_channels in enumerate(num_channels):
+            in_channels = num_inputs if i == 0 else num_channels[i - 1]
+            layers.append(TemporalBlock(in_channels, out_channels, kernel_size,
+                                        dilation=2 ** i, dropout=dropout))
+        self.network = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+class TransEncoder(nn.Module):
+    """Conv1d(k=1) to d_model, then a post-norm nn.TransformerEncoder over [T, B, d_model]
+    (batch_first=False as in the original; no positional encoding, no mask)."""
+
+    def __init__(self, inc: int, d_model: int, nhead: int, dim_feedforward: int,
+                 num_layers: int, dropout: float):
+        super().__init__()
+        self.conv1 = nn.Conv1d(inc, d_model, kernel_size=1)
+        layer = nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead,
+                                           dim_feedforward=dim_feedforward, dropout=dropout)
+        self.transformer_encoder = nn.TransformerEncoder(layer, num_layers=num_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)            # [B, d_model, T]
+        out = out.permute(2, 0, 1)     # [T, B, d_model]
+        return self.transformer_encoder(out)
+
+
+class TemporalHead(nn.Module):
+    """float32 [B, T, D] frame features -> [B, T, K] raw scores (logits / VA values).
+
+    Same computation and parameter names as the original `Model` (which returns
+    [B*T, K]); BatchNorm1d runs over the d_model//2 features of the B*T frames."""
+
+    def __init__(self, input_dim: int, outputs: int, channels: Tuple[int, ...] = (768, 256, 128),
+                 kernel_size: int = 5, d_model: int = 512, nhead: int = 4,
+                 dim_feedforward: int = 512, num_layers: int = 8, dropout: float = 0.0):
+        super().__init__()
+        if kernel_size < 2:
+            raise ValueError("kernel_size must be >= 2 (Chomp1d needs a non-zero padding)")
+        self.temporal = TemporalConvNet(input_dim, tuple(channels), kernel_size, dropout)
+        self.encoder = TransEncoder(channels[-1], d_model, nhead, dim_feedforward,
+                                    num_layers, dropout)
+        self.head = nn.Sequential(
+            nn.Linear(d_model, d_model // 2),
+            nn.BatchNorm1d(d_model // 2),
+            nn.Linear(d_model // 2, outputs),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        t = x.shape[1]
+        x = self.temporal(x.transpose(1, 2))      # [B, c3, T]
+        x = self.encoder(x)                       # [T, B, d_model]
+        x = x.transpose(0, 1).reshape(b * t, -1)  # [B*T, d_model]
+        x = self.head(x)
+        return x.reshape(b, t, -1)
+
+    def remove_weight_norm(self) -> None:
+        """Folds weight_g/weight_v into plain weights (needed before scripting)."""
+        for block in self.temporal.network:
+            remove_weight_norm(block.conv1)
+            remove_weight_norm(block.conv2)
+
+
+def build_head(config: str, outputs: int, input_dim: Optional[int] = None) -> TemporalHead:
+    cfg = dict(HEAD_CONFIGS[config])
+    default_dim = cfg.pop("input_dim")
+    return TemporalHead(input_dim if input_dim is not None else default_dim, outputs, **cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------
+
+def fix_hash_seed() -> None:
+    """Re-runs the script with PYTHONHASHSEED=0 unless it is set so: TorchScript writes
+    some class constants in set order, so without it the same model gives different bytes."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())  # shared parameters counted once
+
+
+def is_torchscript_archive(path: str) -> bool:
+    """TorchScript archives are zips with a code/ folder; torch.save zips have none."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in name for name in z.namelist())
+
+
+def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """The flat tensor dict in a TorchScript archive (e.g. OpenAI's CLIP .pt files) or in
+    a torch.save file, unwrapping a dict nested under 'state_dict' or 'model'."""
+    if is_torchscript_archive(path):
+        return dict(torch.jit.load(path, map_location="cpu").state_dict())
+    obj = torch.load(path, map_location="cpu")
+    while isinstance(obj, dict):
+        nested = [k for k in ("state_dict", "model") if isinstance(obj.get(k), dict)]
+        if not nested:
+            break
+        obj = obj[nested[0]]
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise SystemExit(f"error: {path}: not a state dict of tensors")
+    return obj
+
+
+def strip_prefix(sd: Dict[str, torch.Tensor], prefix: str) -> Tuple[Dict[str, torch.Tensor], int]:
+    """Keys starting with `prefix`, with it removed; and the number of other keys."""
+    out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    return out, len(sd) - len(out)
+
+
+def load_strict(module: nn.Module, sd: Dict[str, torch.Tensor], source: str) -> None:
+    """load_state_dict(strict=True) with an error that lists what does not match."""
+    expected = set(module.state_dict().keys())
+    missing = sorted(expected - sd.keys())
+    unexpected = sorted(sd.keys() - expected)
+    if missing or unexpected:
+        msg = [f"error: {source} does not match the model"]
+        if missing:
+            msg.append(f"  {len(missing)} missing keys, e.g. {missing[:5]}")
+        if unexpected:
+            msg.append(f"  {len(unexpected)} unexpected keys, e.g. {unexpected[:5]}")
+        raise SystemExit("\n".join(msg))
+    try:
+        module.load_state_dict(sd, strict=True)
+    except RuntimeError as e:  # shape mismatches: a different config
+        raise SystemExit(f"error: {source}: {e}")
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()

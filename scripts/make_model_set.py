@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+"""Assemble an abaw-infer model-set folder: encoder.pt, head_<task>.pt, manifest.json.
+
+The encoder is copied (--encoder, with --preprocess) or exported from CLIP
+(--clip-config); the heads are copied (--head TASK=FILE) or exported as ABAW6 temporal
+heads (--head-config, --tasks). The manifest follows models/README.md. Its feature_dim
+is measured by running the encoder on a dummy batch, and every head is run on [1, T, D]
+to check its input width and output count. For a fixed seed the manifest is
+byte-identical between runs.
+
+--tiny is the test suite's set: tiny CLIP + tiny heads for va, expr, au, window 8.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import torch
+
+import abaw_models as m
+from export_clip import export_clip
+from export_temporal_head import export_head
+
+TASK_ORDER = ["va", "expr", "au"]
+ACTIVATIONS = {"va": "none", "expr": "softmax", "au": "sigmoid"}
+
+
+def key_value(text: str, what: str):
+    task, sep, value = text.partition("=")
+    if not sep or task not in TASK_ORDER or not value:
+        raise argparse.ArgumentTypeError(f"expected TASK={what} with TASK in va, expr, au: {text!r}")
+    return task, value
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", required=True, help="model-set folder to create or fill")
+    p.add_argument("--name", help="manifest name (default: the folder's name)")
+    p.add_argument("--description", help="manifest description (default: generated)")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny random CLIP + tiny heads for va, expr, au; window 8")
+    p.add_argument("--seed", type=int, default=0, help="seed of random inits: the encoder "
+                   "uses SEED, the heads SEED+1 (va), SEED+2 (expr), SEED+3 (au)")
+
+    enc = p.add_argument_group("encoder (one of --encoder, --clip-config)")
+    enc.add_argument("--encoder", metavar="FILE.pt", help="TorchScript encoder to copy in")
+    enc.add_argument("--preprocess", metavar="CLIP_CONFIG|FILE.json",
+                     help="with --encoder: its preprocessing, a CLIP config name or a JSON "
+                     "file holding the manifest's encoder.preprocess object")
+    enc.add_argument("--clip-config", choices=list(m.CLIP_CONFIGS), help="export a CLIP encoder")
+    enc.add_argument("--clip-weights", metavar="PATH", help="see export_clip.py --weights")
+    enc.add_argument("--clip-activation", choices=list(m.CLIP_ACTIVATIONS), default="quick_gelu")
+    enc.add_argument("--no-projection", action="store_true",
+                     help="CLIP features before the projection")
+
+    heads = p.add_argument_group("heads (--head, or --head-config with --tasks)")
+    heads.add_argument("--head", action="append", default=[], metavar="TASK=FILE.pt",
+                       type=lambda s: key_value(s, "FILE.pt"), help="TorchScript head to copy in")
+    heads.add_argument("--head-config", choices=list(m.HEAD_CONFIGS),
+                       help="export random-init ABAW6 heads of this config")
+    heads.add_argument("--tasks", help="with --head-config: comma-separated, e.g. va,expr,au")
+
+    seq = p.add_argument_group("sequence and post-processing")
+    seq.add_argument("--window", type=int, help="frames per head call (default 300; --tiny 8)")
+    seq.add_argument("--stride", type=int, help="default: the window")
+    seq.add_argument("--merge", choices=["concatenate", "mean"], default="concatenate")
+    seq.add_argument("--missing-frames", default="zero_feature",
+                     choices=["zero_feature", "nearest_feature", "interpolate_predictions"])
+    seq.add_argument("--mode-filter", type=int, default=0, metavar="W",
+                     help="EXPR majority filter width (0 = off)")
+    seq.add_argument("--mean-filter", action="append", default=[], metavar="TASK=W",
+                     type=lambda s: key_value(s, "W"), help="moving-average width for a task")
+    seq.add_argument("--au-threshold", metavar="X[,X...]",
+                     help="one threshold, or 12 comma-separated (AU1 ... AU26); default 0.5")
+    args = p.parse_args(argv)
+
+    if args.tiny:
+        if args.encoder or args.clip_config or args.head or args.head_config:
+            p.error("--tiny chooses the encoder and the heads itself")
+        args.clip_config, args.head_config = "tiny", "tiny"
+        args.tasks = args.tasks or ",".join(TASK_ORDER)
+        if args.window is None:
+            args.window = 8
+    if (args.encoder is None) == (args.clip_config is None):
+        p.error("give exactly one of --encoder, --clip-config (or --tiny)")
+    if args.encoder and (args.clip_weights or args.no_projection):
+        p.error("--clip-weights and --no-projection go with --clip-config")
+    if args.encoder and not args.preprocess:
+        p.error("--encoder needs --preprocess (a CLIP config name or a JSON file)")
+    if args.clip_config and args.preprocess:
+        p.error("--preprocess goes with --encoder; --clip-config implies CLIP's")
+    if bool(args.head) == bool(args.head_config):
+        p.error("give either --head TASK=FILE (repeatable) or --head-config with --tasks")
+    if args.head_config:
+        if not args.tasks:
+            p.error("--head-config needs --tasks")
+        args.tasks = [t.strip() for t in args.tasks.split(",")]
+        bad = [t for t in args.tasks if t not in TASK_ORDER]
+        if bad or len(set(args.tasks)) != len(args.tasks):
+            p.error(f"--tasks: comma-separated distinct names from va, expr, au: {args.tasks}")
+    elif args.tasks:
+        p.error("--tasks goes with --head-config")
+    copied = [t for t, _ in args.head]
+    if len(set(copied)) != len(copied):
+        p.error("--head given twice for a task")
+    tasks = set(args.tasks or copied)
+    if args.mode_filter and "expr" not in tasks:
+        p.error("--mode-filter needs the expr task")
+    if args.au_threshold is not None and "au" not in tasks:
+        p.error("--au-threshold needs the au task")
+
+    if args.window is None:
+        args.window = 300
+    if args.stride is None:
+        args.stride = args.window
+    if args.window < 1 or args.stride < 1:
+        p.error("--window and --stride must be >= 1")
+    if args.merge == "concatenate" and args.stride != args.window:
+        p.error("--merge concatenate needs stride = window")
+    if args.merge == "mean" and args.stride > args.window:
+        p.error("--merge mean needs stride <= window")
+    if args.mode_filter < 0:
+        p.error("--mode-filter must be >= 0")
+    if len({t for t, _ in args.mean_filter}) != len(args.mean_filter):
+        p.error("--mean-filter given twice for a task")
+    args.mean_filter = dict(args.mean_filter)
+    for task, w in args.mean_filter.items():
+        if not w.isdigit():
+            p.error(f"--mean-filter {task}={w}: the width must be an integer >= 0")
+        if task not in tasks:
+            p.error(f"--mean-filter {task}=...: the set has no {task} task")
+    args.mean_filter = {t: int(w) for t, w in args.mean_filter.items()}
+    try:
+        thresholds = [float(x) for x in (args.au_threshold or "0.5").split(",")]
+    except ValueError:
+        p.error(f"--au-threshold: not numbers: {args.au_threshold}")
+    if len(thresholds) not in (1, 12):
+        p.error("--au-threshold takes 1 or 12 values")
+    args.au_threshold = thresholds[0] if len(thresholds) == 1 else thresholds
+    return args
+
+
+def read_preprocess(spec: str) -> dict:
+    if spec in m.CLIP_CONFIGS:
+        return m.clip_preprocess(spec)
+    with open(spec, encoding="utf-8") as f:
+        pre = json.load(f)
+    if not isinstance(pre, dict) or "resize" not in pre:
+        raise SystemExit(f"error: {spec}: expected a JSON object like the manifest's "
+                         "encoder.preprocess (with at least 'resize')")
+    return pre
+
+
+def encoder_feature_dim(path: str, preprocess: dict) -> int:
+    """Runs the encoder on a [2, C, S, S] batch of the size the preprocessing produces."""
+    size = preprocess.get("crop") or preprocess["resize"]
+    channels = 1 if preprocess.get("color_order") == "GRAY" else 3
+    encoder = torch.jit.load(path, map_location="cpu").eval()
+    try:
+        with torch.no_grad():
+            out = encoder(torch.zeros(2, channels, size, size))
+    except (RuntimeError, torch.jit.Error) as e:
+        raise SystemExit(f"error: {path} fails on a [2, {channels}, {size}, {size}] batch "
+                         f"(check the preprocessing):\n{str(e).strip().splitlines()[-1]}")
+    if not torch.is_tensor(out) or out.dim() != 2 or out.shape[0] != 2 \
+            or out.dtype != torch.float32:
+        raise SystemExit(f"error: {path}: expected float32 [2, D] for a [2, {channels}, "
+                         f"{size}, {size}] batch")
+    return out.shape[1]
+
+
+def check_head(path: str, task: str, feature_dim: int) -> None:
+    head = torch.jit.load(path, map_location="cpu").eval()
+    k = m.TASK_OUTPUTS[task]
+    for t in (1, 5):
+        try:
+            with torch.no_grad():
+                out = head(torch.zeros(1, t, feature_dim))
+        except (RuntimeError, torch.jit.Error) as e:
+            raise SystemExit(f"error: {path}: the {task} head fails on [1, {t}, {feature_dim}]:"
+                             f"\n{str(e).strip().splitlines()[-1]}")
+        if not torch.is_tensor(out) or tuple(out.shape) != (1, t, k):
+            shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise SystemExit(f"error: {path}: the {task} head gave {shape} for "
+                             f"[1, {t}, {feature_dim}], expected (1, {t}, {k})")
+
+
+def task_entry(task: str, head_file: str, args) -> dict:
+    entry = {"head": head_file, "activation": ACTIVATIONS[task]}
+    if task == "expr":
+        entry["class_map"] = list(range(8))
+    if task == "au":
+        entry["threshold"] = args.au_threshold
+    entry["mean_filter"] = args.mean_filter.get(task, 0)
+    if task == "expr":
+        entry["mode_filter"] = args.mode_filter
+    return entry
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    os.makedirs(args.output, exist_ok=True)
+    manifest_path = os.path.join(args.output, "manifest.json")
+    if os.path.exists(manifest_path):  # a failure below must not leave a stale manifest
+        os.remove(manifest_path)
+    encoder_path = os.path.join(args.output, "encoder.pt")
+
+    if args.clip_config:
+        export_clip(args.clip_config, encoder_path, args.clip_weights, args.seed,
+                    not args.no_projection, activation=args.clip_activation)
+        preprocess = m.clip_preprocess(args.clip_config)
+        kind = "pre-projection features" if args.no_projection else "image embedding"
+        source = (f"weights {os.path.basename(args.clip_weights)}" if args.clip_weights
+                  else f"random init, seed {args.seed}")
+        encoder_desc = f"CLIP {args.clip_config} {kind} ({source})"
+    else:
+        preprocess = read_preprocess(args.preprocess)
+        shutil.copyfile(args.encoder, encoder_path)
+        encoder_desc = f"encoder {os.path.basename(args.encoder)}"
+    feature_dim = encoder_feature_dim(encoder_path, preprocess)
+    m.log(f"encoder feature dim: {feature_dim}")
+
+    head_files = {}
+    if args.head_config:
+        for task in sorted(args.tasks, key=TASK_ORDER.index):
+            head_files[task] = f"head_{task}.pt"
+            export_head(args.head_config, m.TASK_OUTPUTS[task],
+                        os.path.join(args.output, head_files[task]), input_dim=feature_dim,
+                        seed=args.seed + 1 + TASK_ORDER.index(task))
+        heads_desc = f"ABAW6 TCN+Transformer heads, config {args.head_config} (random init)"
+    else:
+        for task, path in sorted(args.head, key=lambda tp: TASK_ORDER.index(tp[0])):
+            head_files[task] = f"head_{task}.pt"
+            shutil.copyfile(path, os.path.join(args.output, head_files[task]))
+        heads_desc = "heads " + ", ".join(os.path.basename(p) for _, p in args.head)
+    for task, name in head_files.items():
+        check_head(os.path.join(args.output, name), task, feature_dim)
+
+    manifest = {
+        "format": "abaw-infer-model-set",
+        "version": 1,
+        "name": args.name or os.path.basename(os.path.normpath(args.output)),
+        "description": args.description or f"{encoder_desc}; {heads_desc}",
+        "encoder": {"file": "encoder.pt", "feature_dim": feature_dim, "preprocess": preprocess},
+        "sequence": {"window": args.window, "stride": args.stride, "merge": args.merge,
+                     "missing_frames": args.missing_frames},
+        "tasks": {task: task_entry(task, name, args) for task, name in head_files.items()},
+    }
+    with open(manifest_path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2) + "\n")
+    m.log(f"wrote {manifest_path}")
+
+
+if __name__ == "__main__":
+    m.fix_hash_seed()
+    main(sys.argv[1:])

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what abaw-infer needs from Debian 12's packages (only what is missing) and builds it
+# into build/ (or $BUILD_DIR). Safe to run again: a second run installs nothing and rebuilds only
+# what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev libopencv-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev
+  # Debian's LibTorch links libblas.so.3; without OpenBLAS (OpenMP flavour) it falls back to the
+  # reference BLAS and runs ~50x slower.
+  libopenblas0-openmp
+  # Export scripts, test fixtures and the parity reference (run with /usr/bin/python3).
+  python3-torch python3-opencv python3-numpy
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: run as root or install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+build_dir="${BUILD_DIR:-build}"
+jobs="${JOBS:-$(nproc)}"
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir" -j "$jobs"
+echo "setup: built $build_dir/abaw-infer" >&2

@@ -1,0 +1,101 @@
+#include <spdlog/spdlog.h>
+
+#include "abaw/annotations.hpp"
+#include "abaw/error.hpp"
+#include "cli/commands.hpp"
+
+namespace abaw::cli {
+
+std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option) {
+  const size_t equals = text.find('=');
+  auto task = equals == std::string::npos ? std::nullopt : parse_task(text.substr(0, equals));
+  if (!task || equals + 1 >= text.size()) {
+    throw CLI::ValidationError(option, "expected TASK=PATH with TASK one of va, expr, au, got '" + text + "'");
+  }
+  return {*task, text.substr(equals + 1)};
+}
+
+Action add_run_command(CLI::App& app, RunOptions& options) {
+  CLI::App* run = app.add_subcommand("run", "Predict VA / EXPR / AU for every frame and write ABAW submission files");
+  // Raw strings first: cross-option checks and TASK= parsing happen after CLI11 validated them.
+  struct Raw {
+    std::vector<std::string> tasks, frame_lists, annotations, videos;
+    std::string video_list;
+  };
+  auto raw = std::make_shared<Raw>();
+  run->add_option("--model-set", options.model_set, "Model-set folder (manifest.json + TorchScript files)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  run->add_option("--crops", options.crops, "Crop folder: <crops>/<video>/00001.jpg ...")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  run->add_option("--output", options.output, "Output folder (created; submission/, raw/, run.json)")->required();
+  run->add_option("--tasks", raw->tasks,
+                  "Tasks to predict, e.g. va,expr (default: those with a frame list or annotations, else all the "
+                  "model set provides)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"va", "expr", "au", "VA", "EXPR", "AU"}));
+  run->add_option("--frame-list", raw->frame_lists,
+                  "TASK=FILE: official test example file; the submission gets exactly its rows, in its order "
+                  "(repeatable)");
+  run->add_option("--annotations", raw->annotations,
+                  "[TASK=]DIR: annotation folder (*_Challenge/*_Set); frame count = line count; task from the "
+                  "headers when not given (repeatable)");
+  run->add_option("--videos", raw->videos, "Only these videos (comma-separated names)")->delimiter(',');
+  run->add_option("--video-list", raw->video_list, "Only the videos in this file (e.g. *_test_set_release.txt)")
+      ->check(CLI::ExistingFile);
+  run->add_option("--device", options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  run->add_option("--batch-size", options.batch_size, "Crops per encoder batch")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  run->add_option("--threads", options.threads, "Intra-op threads (0 = one per core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  run->add_option("--window", options.window, "Override the manifest's window (frames per head call)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--stride", options.stride, "Override the manifest's stride")->check(CLI::PositiveNumber);
+
+  run->callback([raw, &options] {
+    for (const auto& name : raw->tasks) options.tasks.push_back(*parse_task(name));
+    for (const auto& text : raw->frame_lists) {
+      auto [task, file] = parse_task_assignment(text, "--frame-list");
+      if (options.frame_lists.count(task)) throw CLI::ValidationError("--frame-list", "two frame lists for one task");
+      options.frame_lists[task] = file;
+    }
+    for (const auto& text : raw->annotations) {
+      const bool has_task = text.find('=') != std::string::npos && parse_task(text.substr(0, text.find('=')));
+      Task task;
+      std::string folder = text;
+      if (has_task) {
+        std::tie(task, folder) = parse_task_assignment(text, "--annotations");
+      } else {
+        task = annotation_folder_task(folder);
+      }
+      if (options.annotations.count(task)) {
+        throw CLI::ValidationError("--annotations", std::string("two annotation folders for ") + task_name(task));
+      }
+      options.annotations[task] = folder;
+    }
+    options.videos = raw->videos;
+    if (!raw->video_list.empty()) {
+      for (auto& name : read_video_list(raw->video_list)) options.videos.push_back(std::move(name));
+    }
+  });
+
+  return [run, &options]() -> int {
+    (void)run;
+    RunResult result = run_pipeline(options);
+    for (const auto& [task, path] : result.submissions) {
+      std::printf("%s submission: %s\n", task_name(task), path.string().c_str());
+    }
+    std::printf("summary: %s\n", result.summary.string().c_str());
+    if (!result.failed_videos.empty()) {
+      spdlog::error("{} video(s) failed (see above and {}); exit code {}", result.failed_videos.size(),
+                    result.summary.string(), static_cast<int>(kExitPartial));
+      return kExitPartial;
+    }
+    return kExitOk;
+  };
+}
+
+}  // namespace abaw::cli

@@ -1,0 +1,320 @@
+#include "abaw/manifest.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "abaw/error.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace abaw {
+
+const char* merge_name(Merge merge) { return merge == Merge::kMean ? "mean" : "concatenate"; }
+
+const char* missing_frames_name(MissingFrames policy) {
+  switch (policy) {
+    case MissingFrames::kZeroFeature: return "zero_feature";
+    case MissingFrames::kNearestFeature: return "nearest_feature";
+    case MissingFrames::kInterpolatePredictions: return "interpolate_predictions";
+  }
+  return "?";
+}
+
+const char* activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::kNone: return "none";
+    case Activation::kTanh: return "tanh";
+    case Activation::kSoftmax: return "softmax";
+    case Activation::kSigmoid: return "sigmoid";
+  }
+  return "?";
+}
+
+namespace {
+
+// Reads typed values out of one JSON object, naming the full key path in every error, and
+// rejects keys nobody asked for (a typo must not silently become a default).
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string where, const std::string& origin)
+      : object_(object), where_(std::move(where)), origin_(origin) {
+    if (!object_.is_object()) fail(where_.empty() ? "the manifest must be a JSON object" : "must be an object");
+  }
+
+  bool has(const std::string& key) {
+    seen_.insert(key);
+    return object_.contains(key) && !object_.at(key).is_null();
+  }
+  const json& at(const std::string& key) {
+    seen_.insert(key);
+    if (!object_.contains(key)) fail_key(key, "is required");
+    return object_.at(key);
+  }
+  std::string string(const std::string& key) {
+    const json& v = at(key);
+    if (!v.is_string() || v.get<std::string>().empty()) fail_key(key, "must be a non-empty string");
+    return v.get<std::string>();
+  }
+  std::string string_or(const std::string& key, const std::string& fallback) {
+    return has(key) ? string(key) : fallback;
+  }
+  long integer_or(const std::string& key, long fallback, long min) {
+    if (!has(key)) return fallback;
+    const json& v = at(key);
+    if (!v.is_number_integer() || v.get<long>() < min) {
+      fail_key(key, "must be an integer >= " + std::to_string(min));
+    }
+    return v.get<long>();
+  }
+  double number_or(const std::string& key, double fallback) {
+    if (!has(key)) return fallback;
+    const json& v = at(key);
+    if (!v.is_number()) fail_key(key, "must be a number");
+    return v.get<double>();
+  }
+  // One of `choices` (by name); returns its index.
+  size_t choice_or(const std::string& key, const std::vector<std::string>& choices, size_t fallback) {
+    if (!has(key)) return fallback;
+    const std::string value = string(key);
+    for (size_t i = 0; i < choices.size(); ++i) {
+      if (choices[i] == value) return i;
+    }
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    fail_key(key, "is '" + value + "', expected one of: " + list);
+    return fallback;
+  }
+  std::vector<float> numbers(const std::string& key, size_t count) {
+    const json& v = at(key);
+    if (!v.is_array() || v.size() != count) fail_key(key, "must be an array of " + std::to_string(count) + " numbers");
+    std::vector<float> out;
+    for (const auto& x : v) {
+      if (!x.is_number()) fail_key(key, "must be an array of " + std::to_string(count) + " numbers");
+      out.push_back(x.get<float>());
+    }
+    return out;
+  }
+  // Call after reading every key.
+  void finish() {
+    for (auto it = object_.begin(); it != object_.end(); ++it) {
+      if (!seen_.count(it.key())) fail_key(it.key(), "is not a known key");
+    }
+  }
+  std::string path(const std::string& key) const { return where_.empty() ? key : where_ + "." + key; }
+  [[noreturn]] void fail_key(const std::string& key, const std::string& what) const {
+    throw Error(ErrorKind::kModel, "'" + path(key) + "' " + what, origin_);
+  }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(ErrorKind::kModel, (where_.empty() ? "" : "'" + where_ + "' ") + what, origin_);
+  }
+
+ private:
+  const json& object_;
+  std::string where_;
+  const std::string& origin_;
+  std::set<std::string> seen_;
+};
+
+PreprocessSpec parse_preprocess(const json& value, const std::string& origin) {
+  ObjectReader r(value, "encoder.preprocess", origin);
+  PreprocessSpec spec;
+  spec.resize = static_cast<int>(r.integer_or("resize", 224, 1));
+  spec.resize_mode = r.choice_or("resize_mode", {"shorter_side", "stretch"}, 0) == 0 ? ResizeMode::kShorterSide
+                                                                                     : ResizeMode::kStretch;
+  spec.interpolation =
+      static_cast<Interpolation>(r.choice_or("interpolation", {"bicubic", "bilinear", "nearest", "area"}, 0));
+  spec.crop = static_cast<int>(r.integer_or("crop", 0, 0));
+  spec.color_order = static_cast<ColorOrder>(r.choice_or("color_order", {"RGB", "BGR", "GRAY"}, 0));
+  spec.scale = static_cast<float>(r.number_or("scale", 1.0 / 255.0));
+  const size_t channels = static_cast<size_t>(spec.channels());
+  spec.mean = r.has("mean") ? r.numbers("mean", channels) : std::vector<float>(channels, 0.0f);
+  spec.std = r.has("std") ? r.numbers("std", channels) : std::vector<float>(channels, 1.0f);
+  for (float s : spec.std) {
+    if (!(s > 0.0f)) r.fail_key("std", "must be positive");
+  }
+  if (spec.crop > spec.resize) r.fail_key("crop", "is larger than 'resize'");
+  if (spec.resize_mode == ResizeMode::kShorterSide && spec.crop == 0) {
+    r.fail_key("crop", "is required with resize_mode shorter_side (the encoder needs square inputs; use "
+                       "crop = resize, or resize_mode stretch)");
+  }
+  r.finish();
+  return spec;
+}
+
+TaskConfig parse_task_config(Task task, const json& value, const std::string& origin) {
+  const std::string where = std::string("tasks.") + task_key(task);
+  ObjectReader r(value, where, origin);
+  TaskConfig config;
+  config.task = task;
+  const json& head = r.at("head");
+  if (head.is_string()) {
+    config.head_file = head.get<std::string>();
+  } else if (head.is_object()) {
+    ObjectReader h(head, where + ".head", origin);
+    config.head_file = h.string("file");
+    config.output_key = h.string("output");
+    h.finish();
+  } else {
+    r.fail_key("head", "must be a file name or {\"file\": ..., \"output\": ...}");
+  }
+  if (config.head_file.empty()) r.fail_key("head", "names no file");
+
+  switch (task) {
+    case Task::kVA:
+      config.activation = r.choice_or("activation", {"none", "tanh"}, 0) == 0 ? Activation::kNone : Activation::kTanh;
+      config.head_outputs = 2;
+      break;
+    case Task::kEXPR: {
+      config.activation =
+          r.choice_or("activation", {"softmax", "none"}, 0) == 0 ? Activation::kSoftmax : Activation::kNone;
+      if (r.has("class_map")) {
+        const json& map = r.at("class_map");
+        if (!map.is_array() || map.size() != 8) r.fail_key("class_map", "must be an array of 8 entries (ABAW order)");
+        std::set<int> used;
+        int largest = -1;
+        for (const auto& entry : map) {
+          if (entry.is_null()) {
+            config.class_map.push_back(-1);
+            continue;
+          }
+          if (!entry.is_number_integer() || entry.get<int>() < 0) {
+            r.fail_key("class_map", "entries must be head output indices (>= 0) or null");
+          }
+          const int index = entry.get<int>();
+          if (!used.insert(index).second) r.fail_key("class_map", "uses head output " + std::to_string(index) + " twice");
+          largest = std::max(largest, index);
+          config.class_map.push_back(index);
+        }
+        if (largest < 0) r.fail_key("class_map", "maps no class");
+        config.head_outputs = largest + 1;
+      } else {
+        config.class_map = {0, 1, 2, 3, 4, 5, 6, 7};
+        config.head_outputs = 8;
+      }
+      config.mode_filter = static_cast<int>(r.integer_or("mode_filter", 0, 0));
+      break;
+    }
+    case Task::kAU: {
+      config.activation =
+          r.choice_or("activation", {"sigmoid", "none"}, 0) == 0 ? Activation::kSigmoid : Activation::kNone;
+      config.head_outputs = 12;
+      config.thresholds.assign(12, 0.5f);
+      if (r.has("threshold")) {
+        const json& t = r.at("threshold");
+        if (t.is_number()) {
+          config.thresholds.assign(12, t.get<float>());
+        } else {
+          config.thresholds = r.numbers("threshold", 12);
+        }
+      }
+      break;
+    }
+  }
+  config.mean_filter = static_cast<int>(r.integer_or("mean_filter", 0, 0));
+  r.finish();
+  return config;
+}
+
+}  // namespace
+
+void validate_sequence(const SequenceConfig& sequence, const std::string& origin) {
+  if (sequence.window < 1 || sequence.stride < 1) {
+    throw Error(ErrorKind::kUsage, "window and stride must be at least 1", origin);
+  }
+  if (sequence.merge == Merge::kConcatenate && sequence.stride != sequence.window) {
+    throw Error(ErrorKind::kUsage,
+                "merge 'concatenate' needs stride = window (got window " + std::to_string(sequence.window) +
+                    ", stride " + std::to_string(sequence.stride) + "); use merge 'mean' for overlapping windows",
+                origin);
+  }
+  if (sequence.merge == Merge::kMean && sequence.stride > sequence.window) {
+    throw Error(ErrorKind::kUsage,
+                "stride " + std::to_string(sequence.stride) + " is larger than window " +
+                    std::to_string(sequence.window) + ": frames between windows would get no prediction",
+                origin);
+  }
+}
+
+Manifest parse_manifest(const std::string& text, const fs::path& folder, const std::string& origin) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(ErrorKind::kModel, std::string("invalid JSON: ") + e.what(), origin);
+  }
+  ObjectReader r(root, "", origin);
+  Manifest manifest;
+  manifest.folder = folder;
+  const std::string format = r.string("format");
+  if (format != "abaw-infer-model-set") r.fail_key("format", "must be \"abaw-infer-model-set\"");
+  if (r.integer_or("version", 0, 0) != 1) r.fail_key("version", "must be 1 (the only version this build reads)");
+  manifest.name = r.string("name");
+  manifest.description = r.has("description") ? r.at("description").get<std::string>() : "";
+
+  {
+    ObjectReader e(r.at("encoder"), "encoder", origin);
+    manifest.encoder.file = e.string("file");
+    manifest.encoder.feature_dim = static_cast<int>(e.integer_or("feature_dim", 0, 1));
+    if (manifest.encoder.feature_dim == 0) e.fail_key("feature_dim", "is required");
+    manifest.encoder.preprocess = parse_preprocess(e.at("preprocess"), origin);
+    e.finish();
+  }
+  if (r.has("sequence")) {
+    ObjectReader s(r.at("sequence"), "sequence", origin);
+    auto& seq = manifest.sequence;
+    seq.window = s.integer_or("window", 300, 1);
+    seq.stride = s.integer_or("stride", seq.window, 1);
+    seq.merge = s.choice_or("merge", {"concatenate", "mean"}, 0) == 0 ? Merge::kConcatenate : Merge::kMean;
+    seq.missing_frames = static_cast<MissingFrames>(
+        s.choice_or("missing_frames", {"zero_feature", "nearest_feature", "interpolate_predictions"}, 0));
+    s.finish();
+    validate_sequence(seq, origin);
+  }
+  {
+    ObjectReader t(r.at("tasks"), "tasks", origin);
+    for (Task task : all_tasks()) {
+      if (t.has(task_key(task))) manifest.tasks[task] = parse_task_config(task, t.at(task_key(task)), origin);
+    }
+    t.finish();
+    if (manifest.tasks.empty()) t.fail("must define at least one of va, expr, au");
+  }
+  // One file is one module: a file used as a plain head must not also be a dict head.
+  std::map<std::string, bool> file_is_dict;
+  for (const auto& [task, config] : manifest.tasks) {
+    const bool is_dict = !config.output_key.empty();
+    auto [it, inserted] = file_is_dict.emplace(config.head_file, is_dict);
+    if (!inserted && it->second != is_dict) {
+      throw Error(ErrorKind::kModel,
+                  "'" + config.head_file + "' is used both as a plain head and as a multi-task head", origin);
+    }
+  }
+  r.finish();
+  return manifest;
+}
+
+Manifest load_manifest(const fs::path& folder) {
+  const fs::path file = folder / "manifest.json";
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) {
+    throw Error(ErrorKind::kModel, "model set folder does not exist", folder.string());
+  }
+  std::ifstream in(file);
+  if (!in) throw Error(ErrorKind::kModel, "cannot open the manifest", file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  Manifest manifest = parse_manifest(text.str(), folder, file.string());
+  std::vector<std::string> files{manifest.encoder.file};
+  for (const auto& [task, config] : manifest.tasks) files.push_back(config.head_file);
+  for (const auto& name : files) {
+    if (!fs::is_regular_file(manifest.file(name), ec)) {
+      throw Error(ErrorKind::kModel, "names '" + name + "', which does not exist in the set folder", file.string());
+    }
+  }
+  return manifest;
+}
+
+}  // namespace abaw

@@ -1,0 +1,240 @@
+#include "abaw/model_set.hpp"
+
+#include <link.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <opencv2/core/version.hpp>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "abaw/error.hpp"
+
+namespace abaw {
+namespace {
+
+std::string shape_of(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+std::string shape_of(const std::vector<int64_t>& sizes) {
+  std::ostringstream s;
+  s << c10::IntArrayRef(sizes);
+  return s.str();
+}
+
+// LibTorch's messages carry a C++ backtrace; the first line says what happened.
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+torch::Device resolve_device(const std::string& spec) {
+  if (spec == "cpu") return torch::kCPU;
+  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
+    long index = 0;
+    if (spec.size() > 5) {
+      char* end = nullptr;
+      index = std::strtol(spec.c_str() + 5, &end, 10);
+      if (*end != '\0' || index < 0) throw Error(ErrorKind::kUsage, "--device '" + spec + "': expected cuda:N");
+    }
+    if (!torch::hasCUDA()) {
+      throw Error(ErrorKind::kUsage, "--device " + spec +
+                                         ": this build of LibTorch has no CUDA support; use --device cpu, or build "
+                                         "abaw-infer against a CUDA LibTorch (see README)");
+    }
+    if (!torch::cuda::is_available() || index >= static_cast<long>(torch::cuda::device_count())) {
+      throw Error(ErrorKind::kUsage, "--device " + spec + ": no such CUDA device (" +
+                                         std::to_string(torch::cuda::device_count()) + " visible)");
+    }
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  throw Error(ErrorKind::kUsage, "--device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+}
+
+std::string loaded_blas_library() {
+  std::string found;
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t, void* data) {
+        const std::string name = info->dlpi_name ? info->dlpi_name : "";
+        const std::string base = std::filesystem::path(name).filename().string();
+        if (base.rfind("libblas", 0) == 0 || base.rfind("libopenblas", 0) == 0 || base.rfind("libmkl", 0) == 0) {
+          char resolved[PATH_MAX];
+          *static_cast<std::string*>(data) = realpath(name.c_str(), resolved) ? resolved : name;
+          return 1;
+        }
+        return 0;
+      },
+      &found);
+  return found;
+}
+
+void warn_about_slow_blas() {
+  const std::string blas = loaded_blas_library();
+  if (blas.find("/blas/") != std::string::npos || blas.find("libblas.so") != std::string::npos) {
+    if (blas.find("openblas-openmp") != std::string::npos) return;
+    if (blas.find("openblas-pthread") != std::string::npos) {
+      spdlog::warn("BLAS is {} (pthread flavour): it oversubscribes against LibTorch's OpenMP threads; "
+                   "apt-get install libopenblas0-openmp",
+                   blas);
+    } else {
+      spdlog::warn("BLAS is {} (reference BLAS?): models run ~50x slower; apt-get install libopenblas0-openmp",
+                   blas);
+    }
+  }
+}
+
+nlohmann::json runtime_versions() {
+  const std::string blas = loaded_blas_library();
+  return {{"libtorch", TORCH_VERSION},
+          {"opencv", CV_VERSION},
+          {"blas", blas.empty() ? "built into LibTorch" : blas},
+          {"cuda_available", torch::cuda::is_available()}};
+}
+
+ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::move(manifest)), device_(device) {
+  encoder_ = load_module(manifest_.encoder.file);
+  for (const auto& [task, config] : manifest_.tasks) {
+    if (heads_.count(config.head_file)) continue;
+    heads_[config.head_file] = Head{config.head_file, load_module(config.head_file), !config.output_key.empty()};
+  }
+}
+
+torch::jit::script::Module ModelSet::load_module(const std::string& file) {
+  const auto path = manifest_.file(file);
+  try {
+    auto module = torch::jit::load(path.string(), device_);
+    module.eval();
+    return module;
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + first_line(e.what_without_backtrace()),
+                path.string());
+  }
+}
+
+torch::Tensor ModelSet::encode(const torch::Tensor& images) {
+  c10::InferenceMode guard;
+  const auto path = manifest_.file(manifest_.encoder.file).string();
+  torch::Tensor output;
+  try {
+    output = encoder_.forward({images.to(device_, /*non_blocking=*/true)}).toTensor();
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " +
+                                       first_line(e.what_without_backtrace()),
+                path);
+  }
+  if (output.dim() != 2 || output.size(0) != images.size(0) || output.size(1) != manifest_.encoder.feature_dim) {
+    throw Error(ErrorKind::kModel, "encoder output is " + shape_of(output) + " for input " + shape_of(images) +
+                                       ", the manifest expects [" + std::to_string(images.size(0)) + ", " +
+                                       std::to_string(manifest_.encoder.feature_dim) + "] (feature_dim)",
+                path);
+  }
+  return output.to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+torch::Tensor ModelSet::head_output(const torch::IValue& output, const TaskConfig& config, const std::string& file,
+                                    const std::vector<int64_t>& input_shape) {
+  const auto path = manifest_.file(file).string();
+  torch::Tensor tensor;
+  if (!config.output_key.empty()) {
+    if (!output.isGenericDict()) {
+      throw Error(ErrorKind::kModel, std::string("task ") + task_key(config.task) + " reads output '" +
+                                         config.output_key + "', but the head does not return a dict",
+                  path);
+    }
+    auto dict = output.toGenericDict();
+    if (!dict.contains(config.output_key)) {
+      std::string keys;
+      for (const auto& entry : dict) keys += (keys.empty() ? "" : ", ") + entry.key().toStringRef();
+      throw Error(ErrorKind::kModel, "the head's dict has no '" + config.output_key + "' (it has: " + keys + ")",
+                  path);
+    }
+    tensor = dict.at(config.output_key).toTensor();
+  } else {
+    if (!output.isTensor()) {
+      throw Error(ErrorKind::kModel, "the head returns a " + output.tagKind() +
+                                         "; a plain head must return a tensor (use {\"file\", \"output\"} for dicts)",
+                  path);
+    }
+    tensor = output.toTensor();
+  }
+  const int64_t frames = input_shape[1];
+  if (tensor.dim() != 3 || tensor.size(0) != 1 || tensor.size(1) != frames || tensor.size(2) != config.head_outputs) {
+    throw Error(ErrorKind::kModel, std::string("task ") + task_key(config.task) + ": head output is " +
+                                       shape_of(tensor) + " for input " + shape_of(input_shape) + ", expected [1, " +
+                                       std::to_string(frames) + ", " + std::to_string(config.head_outputs) + "]",
+                path);
+  }
+  tensor = tensor[0].to(torch::kCPU, torch::kFloat32);
+  switch (config.activation) {
+    case Activation::kNone: break;
+    case Activation::kTanh: tensor = torch::tanh(tensor); break;
+    case Activation::kSoftmax: tensor = torch::softmax(tensor, 1); break;
+    case Activation::kSigmoid: tensor = torch::sigmoid(tensor); break;
+  }
+  if (config.task == Task::kEXPR) {
+    torch::Tensor mapped = torch::zeros({frames, 8}, tensor.options());
+    for (int c = 0; c < 8; ++c) {
+      if (config.class_map[c] >= 0) mapped.select(1, c).copy_(tensor.select(1, config.class_map[c]));
+    }
+    tensor = mapped;
+  }
+  return tensor.contiguous();
+}
+
+std::map<Task, torch::Tensor> ModelSet::run_heads(const torch::Tensor& features, const std::vector<Task>& tasks) {
+  c10::InferenceMode guard;
+  torch::Tensor input = features.unsqueeze(0).to(device_);
+  const std::vector<int64_t> input_shape = input.sizes().vec();
+  std::map<std::string, torch::IValue> outputs;
+  std::map<Task, torch::Tensor> results;
+  for (Task task : tasks) {
+    const TaskConfig& config = manifest_.tasks.at(task);
+    auto cached = outputs.find(config.head_file);
+    if (cached == outputs.end()) {
+      try {
+        cached = outputs.emplace(config.head_file, heads_.at(config.head_file).module.forward({input})).first;
+      } catch (const c10::Error& e) {
+        throw Error(ErrorKind::kModel, "head failed on input " + shape_of(input_shape) + " (feature_dim " +
+                                           std::to_string(manifest_.encoder.feature_dim) +
+                                           "): " + first_line(e.what_without_backtrace()),
+                    manifest_.file(config.head_file).string());
+      }
+    }
+    results[task] = head_output(cached->second, config, config.head_file, input_shape);
+  }
+  return results;
+}
+
+nlohmann::json ModelSet::self_check(long window_frames) {
+  c10::InferenceMode guard;
+  const auto& spec = manifest_.encoder.preprocess;
+  const int side = spec.output_side();
+  torch::Tensor images = torch::zeros({2, spec.channels(), side, side});
+  torch::Tensor features = encode(images);
+  nlohmann::json report;
+  report["encoder"] = {{"file", manifest_.encoder.file},
+                       {"input", images.sizes().vec()},
+                       {"output", features.sizes().vec()}};
+  std::vector<Task> tasks;
+  for (const auto& [task, config] : manifest_.tasks) tasks.push_back(task);
+  // Two lengths: a head that only works for one T (e.g. traced with a fixed length) must fail here.
+  for (long frames : {window_frames, std::max(1L, window_frames / 2 + 1)}) {
+    torch::Tensor window = torch::randn({frames, manifest_.encoder.feature_dim});
+    auto outputs = run_heads(window, tasks);
+    for (const auto& [task, output] : outputs) {
+      report["heads"][task_key(task)].push_back({{"file", manifest_.tasks.at(task).head_file},
+                                                 {"input", std::vector<int64_t>{1, frames, window.size(1)}},
+                                                 {"output", output.sizes().vec()}});
+    }
+  }
+  return report;
+}
+
+}  // namespace abaw

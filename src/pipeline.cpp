@@ -1,0 +1,474 @@
+#include "abaw/pipeline.hpp"
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <thread>
+
+#include "abaw/error.hpp"
+#include "abaw/manifest.hpp"
+#include "abaw/model_set.hpp"
+#include "abaw/postprocess.hpp"
+#include "abaw/preprocess.hpp"
+#include "abaw/video_index.hpp"
+#include "abaw/windows.hpp"
+#include "abaw/writers.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace abaw {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double seconds) {
+  const long s = static_cast<long>(std::llround(seconds));
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  return buffer;
+}
+
+// Logs encoding progress at most every few seconds: count, rate, ETA.
+class Progress {
+ public:
+  explicit Progress(long total) : total_(total), start_(Clock::now()), last_(start_) {}
+
+  void advance(long done) {
+    done_ += done;
+    const auto now = Clock::now();
+    if (done_ < total_ && std::chrono::duration<double>(now - last_).count() < 3.0) return;
+    last_ = now;
+    const double elapsed = seconds_since(start_);
+    const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
+    spdlog::info("encoded {}/{} crops ({:.1f}%), {:.1f} frames/s, ETA {}", done_, total_,
+                 total_ ? 100.0 * done_ / total_ : 100.0, rate,
+                 rate > 0 ? format_duration((total_ - done_) / rate) : "?");
+  }
+
+ private:
+  long total_;
+  long done_ = 0;
+  Clock::time_point start_, last_;
+};
+
+struct StageSeconds {
+  double index = 0, load = 0, decode = 0, encode = 0, heads = 0, write = 0;
+};
+
+// The encoder's output for one video, filled batch by batch until the video is complete.
+struct VideoFeatures {
+  std::vector<float> rows;         // crops.size() x feature_dim
+  std::vector<uint8_t> readable;   // per crop
+  long unreadable = 0;
+  std::string error;               // set when the video already failed (e.g. NaN features)
+};
+
+std::vector<Task> resolve_tasks(const RunOptions& options, const Manifest& manifest) {
+  std::vector<Task> tasks = options.tasks;
+  if (tasks.empty()) {
+    for (Task task : all_tasks()) {
+      if (options.frame_lists.count(task) || options.annotations.count(task)) tasks.push_back(task);
+    }
+  }
+  if (tasks.empty()) {
+    for (const auto& [task, config] : manifest.tasks) tasks.push_back(task);
+  }
+  std::string provided;
+  for (const auto& [task, config] : manifest.tasks) provided += (provided.empty() ? "" : ", ") + std::string(task_key(task));
+  for (Task task : tasks) {
+    if (!manifest.tasks.count(task)) {
+      throw Error(ErrorKind::kUsage, std::string("the model set does not provide task ") + task_key(task) +
+                                         " (it provides: " + provided + ")",
+                  manifest.folder.string());
+    }
+  }
+  for (const auto& [task, file] : options.frame_lists) {
+    if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) {
+      spdlog::warn("{}: frame list for {}, which is not among --tasks; ignored", file.string(), task_name(task));
+    }
+  }
+  return tasks;
+}
+
+void check_output_folder(const fs::path& output) {
+  std::error_code ec;
+  fs::create_directories(output, ec);
+  if (ec) throw Error(ErrorKind::kOutput, "cannot create the output folder: " + ec.message(), output.string());
+  // Fail now rather than after hours of encoding.
+  const fs::path probe = output / ".abaw-infer-write-test";
+  write_file_atomically(probe, "ok\n");
+  fs::remove(probe, ec);
+}
+
+class Run {
+ public:
+  Run(const RunOptions& options, Manifest manifest, std::vector<Task> tasks, torch::Device device)
+      : options_(options), manifest_(std::move(manifest)), tasks_(std::move(tasks)), device_(device) {}
+
+  RunResult execute(Clock::time_point start);
+
+ private:
+  void encode_batch(const std::vector<std::pair<size_t, size_t>>& batch, ModelSet& models);
+  void finish_video(size_t index, ModelSet& models);
+  void predict_tasks(const VideoEntry& video, const VideoFeatures& features, long frames,
+                     const std::vector<Task>& tasks, ModelSet& models);
+  json summary(const RunResult& result, double total_seconds) const;
+
+  const RunOptions& options_;
+  Manifest manifest_;
+  std::vector<Task> tasks_;
+  torch::Device device_;
+  VideoIndex index_;
+  std::vector<VideoFeatures> features_;
+  std::map<Task, std::map<std::string, VideoResult>> results_;
+  std::vector<std::pair<std::string, std::string>> failures_;  // video, message
+  StageSeconds seconds_;
+  long crops_decoded_ = 0;
+  long crops_unreadable_ = 0;
+  long frames_filled_ = 0;
+};
+
+void Run::encode_batch(const std::vector<std::pair<size_t, size_t>>& batch, ModelSet& models) {
+  const PreprocessSpec& spec = manifest_.encoder.preprocess;
+  const int side = spec.output_side();
+  const int64_t count = static_cast<int64_t>(batch.size());
+  auto decode_start = Clock::now();
+  torch::Tensor images =
+      torch::empty({count, spec.channels(), side, side}, torch::TensorOptions().pinned_memory(device_.is_cuda()));
+  std::vector<uint8_t> ok(batch.size(), 0);
+  std::vector<std::string> errors(batch.size());
+  float* data = images.data_ptr<float>();
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const CropFile& crop = index_.videos[batch[i].first].crops[batch[i].second];
+      try {
+        preprocess_image(decode_crop(crop.path), spec, data + i * spec.tensor_size(), crop.path.string());
+        ok[i] = 1;
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      } catch (const cv::Exception& e) {
+        errors[i] = crop.path.string() + ": OpenCV: " + e.what();
+      }
+    }
+  });
+  std::vector<int64_t> good;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto [video, crop] = batch[i];
+    VideoFeatures& features = features_[video];
+    if (ok[i]) {
+      good.push_back(i);
+      continue;
+    }
+    ++features.unreadable;
+    ++crops_unreadable_;
+    spdlog::warn("{}; frame treated as missing", errors[i]);
+  }
+  crops_decoded_ += static_cast<long>(good.size());
+  seconds_.decode += seconds_since(decode_start);
+  if (good.empty()) return;
+
+  auto encode_start = Clock::now();
+  torch::Tensor input = static_cast<int64_t>(good.size()) == count
+                            ? images
+                            : images.index_select(0, torch::tensor(good, torch::kLong));
+  torch::Tensor output = models.encode(input);
+  torch::Tensor finite = torch::isfinite(output).all(1);
+  const int dim = manifest_.encoder.feature_dim;
+  for (size_t g = 0; g < good.size(); ++g) {
+    const auto [video, crop] = batch[good[g]];
+    VideoFeatures& features = features_[video];
+    if (!finite[static_cast<int64_t>(g)].item<bool>()) {
+      if (features.error.empty()) {
+        features.error = "the encoder produced NaN/Inf for frame " +
+                         std::to_string(index_.videos[video].crops[crop].frame) + " (" +
+                         index_.videos[video].crops[crop].path.string() + ")";
+      }
+      continue;
+    }
+    std::copy_n(output[static_cast<int64_t>(g)].data_ptr<float>(), dim, features.rows.data() + crop * dim);
+    features.readable[crop] = 1;
+  }
+  seconds_.encode += seconds_since(encode_start);
+}
+
+void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, long frames,
+                        const std::vector<Task>& tasks, ModelSet& models) {
+  const int dim = manifest_.encoder.feature_dim;
+  const SequenceConfig& sequence = manifest_.sequence;
+  std::vector<uint8_t> present(frames, 0);
+  std::vector<long> row_of_frame(frames, -1);  // frame index -> feature row
+  for (size_t c = 0; c < video.crops.size(); ++c) {
+    const long t = video.crops[c].frame - 1;
+    if (t < frames && features.readable[c]) {
+      present[t] = 1;
+      row_of_frame[t] = static_cast<long>(c);
+    }
+  }
+  const long present_count = std::count(present.begin(), present.end(), 1);
+  frames_filled_ += frames - present_count;
+  const bool compact = sequence.missing_frames == MissingFrames::kInterpolatePredictions;
+  if (present_count == 0 && sequence.missing_frames != MissingFrames::kZeroFeature) {
+    throw Error(ErrorKind::kInput,
+                std::string("no readable crop in the first ") + std::to_string(frames) +
+                    " frames; missing_frames '" + missing_frames_name(sequence.missing_frames) +
+                    "' needs at least one (zero_feature would predict from zero features)",
+                (options_.crops / video.name).string());
+  }
+
+  // The sequence the heads see: every frame, or only frames with a crop.
+  const long length = compact ? present_count : frames;
+  torch::Tensor sequence_features = torch::zeros({length, dim});
+  float* out = sequence_features.data_ptr<float>();
+  if (compact) {
+    long r = 0;
+    for (long t = 0; t < frames; ++t) {
+      if (present[t]) std::copy_n(&features.rows[row_of_frame[t] * dim], dim, out + (r++) * dim);
+    }
+  } else if (present_count > 0) {
+    std::vector<long> source(frames);
+    if (sequence.missing_frames == MissingFrames::kNearestFeature) {
+      source = nearest_present(present);
+    } else {
+      for (long t = 0; t < frames; ++t) source[t] = present[t] ? t : -1;
+    }
+    for (long t = 0; t < frames; ++t) {
+      if (source[t] >= 0) std::copy_n(&features.rows[row_of_frame[source[t]] * dim], dim, out + t * dim);
+    }
+  }
+
+  auto heads_start = Clock::now();
+  std::map<Task, WindowMerger> mergers;
+  for (Task task : tasks) mergers.emplace(task, WindowMerger(length, task_width(task)));
+  for (const Window& window : plan_windows(length, sequence)) {
+    auto scores = models.run_heads(sequence_features.narrow(0, window.begin, window.size()), tasks);
+    for (Task task : tasks) {
+      const torch::Tensor& s = scores.at(task);
+      if (!torch::isfinite(s).all().item<bool>()) {
+        throw Error(ErrorKind::kRuntime, std::string("the ") + task_name(task) + " head produced NaN/Inf in frames " +
+                                             std::to_string(window.begin + 1) + ".." + std::to_string(window.end) +
+                                             (compact ? " (of the frames with crops)" : ""),
+                    manifest_.file(manifest_.tasks.at(task).head_file).string());
+      }
+      mergers.at(task).add(window, s.data_ptr<float>());
+    }
+  }
+  seconds_.heads += seconds_since(heads_start);
+
+  auto write_start = Clock::now();
+  for (Task task : tasks) {
+    VideoResult result;
+    result.raw = ScoreMatrix{length, task_width(task), mergers.at(task).finish()};
+    if (compact) result.raw = interpolate_missing(result.raw, present);
+    result.has_crop = present;
+    result.predicted = finalize_predictions(manifest_.tasks.at(task), result.raw);
+    write_raw_scores(options_.output / "raw" / task_name(task) / (video.name + ".csv"), task, result);
+    result.raw = ScoreMatrix{};  // the submission needs only the final values
+    results_[task][video.name] = std::move(result);
+  }
+  seconds_.write += seconds_since(write_start);
+}
+
+void Run::finish_video(size_t index, ModelSet& models) {
+  const VideoEntry& video = index_.videos[index];
+  VideoFeatures& features = features_[index];
+  try {
+    if (!features.error.empty()) throw Error(ErrorKind::kRuntime, features.error);
+    // Tasks that list this video, grouped by frame count so each group shares head calls.
+    std::map<long, std::vector<Task>> groups;
+    for (Task task : tasks_) {
+      auto it = video.task_frames.find(task);
+      if (it != video.task_frames.end()) groups[it->second].push_back(task);
+    }
+    for (const auto& [frames, tasks] : groups) predict_tasks(video, features, frames, tasks, models);
+  } catch (const Error& e) {
+    spdlog::error("video {} failed: {}", video.name, e.what());
+    failures_.emplace_back(video.name, e.what());
+    for (Task task : tasks_) {
+      results_[task].erase(video.name);
+      std::error_code ec;  // a raw file from an earlier run must not pass as this run's
+      fs::remove(options_.output / "raw" / task_name(task) / (video.name + ".csv"), ec);
+    }
+  }
+  features = VideoFeatures{};  // bounded memory: a finished video's features are dropped
+}
+
+RunResult Run::execute(Clock::time_point start) {
+  auto stage = Clock::now();
+  ModelSet models(manifest_, device_);
+  seconds_.load = seconds_since(stage);
+
+  stage = Clock::now();
+  IndexRequest request{options_.crops, tasks_, {}, {}, options_.videos};
+  for (const auto& [task, file] : options_.frame_lists) request.frame_lists[task] = file;
+  for (const auto& [task, folder] : options_.annotations) request.annotations[task] = folder;
+  index_ = build_video_index(request);
+  seconds_.index = seconds_since(stage);
+  spdlog::info("{} videos, {} frames, {} crops ({:.1f}% of frames have no crop)", index_.videos.size(),
+               index_.total_frames(), index_.total_crops(),
+               100.0 * (index_.total_frames() - index_.total_crops()) / std::max(1L, index_.total_frames()));
+
+  // Submissions from an earlier run must not survive a run that cannot write them.
+  for (Task task : tasks_) {
+    std::error_code ec;
+    fs::remove(options_.output / "submission" / (std::string(task_name(task)) + ".txt"), ec);
+  }
+
+  const int dim = manifest_.encoder.feature_dim;
+  const size_t batch_size = static_cast<size_t>(options_.batch_size);
+  features_.resize(index_.videos.size());
+  Progress progress(index_.total_crops());
+  size_t video = 0, crop = 0, finished = 0;
+  auto skip_done_videos = [&] {
+    while (video < index_.videos.size() && crop >= index_.videos[video].crops.size()) {
+      ++video;
+      crop = 0;
+    }
+  };
+  std::vector<std::pair<size_t, size_t>> batch;
+  while (true) {
+    batch.clear();
+    // Batches run across video boundaries so short videos do not leave them half empty.
+    for (skip_done_videos(); batch.size() < batch_size && video < index_.videos.size(); skip_done_videos()) {
+      VideoFeatures& features = features_[video];
+      if (features.readable.empty()) {
+        features.rows.assign(index_.videos[video].crops.size() * dim, 0.0f);
+        features.readable.assign(index_.videos[video].crops.size(), 0);
+      }
+      batch.emplace_back(video, crop++);
+    }
+    if (!batch.empty()) {
+      encode_batch(batch, models);
+      progress.advance(static_cast<long>(batch.size()));
+    }
+    for (; finished < video; ++finished) finish_video(finished, models);
+    if (video >= index_.videos.size()) break;
+  }
+
+  RunResult result;
+  const std::set<std::string> failed = [&] {
+    std::set<std::string> names;
+    for (const auto& [name, message] : failures_) names.insert(name);
+    return names;
+  }();
+  result.failed_videos.assign(failed.begin(), failed.end());
+  auto write_start = Clock::now();
+  for (Task task : tasks_) {
+    const TaskRows& rows = index_.rows.at(task);
+    std::set<std::string> missing;
+    for (const auto& row : rows.rows) {
+      if (failed.count(row.video)) missing.insert(row.video);
+    }
+    const fs::path path = options_.output / "submission" / (std::string(task_name(task)) + ".txt");
+    if (!missing.empty()) {
+      spdlog::error("{} not written: {} of its videos failed (first: {}); a submission without their rows "
+                    "would be rejected",
+                    path.string(), missing.size(), *missing.begin());
+      continue;
+    }
+    write_submission(path, task, rows.rows, results_[task]);
+    result.submissions[task] = path;
+    spdlog::info("wrote {} ({} rows)", path.string(), rows.rows.size());
+  }
+  seconds_.write += seconds_since(write_start);
+  result.summary = options_.output / "run.json";
+  write_json(result.summary, summary(result, seconds_since(start)));
+  return result;
+}
+
+json Run::summary(const RunResult& result, double total_seconds) const {
+  json tasks = json::object();
+  for (Task task : tasks_) {
+    const TaskRows& rows = index_.rows.at(task);
+    const char* source = rows.source == RowSource::kFrameList     ? "frame_list"
+                         : rows.source == RowSource::kAnnotations ? "annotations"
+                                                                  : "crops";
+    auto written = result.submissions.find(task);
+    tasks[task_name(task)] = {
+        {"rows", rows.rows.size()},
+        {"rows_from", source},
+        {"origin", rows.origin},
+        {"submission", written != result.submissions.end() ? json(written->second.string()) : json(nullptr)},
+        {"raw_scores", (options_.output / "raw" / task_name(task)).string()}};
+  }
+  json failures = json::array();
+  for (const auto& [name, message] : failures_) failures.push_back({{"video", name}, {"error", message}});
+  const Manifest& m = manifest_;
+  const double model_seconds = seconds_.decode + seconds_.encode;
+  return {
+      {"tool", "abaw-infer"},
+      {"version", ABAW_INFER_VERSION},
+      {"model_set", {{"path", fs::absolute(m.folder).string()}, {"name", m.name}}},
+      {"sequence",
+       {{"window", m.sequence.window},
+        {"stride", m.sequence.stride},
+        {"merge", merge_name(m.sequence.merge)},
+        {"missing_frames", missing_frames_name(m.sequence.missing_frames)}}},
+      {"libraries", runtime_versions()},
+      {"device", device_.str()},
+      {"threads", at::get_num_threads()},
+      {"batch_size", options_.batch_size},
+      {"tasks", tasks},
+      {"videos", {{"total", index_.videos.size()}, {"failed", failures}}},
+      {"frames",
+       {{"total", index_.total_frames()},
+        {"crops", index_.total_crops()},
+        {"decoded", crops_decoded_},
+        {"unreadable", crops_unreadable_},
+        {"filled", frames_filled_}}},
+      {"seconds",
+       {{"load_models", seconds_.load},
+        {"index", seconds_.index},
+        {"decode", seconds_.decode},
+        {"encode", seconds_.encode},
+        {"heads", seconds_.heads},
+        {"write", seconds_.write},
+        {"total", total_seconds}}},
+      {"frames_per_second",
+       {{"encoder", model_seconds > 0 ? crops_decoded_ / model_seconds : 0.0},
+        {"overall", total_seconds > 0 ? index_.total_frames() / total_seconds : 0.0}}},
+  };
+}
+
+}  // namespace
+
+RunResult run_pipeline(const RunOptions& options) {
+  const auto start = Clock::now();
+  c10::InferenceMode inference_mode;
+  if (options.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
+  Manifest manifest = load_manifest(options.model_set);
+  if (options.window) {
+    manifest.sequence.window = *options.window;
+    // Keep concatenation valid when only the window changes.
+    if (!options.stride && manifest.sequence.merge == Merge::kConcatenate) manifest.sequence.stride = *options.window;
+  }
+  if (options.stride) manifest.sequence.stride = *options.stride;
+  validate_sequence(manifest.sequence, "--window/--stride with the manifest's merge '" +
+                                           std::string(merge_name(manifest.sequence.merge)) + "'");
+  std::vector<Task> tasks = resolve_tasks(options, manifest);
+
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(std::max(1, threads));
+  // Decoding parallelises over images itself; OpenCV's own threads would only oversubscribe.
+  cv::setNumThreads(1);
+  const torch::Device device = resolve_device(options.device);
+  warn_about_slow_blas();
+  spdlog::info("model set '{}' on {}, {} threads, batch {}", manifest.name, device.str(), at::get_num_threads(),
+               options.batch_size);
+  check_output_folder(options.output);
+  Run run(options, std::move(manifest), std::move(tasks), device);
+  return run.execute(start);
+}
+
+}  // namespace abaw

@@ -1,0 +1,179 @@
+#include "abaw/video_index.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "abaw/error.hpp"
+#include "abaw/frame_names.hpp"
+
+namespace fs = std::filesystem;
+
+namespace abaw {
+namespace {
+
+std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts) {
+  std::vector<FrameRow> rows;
+  for (const auto& [video, frames] : counts) {
+    for (long f = 1; f <= frames; ++f) rows.push_back({format_image_location(video, f), video, f});
+  }
+  return rows;
+}
+
+}  // namespace
+
+long VideoIndex::total_frames() const {
+  long total = 0;
+  for (const auto& v : videos) total += v.frames;
+  return total;
+}
+
+long VideoIndex::total_crops() const {
+  long total = 0;
+  for (const auto& v : videos) total += static_cast<long>(v.crops.size());
+  return total;
+}
+
+std::vector<CropFile> scan_crop_folder(const fs::path& folder) {
+  std::vector<CropFile> crops;
+  std::vector<std::string> strays;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    auto frame = entry.is_regular_file() ? parse_crop_file_name(name) : std::nullopt;
+    if (frame) crops.push_back({*frame, entry.path()});
+    else strays.push_back(name);
+  }
+  if (!strays.empty()) {
+    std::sort(strays.begin(), strays.end());
+    spdlog::warn("{}: {} entr{} not named like a frame (e.g. '{}'); ignored", folder.string(), strays.size(),
+                 strays.size() == 1 ? "y" : "ies", strays.front());
+  }
+  std::sort(crops.begin(), crops.end(), [](const CropFile& a, const CropFile& b) {
+    if (a.frame != b.frame) return a.frame < b.frame;
+    // The canonical 5-digit name sorts first, so it wins among duplicates.
+    const bool a_canonical = a.path.filename() == format_crop_file_name(a.frame);
+    const bool b_canonical = b.path.filename() == format_crop_file_name(b.frame);
+    if (a_canonical != b_canonical) return a_canonical;
+    return a.path < b.path;
+  });
+  std::vector<CropFile> unique;
+  for (auto& crop : crops) {
+    if (!unique.empty() && unique.back().frame == crop.frame) {
+      spdlog::warn("{}: '{}' and '{}' are both frame {}; using '{}'", folder.string(),
+                   unique.back().path.filename().string(), crop.path.filename().string(), crop.frame,
+                   unique.back().path.filename().string());
+      continue;
+    }
+    unique.push_back(std::move(crop));
+  }
+  return unique;
+}
+
+VideoIndex build_video_index(const IndexRequest& request) {
+  std::error_code ec;
+  if (!fs::is_directory(request.crops, ec)) {
+    throw Error(ErrorKind::kInput, "crops folder does not exist or is not a folder", request.crops.string());
+  }
+  const std::set<std::string> subset(request.videos.begin(), request.videos.end());
+  auto wanted = [&](const std::string& video) { return subset.empty() || subset.count(video) > 0; };
+
+  VideoIndex index;
+  std::map<std::string, VideoEntry> videos;
+  std::map<std::string, std::vector<CropFile>> scanned;  // folders scanned for the crop fallback
+
+  for (Task task : request.tasks) {
+    TaskRows rows;
+    rows.task = task;
+    if (auto list = request.frame_lists.find(task); list != request.frame_lists.end()) {
+      FrameList frame_list = read_frame_list(list->second, task);
+      rows.source = RowSource::kFrameList;
+      rows.origin = list->second.string();
+      for (auto& row : frame_list.rows) {
+        if (wanted(row.video)) rows.rows.push_back(std::move(row));
+      }
+    } else if (auto folder = request.annotations.find(task); folder != request.annotations.end()) {
+      AnnotationFolder annotations = read_annotation_folder(folder->second, task);
+      std::map<std::string, long> counts;
+      for (const auto& [video, frames] : annotations.frame_counts) {
+        if (wanted(video)) counts[video] = frames;
+      }
+      rows.source = RowSource::kAnnotations;
+      rows.origin = folder->second.string();
+      rows.rows = rows_for_counts(counts);
+    } else {
+      std::map<std::string, long> counts;
+      for (const auto& entry : fs::directory_iterator(request.crops)) {
+        const std::string video = entry.path().filename().string();
+        if (!entry.is_directory() || !wanted(video)) continue;
+        auto& crops = scanned.try_emplace(video, scan_crop_folder(entry.path())).first->second;
+        if (crops.empty()) {
+          spdlog::warn("{}: no crops; without a frame list or annotations its frame count is unknown, skipped",
+                       entry.path().string());
+          continue;
+        }
+        counts[video] = crops.back().frame;
+      }
+      spdlog::warn("{}: no frame list or annotations given; frame counts come from the highest crop number, "
+                   "so frames after the last crop of a video get no row",
+                   task_name(task));
+      rows.source = RowSource::kCrops;
+      rows.origin = request.crops.string();
+      rows.rows = rows_for_counts(counts);
+    }
+    if (rows.rows.empty()) {
+      throw Error(ErrorKind::kInput, std::string("no ") + task_name(task) + " rows to predict" +
+                                         (subset.empty() ? "" : " for the selected videos"),
+                  rows.origin);
+    }
+    std::map<std::string, long> task_counts;
+    for (const auto& row : rows.rows) {
+      long& count = task_counts[row.video];
+      count = std::max(count, row.frame);
+    }
+    for (const auto& [video, frames] : task_counts) {
+      VideoEntry& entry = videos[video];
+      entry.name = video;
+      entry.task_frames[task] = frames;
+      if (entry.frames != 0 && entry.frames != frames) {
+        spdlog::warn("{}: {} has {} frames, another task has {}; features cover the larger", video, task_name(task),
+                     frames, entry.frames);
+      }
+      entry.frames = std::max(entry.frames, frames);
+    }
+    index.rows[task] = std::move(rows);
+  }
+
+  for (const auto& name : request.videos) {
+    if (!videos.count(name)) {
+      throw Error(ErrorKind::kInput, "video '" + name + "' is in none of the frame lists, annotations or crops");
+    }
+  }
+
+  for (auto& [name, entry] : videos) {
+    const fs::path folder = request.crops / name;
+    entry.has_folder = fs::is_directory(folder, ec);
+    if (entry.has_folder) {
+      auto cached = scanned.find(name);
+      entry.crops = cached != scanned.end() ? std::move(cached->second) : scan_crop_folder(folder);
+      const auto past_end = std::find_if(entry.crops.begin(), entry.crops.end(),
+                                         [&](const CropFile& c) { return c.frame > entry.frames; });
+      if (past_end != entry.crops.end()) {
+        spdlog::warn("{}: {} crop(s) past frame {} (the video's frame count), first '{}'; ignored", folder.string(),
+                     entry.crops.end() - past_end, entry.frames, past_end->path.filename().string());
+        entry.crops.erase(past_end, entry.crops.end());
+      }
+    } else {
+      spdlog::warn("{}: no crop folder for this video; all {} frames are missing", folder.string(), entry.frames);
+    }
+    index.videos.push_back(std::move(entry));
+  }
+  if (index.total_crops() == 0) {
+    throw Error(ErrorKind::kInput, "no crops found for any of the " + std::to_string(index.videos.size()) +
+                                       " videos (is this the crops folder?)",
+                request.crops.string());
+  }
+  return index;
+}
+
+}  // namespace abaw

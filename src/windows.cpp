@@ -1,0 +1,49 @@
+#include "abaw/windows.hpp"
+
+#include "abaw/error.hpp"
+
+namespace abaw {
+
+std::vector<Window> plan_windows(long frames, const SequenceConfig& sequence) {
+  std::vector<Window> windows;
+  if (frames <= 0) return windows;
+  const long w = sequence.window, s = sequence.stride;
+  if (frames <= w) return {Window{0, frames}};
+  if (sequence.merge == Merge::kConcatenate) {
+    for (long begin = 0; begin < frames; begin += w) windows.push_back({begin, std::min(begin + w, frames)});
+    return windows;
+  }
+  long begin = 0;
+  for (; begin + w <= frames; begin += s) windows.push_back({begin, begin + w});
+  // A last full-length window aligned to the end, so the tail is not predicted from a stub.
+  if (windows.back().end < frames) windows.push_back({frames - w, frames});
+  return windows;
+}
+
+WindowMerger::WindowMerger(long frames, int width)
+    : frames_(frames), width_(width), sums_(static_cast<size_t>(frames) * width, 0.0), counts_(frames, 0) {}
+
+void WindowMerger::add(const Window& window, const float* scores) {
+  for (long t = window.begin; t < window.end; ++t) {
+    const float* row = scores + (t - window.begin) * width_;
+    double* sum = &sums_[static_cast<size_t>(t) * width_];
+    for (int k = 0; k < width_; ++k) sum[k] += row[k];
+    ++counts_[t];
+  }
+}
+
+std::vector<float> WindowMerger::finish() const {
+  std::vector<float> out(sums_.size());
+  for (long t = 0; t < frames_; ++t) {
+    if (counts_[t] == 0) {
+      throw Error(ErrorKind::kRuntime, "internal: frame " + std::to_string(t + 1) + " is in no window");
+    }
+    for (int k = 0; k < width_; ++k) {
+      const size_t i = static_cast<size_t>(t) * width_ + k;
+      out[i] = static_cast<float>(sums_[i] / counts_[t]);
+    }
+  }
+  return out;
+}
+
+}  // namespace abaw

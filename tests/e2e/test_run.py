@@ -1,0 +1,313 @@
+#!/usr/bin/python3
+"""End-to-end tests of `abaw-infer run` and `abaw-infer info`.
+
+Model sets are exported with the project's own scripts (tiny CLIP + tiny ABAW6 heads, fixed
+seeds); crops come from tests/fixtures/make_crops.py (gaps at the start, middle and end of
+videos, _left/_right names, a one-frame video, videos shorter than the window and lengths that
+are not multiples of it). Every run is compared with tests/reference_pipeline.py, an
+independent Python implementation of the manifest semantics.
+
+Run with Debian's Python (it needs torch): /usr/bin/python3 tests/e2e/test_run.py [-k NAME]
+ABAW_INFER must name the built binary (ctest sets it).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = sys.executable
+TOOL = os.environ.get("ABAW_INFER", os.path.join(ROOT, "build", "abaw-infer"))
+HEADERS = {
+    "VA": "image_location,valence,arousal",
+    "EXPR": "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other",
+    "AU": "image_location,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26",
+}
+
+WORK = None  # one scratch folder for the whole module
+_sets = {}
+
+
+def setUpModule():
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="abaw-e2e-")
+    subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/make_crops.py"), "--output", fixture()],
+                   check=True, capture_output=True)
+
+
+def tearDownModule():
+    if WORK and not os.environ.get("ABAW_KEEP_TEST_FILES"):
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def fixture(*parts):
+    return os.path.join(WORK, "fixture", *parts)
+
+
+# make_model_set.py options (after --tiny) of each test set.
+SET_OPTIONS = {
+    "plain": [],
+    "mean": ["--merge", "mean", "--stride", "3", "--missing-frames", "nearest_feature"],
+    "filters": ["--missing-frames", "interpolate_predictions", "--mode-filter", "5", "--mean-filter", "va=3",
+                "--mean-filter", "au=4", "--au-threshold", "0.8,0.8,0.7,0.5,0.5,0.5,0.6,0.8,0.8,0.8,0.3,0.7"],
+}
+
+
+def model_set(name):
+    """Exports the tiny model set `name` once, with scripts/make_model_set.py."""
+    if name not in _sets:
+        path = os.path.join(WORK, "sets", name)
+        subprocess.run([PYTHON, os.path.join(ROOT, "scripts/make_model_set.py"), "--tiny", "--seed", "7",
+                        "--output", path, *SET_OPTIONS[name]], check=True, capture_output=True, text=True)
+        _sets[name] = path
+    return _sets[name]
+
+
+def frame_list_args():
+    return ["--frame-list", "va=" + fixture("frame_lists", "VA.txt"),
+            "--frame-list", "expr=" + fixture("frame_lists", "EXPR.txt"),
+            "--frame-list", "au=" + fixture("frame_lists", "AU.txt")]
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True)
+
+
+def read_lines(path):
+    with open(path, newline="") as f:
+        return f.read().split("\n")
+
+
+class Case(unittest.TestCase):
+    def out(self, name):
+        path = os.path.join(WORK, "out", self.id().split(".")[-1], name)
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    def run_tool_only(self, set_dir, extra=()):
+        out = self.out("tool")
+        return out, tool("run", "--model-set", set_dir, "--crops", fixture("crops"), "--output", out,
+                         *frame_list_args(), *extra)
+
+    def run_both(self, set_dir, inputs, extra=()):
+        """Runs the tool and the reference on the same inputs and asserts they agree."""
+        ours, ref = self.out("tool"), self.out("reference")
+        result = tool("run", "--model-set", set_dir, "--crops", fixture("crops"), "--output", ours,
+                      "--batch-size", "5", *inputs, *extra)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        reference = subprocess.run([PYTHON, os.path.join(ROOT, "tests/reference_pipeline.py"), "--model-set",
+                                    set_dir, "--crops", fixture("crops"), "--output", ref, *inputs, *extra],
+                                   capture_output=True, text=True)
+        self.assertEqual(reference.returncode, 0, reference.stderr)
+        compared = subprocess.run([PYTHON, os.path.join(ROOT, "tests/compare_outputs.py"), "--model-set", set_dir,
+                                   ref, ours], capture_output=True, text=True)
+        self.assertEqual(compared.returncode, 0, compared.stdout + compared.stderr)
+        return ours, result
+
+
+class Parity(Case):
+    """The tool agrees with the independent reference for every manifest feature."""
+
+    def check_rows_match_frame_lists(self, ours):
+        for task in ("VA", "EXPR", "AU"):
+            expected = read_lines(fixture("frame_lists", task + ".txt"))
+            got = read_lines(os.path.join(ours, "submission", task + ".txt"))
+            self.assertEqual(got[0], HEADERS[task])
+            self.assertEqual(got[-1], "", "file must end with a newline")
+            self.assertEqual([l.split(",")[0] for l in got[1:-1]],
+                             [l.split(",")[0] for l in expected[1:] if l], task)
+
+    def test_concatenate_zero_feature(self):
+        ours, result = self.run_both(model_set("plain"), frame_list_args())
+        self.check_rows_match_frame_lists(ours)
+        summary = json.load(open(os.path.join(ours, "run.json")))
+        fx = json.load(open(fixture("fixture.json")))
+        self.assertEqual(summary["videos"]["failed"], [])
+        self.assertEqual(summary["frames"]["decoded"], summary["frames"]["crops"])
+        self.assertGreater(summary["frames"]["filled"], 0)
+        self.assertIn("encoder", summary["frames_per_second"])
+        self.assertIn("VA submission:", result.stdout)
+        self.assertTrue(fx)
+
+    def test_mean_merge_nearest_feature(self):
+        ours, _ = self.run_both(model_set("mean"), frame_list_args())
+        self.check_rows_match_frame_lists(ours)
+
+    def test_interpolation_filters_and_thresholds(self):
+        self.run_both(model_set("filters"), frame_list_args())
+
+    def test_window_override(self):
+        self.run_both(model_set("plain"), frame_list_args(), ["--window", "4"])
+        self.run_both(model_set("mean"), frame_list_args(), ["--window", "6", "--stride", "2"])
+        _, result = self.run_tool_only(model_set("plain"), ["--window", "6", "--stride", "2"])
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("merge 'concatenate' needs stride = window", result.stderr)
+
+    def test_annotation_folders(self):
+        ann = fixture("annotations")
+        ours, _ = self.run_both(model_set("plain"), [
+            "--annotations", os.path.join(ann, "VA_Estimation_Challenge", "Validation_Set"),
+            "--annotations", "expr=" + os.path.join(ann, "EXPR_Recognition_Challenge", "Validation_Set"),
+            "--tasks", "va,expr"])
+        rows = read_lines(os.path.join(ours, "submission", "EXPR.txt"))
+        videos = sorted(f[:-4] for f in os.listdir(os.path.join(ann, "EXPR_Recognition_Challenge", "Validation_Set")))
+        self.assertEqual(rows[1], videos[0] + "/00001.jpg," + rows[1].split(",")[1])
+        self.assertFalse(os.path.exists(os.path.join(ours, "submission", "AU.txt")))
+
+    def test_crops_only_warns(self):
+        ours, result = self.run_both(model_set("plain"), ["--tasks", "va"])
+        self.assertIn("highest crop number", result.stderr)
+
+    def test_multitask_head(self):
+        """One TorchScript head returning a dict feeds all three tasks, with a class map."""
+        base = model_set("plain")
+        path = os.path.join(WORK, "sets", "multi")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(base, path)
+        script = """
+import sys, torch
+from typing import Dict
+class Multi(torch.nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.va = torch.nn.Linear(d, 2); self.expr = torch.nn.Linear(d, 7); self.au = torch.nn.Linear(d, 12)
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"va": torch.tanh(self.va(x)), "expr": self.expr(x), "au": self.au(x)}
+torch.manual_seed(3)
+torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
+"""
+        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        script_path = os.path.join(WORK, "make_multi_head.py")  # torch.jit.script needs a source file
+        with open(script_path, "w") as f:
+            f.write(script)
+        subprocess.run([PYTHON, script_path, os.path.join(path, "multi.pt"),
+                        str(manifest["encoder"]["feature_dim"])], check=True)
+        manifest["tasks"] = {
+            "va": {"head": {"file": "multi.pt", "output": "va"}},
+            "expr": {"head": {"file": "multi.pt", "output": "expr"}, "class_map": [5, 0, 2, 3, 4, 6, 1, None]},
+            "au": {"head": {"file": "multi.pt", "output": "au"}},
+        }
+        with open(os.path.join(path, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+        ours, _ = self.run_both(path, frame_list_args())
+        labels = [l.split(",")[1] for l in read_lines(os.path.join(ours, "submission", "EXPR.txt"))[1:] if l]
+        self.assertNotIn("7", labels, "Other is not predicted by this head")
+
+    def test_video_subset(self):
+        ours, _ = self.run_both(model_set("plain"), frame_list_args(), ["--videos", "vid_one,2-person_left"])
+        rows = read_lines(os.path.join(ours, "submission", "VA.txt"))[1:-1]
+        self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
+
+
+class Failures(Case):
+    """Bad input and bad models end in a clear message and a documented exit code."""
+
+    def run_tool(self, set_dir, *extra, crops=None):
+        out = self.out("tool")
+        return out, tool("run", "--model-set", set_dir, "--crops", crops or fixture("crops"), "--output", out,
+                         *frame_list_args(), *extra)
+
+    def test_cuda_on_a_cpu_build_is_a_usage_error(self):
+        _, result = self.run_tool(model_set("plain"), "--device", "cuda")
+        if "CUDA device" in result.stderr and result.returncode == 0:
+            self.skipTest("this build has CUDA")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--device cuda", result.stderr)
+
+    def test_invalid_manifest_is_a_model_error(self):
+        path = os.path.join(WORK, "sets", "broken")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(model_set("plain"), path)
+        manifest_path = os.path.join(path, "manifest.json")
+        with open(manifest_path, "a") as f:
+            f.write("}")
+        _, result = self.run_tool(path)
+        self.assertEqual(result.returncode, 4, result.stderr)
+        self.assertIn(manifest_path, result.stderr)
+        self.assertIn("invalid JSON", result.stderr)
+
+    def test_head_output_width_mismatch_names_file_and_shapes(self):
+        path = os.path.join(WORK, "sets", "wrong-width")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(model_set("plain"), path)
+        # An EXPR head (8 outputs) where the VA head (2) belongs.
+        shutil.copy(os.path.join(path, "head_expr.pt"), os.path.join(path, "head_va.pt"))
+        result = tool("info", "--model-set", path)
+        self.assertEqual(result.returncode, 4, result.stderr)
+        self.assertIn(os.path.join(path, "head_va.pt"), result.stderr)
+        self.assertIn("[1, 8, 8]", result.stderr)
+        self.assertIn("expected [1, 8, 2]", result.stderr)
+
+    def test_feature_dim_mismatch_names_encoder_and_shapes(self):
+        path = os.path.join(WORK, "sets", "wrong-dim")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(model_set("plain"), path)
+        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        real = manifest["encoder"]["feature_dim"]
+        manifest["encoder"]["feature_dim"] = real + 1
+        json.dump(manifest, open(os.path.join(path, "manifest.json"), "w"))
+        result = tool("info", "--model-set", path)
+        self.assertEqual(result.returncode, 4, result.stderr)
+        self.assertIn("encoder.pt", result.stderr)
+        self.assertIn("[2, %d]" % real, result.stderr)
+        self.assertIn("[2, %d] (feature_dim)" % (real + 1), result.stderr)
+
+    def test_info_describes_a_valid_set(self):
+        result = tool("info", "--model-set", model_set("plain"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("OK: every file loads", result.stdout)
+        self.assertIn("task expr", result.stdout)
+
+    def test_corrupt_crop_is_reported_and_treated_as_missing(self):
+        crops = os.path.join(WORK, "corrupt-crops")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        bad = os.path.join(crops, "vid_dense", "00004.jpg")
+        with open(bad, "r+b") as f:
+            f.truncate(200)
+        out, result = self.run_tool(model_set("plain"), crops=crops)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(bad, result.stderr)
+        raw = read_lines(os.path.join(out, "raw", "VA", "vid_dense.csv"))
+        self.assertTrue(raw[4].startswith("4,0,"), raw[4])
+        summary = json.load(open(os.path.join(out, "run.json")))
+        self.assertEqual(summary["frames"]["unreadable"], 1)
+
+    def test_one_failed_video_does_not_stop_the_others(self):
+        crops = os.path.join(WORK, "no-crops-for-one-video")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        shutil.rmtree(os.path.join(crops, "vid_short"))
+        set_dir = model_set("mean")  # nearest_feature cannot fill a video without any crop
+        out, result = self.run_tool(set_dir, crops=crops)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn("vid_short", result.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "raw", "VA", "vid_dense.csv")))
+        self.assertFalse(os.path.exists(os.path.join(out, "raw", "VA", "vid_short.csv")))
+        for task in ("VA", "EXPR", "AU"):
+            self.assertFalse(os.path.exists(os.path.join(out, "submission", task + ".txt")), task)
+        summary = json.load(open(os.path.join(out, "run.json")))
+        self.assertEqual([f["video"] for f in summary["videos"]["failed"]], ["vid_short"])
+
+    def test_missing_crops_folder_is_a_usage_error(self):
+        _, result = self.run_tool(model_set("plain"), crops=os.path.join(WORK, "nowhere"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("nowhere", result.stderr)
+
+    def test_malformed_frame_list_names_the_line(self):
+        bad = os.path.join(WORK, "bad_VA.txt")
+        with open(bad, "w") as f:
+            f.write(HEADERS["VA"] + "\nvid_one/00001.jpg,0,0\nvid_one/first.jpg,0,0\n")
+        out = self.out("tool")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", out,
+                      "--frame-list", "va=" + bad)
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn(bad + ":3:", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

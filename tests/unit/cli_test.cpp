@@ -1,0 +1,84 @@
+// Parser tests: the `run` options as a user types them, and the mistakes they make.
+#include <gtest/gtest.h>
+
+#include "abaw/error.hpp"
+#include "cli/commands.hpp"
+#include "test_util.hpp"
+
+namespace abaw {
+namespace {
+
+class RunParser : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::create_directories(dir_ / "set");
+    std::filesystem::create_directories(dir_ / "crops");
+    testing::write_text(dir_ / "ann/v.txt", "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\n"
+                                            "0,0,0,0,0,0,0,0,0,0,0,0\n");
+    testing::write_text(dir_ / "list.txt", "v1\nv2\n");
+  }
+
+  // Parses `run` with the required options plus `extra`.
+  void parse(std::vector<std::string> extra) {
+    std::vector<std::string> args{"abaw-infer",  "run", "--model-set", (dir_ / "set").string(), "--crops",
+                                  (dir_ / "crops").string(), "--output", (dir_ / "out").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    app_.parse(static_cast<int>(argv.size()), argv.data());
+  }
+
+  testing::ScratchDir dir_;
+  CLI::App app_;
+  RunOptions options_;
+  cli::Action action_ = cli::add_run_command(app_, options_);
+};
+
+TEST_F(RunParser, Defaults) {
+  parse({});
+  EXPECT_EQ(options_.device, "auto");
+  EXPECT_EQ(options_.batch_size, 32);
+  EXPECT_TRUE(options_.tasks.empty());
+  EXPECT_FALSE(options_.window.has_value());
+}
+
+TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
+  parse({"--tasks", "VA,expr", "--frame-list", "va=/x/VA.txt", "--frame-list", "EXPR=/x/EXPR.txt",
+         "--annotations", (dir_ / "ann").string(), "--videos", "a,b", "--video-list", (dir_ / "list.txt").string(),
+         "--window", "16", "--stride", "8", "--device", "cpu", "--batch-size", "4", "--threads", "2"});
+  EXPECT_EQ(options_.tasks, (std::vector<Task>{Task::kVA, Task::kEXPR}));
+  EXPECT_EQ(options_.frame_lists.at(Task::kVA), "/x/VA.txt");
+  EXPECT_EQ(options_.frame_lists.at(Task::kEXPR), "/x/EXPR.txt");
+  EXPECT_EQ(options_.annotations.at(Task::kAU), dir_ / "ann");  // task read from the headers
+  EXPECT_EQ(options_.videos, (std::vector<std::string>{"a", "b", "v1", "v2"}));
+  EXPECT_EQ(*options_.window, 16);
+  EXPECT_EQ(*options_.stride, 8);
+  EXPECT_EQ(options_.batch_size, 4);
+}
+
+TEST_F(RunParser, RejectsMistakes) {
+  EXPECT_THROW(parse({"--tasks", "valence"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--frame-list", "/x/VA.txt"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--frame-list", "va=/x/a.txt", "--frame-list", "va=/x/b.txt"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--batch-size", "0"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--window", "-3"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--bogus"}), CLI::ParseError);
+}
+
+TEST_F(RunParser, RequiredOptionsAndExistingFolders) {
+  std::vector<std::string> args{"abaw-infer", "run", "--crops", (dir_ / "crops").string()};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  EXPECT_THROW(app_.parse(static_cast<int>(argv.size()), argv.data()), CLI::RequiredError);
+  CLI::App other;
+  RunOptions options;
+  cli::add_run_command(other, options);
+  std::vector<std::string> missing{"abaw-infer", "run", "--model-set", "/no/such/set", "--crops",
+                                   (dir_ / "crops").string(), "--output", "/tmp/o"};
+  std::vector<char*> argv2;
+  for (auto& a : missing) argv2.push_back(a.data());
+  EXPECT_THROW(other.parse(static_cast<int>(argv2.size()), argv2.data()), CLI::ValidationError);
+}
+
+}  // namespace
+}  // namespace abaw

@@ -1,0 +1,130 @@
+#include "abaw/manifest.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "abaw/error.hpp"
+#include "test_util.hpp"
+
+namespace abaw {
+namespace {
+
+nlohmann::json valid_manifest() {
+  return nlohmann::json::parse(R"({
+    "format": "abaw-infer-model-set", "version": 1, "name": "t",
+    "encoder": {"file": "encoder.pt", "feature_dim": 16,
+                "preprocess": {"resize": 32, "interpolation": "bilinear", "crop": 28, "color_order": "RGB",
+                               "scale": 0.00392156862745098, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    "sequence": {"window": 8, "stride": 4, "merge": "mean", "missing_frames": "nearest_feature"},
+    "tasks": {"va": {"head": {"file": "multi.pt", "output": "va"}},
+              "expr": {"head": {"file": "multi.pt", "output": "expr"}, "class_map": [5,0,2,3,4,6,null,1],
+                       "mode_filter": 40},
+              "au": {"head": "au.pt", "threshold": [0.8,0.8,0.7,0.5,0.5,0.5,0.6,0.8,0.8,0.8,0.3,0.7],
+                     "mean_filter": 11}}
+  })");
+}
+
+Manifest parse(const nlohmann::json& j) { return parse_manifest(j.dump(), "/set", "/set/manifest.json"); }
+
+// Expects parse() to fail with a model error whose message contains `fragment`.
+void expect_rejected(const nlohmann::json& j, const std::string& fragment) {
+  try {
+    parse(j);
+    FAIL() << "accepted: " << j.dump();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.path(), "/set/manifest.json");
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(Manifest, ParsesEveryField) {
+  Manifest m = parse(valid_manifest());
+  EXPECT_EQ(m.encoder.feature_dim, 16);
+  EXPECT_EQ(m.encoder.preprocess.interpolation, Interpolation::kBilinear);
+  EXPECT_EQ(m.encoder.preprocess.output_side(), 28);
+  EXPECT_EQ(m.sequence.merge, Merge::kMean);
+  EXPECT_EQ(m.sequence.missing_frames, MissingFrames::kNearestFeature);
+  const TaskConfig& expr = m.tasks.at(Task::kEXPR);
+  EXPECT_EQ(expr.head_file, "multi.pt");
+  EXPECT_EQ(expr.output_key, "expr");
+  EXPECT_EQ(expr.class_map, (std::vector<int>{5, 0, 2, 3, 4, 6, -1, 1}));
+  EXPECT_EQ(expr.head_outputs, 7);
+  EXPECT_EQ(expr.activation, Activation::kSoftmax);
+  EXPECT_EQ(expr.mode_filter, 40);
+  const TaskConfig& au = m.tasks.at(Task::kAU);
+  EXPECT_FLOAT_EQ(au.thresholds[10], 0.3f);
+  EXPECT_EQ(au.activation, Activation::kSigmoid);
+  EXPECT_EQ(au.mean_filter, 11);
+  EXPECT_EQ(m.tasks.at(Task::kVA).activation, Activation::kNone);
+}
+
+TEST(Manifest, DefaultsFollowTheDocumentation) {
+  auto j = valid_manifest();
+  j.erase("sequence");
+  j["tasks"]["au"].erase("threshold");
+  Manifest m = parse(j);
+  EXPECT_EQ(m.sequence.window, 300);
+  EXPECT_EQ(m.sequence.stride, 300);
+  EXPECT_EQ(m.sequence.merge, Merge::kConcatenate);
+  EXPECT_EQ(m.sequence.missing_frames, MissingFrames::kZeroFeature);
+  EXPECT_EQ(m.tasks.at(Task::kAU).thresholds, std::vector<float>(12, 0.5f));
+}
+
+TEST(Manifest, RejectsInvalidJsonAndUnknownKeys) {
+  EXPECT_THROW(parse_manifest("{\"format\": ", "/set", "/set/manifest.json"), Error);
+  auto j = valid_manifest();
+  j["encoder"]["preprocess"]["interpolaton"] = "bicubic";
+  expect_rejected(j, "'encoder.preprocess.interpolaton' is not a known key");
+}
+
+TEST(Manifest, RejectsBadValuesNamingTheKey) {
+  auto j = valid_manifest();
+  j["encoder"]["preprocess"]["interpolation"] = "lanczos";
+  expect_rejected(j, "'encoder.preprocess.interpolation' is 'lanczos'");
+  j = valid_manifest();
+  j["encoder"]["preprocess"]["mean"] = {0.5, 0.5};
+  expect_rejected(j, "'encoder.preprocess.mean' must be an array of 3 numbers");
+  j = valid_manifest();
+  j["tasks"]["expr"]["class_map"] = {0, 1, 2};
+  expect_rejected(j, "class_map");
+  j = valid_manifest();
+  j["tasks"]["expr"]["class_map"] = {0, 0, 2, 3, 4, 5, 6, 7};
+  expect_rejected(j, "twice");
+  j = valid_manifest();
+  j["tasks"]["au"]["threshold"] = {0.5, 0.5};
+  expect_rejected(j, "'tasks.au.threshold' must be an array of 12 numbers");
+  j = valid_manifest();
+  j["tasks"]["va"]["mode_filter"] = 5;
+  expect_rejected(j, "'tasks.va.mode_filter' is not a known key");
+  j = valid_manifest();
+  j["sequence"]["merge"] = "concatenate";
+  expect_rejected(j, "stride = window");
+  j = valid_manifest();
+  j["tasks"] = nlohmann::json::object();
+  expect_rejected(j, "at least one");
+  j = valid_manifest();
+  j["version"] = 2;
+  expect_rejected(j, "'version' must be 1");
+  j = valid_manifest();
+  j["tasks"]["au"]["head"] = "multi.pt";
+  expect_rejected(j, "both as a plain head and as a multi-task head");
+}
+
+TEST(Manifest, LoadChecksThatNamedFilesExist) {
+  testing::ScratchDir dir;
+  testing::write_text(dir / "manifest.json", valid_manifest().dump());
+  testing::write_text(dir / "encoder.pt", "x");
+  testing::write_text(dir / "multi.pt", "x");
+  try {
+    load_manifest(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kModel);
+    EXPECT_NE(std::string(e.what()).find("'au.pt', which does not exist"), std::string::npos) << e.what();
+  }
+  testing::write_text(dir / "au.pt", "x");
+  EXPECT_EQ(load_manifest(dir.path()).name, "t");
+}
+
+}  // namespace
+}  // namespace abaw
