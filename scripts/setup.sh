@@ -13,6 +13,8 @@ packages=(
   libopenblas0-openmp
   # Export scripts, test fixtures and the parity reference (run with /usr/bin/python3).
   python3-torch python3-opencv python3-numpy
+  # The independent metric checks in tests/ use scikit-learn's f1_score.
+  python3-sklearn
 )
 missing=()
 for package in "${packages[@]}"; do

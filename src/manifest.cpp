@@ -296,22 +296,48 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
   return manifest;
 }
 
-Manifest load_manifest(const fs::path& folder) {
+namespace {
+
+std::string read_json_text(const fs::path& file, ErrorKind kind, const char* what) {
+  std::ifstream in(file);
+  if (!in) throw Error(kind, std::string("cannot open the ") + what, file.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+Manifest load_manifest(const fs::path& folder, const std::optional<fs::path>& patch) {
   const fs::path file = folder / "manifest.json";
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) {
     throw Error(ErrorKind::kModel, "model set folder does not exist", folder.string());
   }
-  std::ifstream in(file);
-  if (!in) throw Error(ErrorKind::kModel, "cannot open the manifest", file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  Manifest manifest = parse_manifest(text.str(), folder, file.string());
+  std::string text = read_json_text(file, ErrorKind::kModel, "manifest");
+  std::string origin = file.string();
+  if (patch) {
+    json merged, fragment;
+    try {
+      merged = json::parse(text);
+    } catch (const json::parse_error& e) {
+      throw Error(ErrorKind::kModel, std::string("invalid JSON: ") + e.what(), file.string());
+    }
+    try {
+      fragment = json::parse(read_json_text(*patch, ErrorKind::kUsage, "manifest patch"));
+    } catch (const json::parse_error& e) {
+      throw Error(ErrorKind::kUsage, std::string("invalid JSON: ") + e.what(), patch->string());
+    }
+    merged.merge_patch(fragment);  // RFC 7396: objects merge, other values replace
+    text = merged.dump();
+    origin += " patched by " + patch->string();
+  }
+  Manifest manifest = parse_manifest(text, folder, origin);
   std::vector<std::string> files{manifest.encoder.file};
   for (const auto& [task, config] : manifest.tasks) files.push_back(config.head_file);
   for (const auto& name : files) {
     if (!fs::is_regular_file(manifest.file(name), ec)) {
-      throw Error(ErrorKind::kModel, "names '" + name + "', which does not exist in the set folder", file.string());
+      throw Error(ErrorKind::kModel, "names '" + name + "', which does not exist in the set folder", origin);
     }
   }
   return manifest;

@@ -447,7 +447,7 @@ RunResult run_pipeline(const RunOptions& options) {
   const auto start = Clock::now();
   c10::InferenceMode inference_mode;
   if (options.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
-  Manifest manifest = load_manifest(options.model_set);
+  Manifest manifest = load_manifest(options.model_set, options.manifest_patch);
   if (options.window) {
     manifest.sequence.window = *options.window;
     // Keep concatenation valid when only the window changes.

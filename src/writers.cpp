@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "abaw/error.hpp"
+#include "abaw/submission.hpp"
 
 namespace fs = std::filesystem;
 
@@ -106,7 +107,7 @@ void write_submission(const fs::path& path, Task task, const std::vector<FrameRo
 }
 
 void write_raw_scores(const fs::path& path, Task task, const VideoResult& result) {
-  std::string text = "frame,has_crop," + annotation_header(task) + "\n";
+  std::string text = raw_score_header(task) + "\n";
   for (long t = 0; t < result.raw.frames; ++t) {
     text += std::to_string(t + 1);
     text += result.has_crop[t] ? ",1" : ",0";

@@ -26,7 +26,8 @@ enum ExitCode : int {
   kExitInput = 3,
   kExitModel = 4,
   kExitOutput = 5,
-  kExitPartial = 6,  // the run finished, but at least one video failed
+  kExitPartial = 6,        // the run finished, but at least one video failed
+  kExitBelowMinScore = 7,  // eval: the score is below --min-score
 };
 
 // The library's only exception type. what() reads "file:line: message" (file and line when

@@ -64,8 +64,10 @@ struct Manifest {
 };
 
 // Reads `<folder>/manifest.json`, validates every key and value, and checks that the files it
-// names exist. Throws Error(kModel) naming the manifest and the offending key.
-Manifest load_manifest(const std::filesystem::path& folder);
+// names exist. Throws Error(kModel) naming the manifest and the offending key. `patch` names a
+// JSON fragment merged into the manifest first (RFC 7396 merge patch), e.g. the output of `tune`.
+Manifest load_manifest(const std::filesystem::path& folder,
+                       const std::optional<std::filesystem::path>& patch = std::nullopt);
 
 // Parses manifest text (for tests and fuzzing); `origin` names it in errors. Files are not checked.
 Manifest parse_manifest(const std::string& json_text, const std::filesystem::path& folder,

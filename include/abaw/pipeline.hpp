@@ -26,6 +26,7 @@ struct RunOptions {
   int threads = 0;  // intra-op threads; 0 = one per core
   std::optional<long> window;
   std::optional<long> stride;
+  std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest (e.g. from `tune`)
 };
 
 // What a finished run produced.

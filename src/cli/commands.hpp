@@ -20,6 +20,15 @@ Action add_run_command(CLI::App& app, RunOptions& options);
 // `info`: describe a model set and prove it runs.
 Action add_info_command(CLI::App& app);
 
+// `eval`: score predictions against annotations (ABAW metrics).
+Action add_eval_command(CLI::App& app);
+
+// `check`: validate a submission against its frame list.
+Action add_check_command(CLI::App& app);
+
+// `tune`: tune thresholds / filter widths on validation raw scores.
+Action add_tune_command(CLI::App& app);
+
 // Parses "TASK=VALUE" (TASK one of va, expr, au, any case). Throws CLI::ValidationError.
 std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option);
 

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   auto remember = [&](abaw::cli::Action action) { actions[app.get_subcommands({}).back()] = std::move(action); };
   remember(abaw::cli::add_run_command(app, run_options));
   remember(abaw::cli::add_info_command(app));
+  remember(abaw::cli::add_eval_command(app));
+  remember(abaw::cli::add_check_command(app));
+  remember(abaw::cli::add_tune_command(app));
 
   try {
     app.parse(argc, argv);

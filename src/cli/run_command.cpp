@@ -1,6 +1,10 @@
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include "abaw/annotations.hpp"
+#include "abaw/metrics.hpp"
+#include "abaw/writers.hpp"
 #include "abaw/error.hpp"
 #include "cli/commands.hpp"
 
@@ -54,8 +58,15 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--window", options.window, "Override the manifest's window (frames per head call)")
       ->check(CLI::PositiveNumber);
   run->add_option("--stride", options.stride, "Override the manifest's stride")->check(CLI::PositiveNumber);
+  run->add_option("--manifest-patch", options.manifest_patch,
+                  "JSON merged into the manifest first (RFC 7396), e.g. the fragment `tune` writes")
+      ->check(CLI::ExistingFile);
+  auto score_after = std::make_shared<bool>(false);
+  run->add_flag("--eval", *score_after,
+                "Score each task that has --annotations right after predicting (table on stdout, "
+                "evaluation.json in the output folder)");
 
-  run->callback([raw, &options] {
+  run->callback([raw, score_after, &options] {
     for (const auto& name : raw->tasks) options.tasks.push_back(*parse_task(name));
     for (const auto& text : raw->frame_lists) {
       auto [task, file] = parse_task_assignment(text, "--frame-list");
@@ -76,19 +87,32 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
       }
       options.annotations[task] = folder;
     }
+    if (*score_after && options.annotations.empty()) {
+      throw CLI::ValidationError("--eval", "needs --annotations (the labels to score against)");
+    }
     options.videos = raw->videos;
     if (!raw->video_list.empty()) {
       for (auto& name : read_video_list(raw->video_list)) options.videos.push_back(std::move(name));
     }
   });
 
-  return [run, &options]() -> int {
-    (void)run;
+  return [score_after, &options]() -> int {
     RunResult result = run_pipeline(options);
     for (const auto& [task, path] : result.submissions) {
       std::printf("%s submission: %s\n", task_name(task), path.string().c_str());
     }
     std::printf("summary: %s\n", result.summary.string().c_str());
+    if (*score_after) {
+      nlohmann::json scores = nlohmann::json::object();
+      for (const auto& [task, folder] : options.annotations) {
+        auto submission = result.submissions.find(task);
+        if (submission == result.submissions.end()) continue;  // not run, or failed: logged already
+        const Evaluation evaluation = evaluate(read_predictions(submission->second, task), folder, false);
+        std::printf("\n%s", format_evaluation(evaluation).c_str());
+        scores[task_name(task)] = evaluation_to_json(evaluation);
+      }
+      write_json(options.output / "evaluation.json", scores);
+    }
     if (!result.failed_videos.empty()) {
       spdlog::error("{} video(s) failed (see above and {}); exit code {}", result.failed_videos.size(),
                     result.summary.string(), static_cast<int>(kExitPartial));

@@ -1,0 +1,389 @@
+#!/usr/bin/python3
+"""face-api.js FaceExpressionNet (TF.js weights) -> an abaw-infer model set.
+
+Reads the TF.js weights manifest and the weights file of face-api.js's FaceExpressionNet
+(`face_expression_model-weights_manifest.json` + `face_expression_model.bin`, as shipped in the
+npm package `@vladmandic/face-api`), rebuilds the network in PyTorch and writes:
+
+  encoder.pt     TorchScript FaceFeatureExtractor: float32 [N, 3, 112, 112] RGB, already
+                 normalised as face-api does ((pixel - mean_rgb) / 255, see PREPROCESS) ->
+                 float32 [N, 256], the backbone's average-pooled features
+  head_expr.pt   TorchScript classifier: float32 [1, T, 256] -> float32 [1, T, 7] logits over
+                 face-api's classes [neutral, happy, sad, angry, fearful, disgusted, surprised]
+  manifest.json  tasks: expr only (softmax, class map to the ABAW order; `Other` never predicted)
+
+The architecture follows face-api.js (src/faceFeatureExtractor/FaceFeatureExtractor.ts,
+denseBlock.ts, src/common/depthwiseSeparableConv.ts, src/faceProcessor/FaceProcessor.ts,
+src/faceExpressionNet/FaceExpressionNet.ts):
+
+  x = (rgb 0..255 - [122.782, 117.001, 104.298]) / 255           (112 x 112)
+  4 dense blocks (32, 64, 128, 256 channels), each:
+    out1 = relu(conv0(x))            stride 2; a plain 3x3 conv in dense0, else separable
+    out2 = sep1(out1)                separable = depthwise 3x3 + pointwise 1x1 + bias
+    out3 = sep2(relu(out1 + out2))
+    out4 = sep3(relu(out1 + out2 + out3))
+    x    = relu(out1 + out2 + out3 + out4)
+  avgPool 7x7, stride 2, 'valid' (7x7 -> 1x1) -> 256 features
+  fc: 256 -> 7, softmax
+
+Convolutions use TF's 'same' padding: with stride 2 on an even input TF pads 0 before and 1
+after (bottom / right), which PyTorch's symmetric padding cannot express, so every convolution
+pads explicitly (tf_same_pad) and then runs with padding 0.
+
+Weights: the TF.js manifest lists tensors in the order they are stored in the .bin files
+(concatenated, no alignment). Quantised tensors are uint8 (or uint16) with a `scale` and a
+`min`: value = q * scale + min (TF.js's io.decodeWeights). Unquantised ones are little-endian
+float32. Every tensor the network needs must be present with the expected shape, and no tensor
+may be left over.
+
+Run with Debian's Python (python3-torch 1.13): /usr/bin/python3 scripts/convert_faceapi.py -h
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MEAN_RGB = [122.782, 117.001, 104.298]
+FACEAPI_CLASSES = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+ABAW_CLASSES = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+# entry j = index of ABAW class j in face-api's output; `Other` has no counterpart.
+CLASS_MAP = [0, 3, 5, 4, 1, 2, 6, None]
+INPUT_SIZE = 112
+FEATURE_DIM = 256
+BLOCK_CHANNELS = [32, 64, 128, 256]
+
+# The manifest's preprocessing: face-api feeds the crop (zero-padded to a square) resized with
+# tf.image.resizeBilinear to 112 x 112, RGB 0..255, subtracts MEAN_RGB and divides by 255.
+PREPROCESS = {
+    "resize": INPUT_SIZE,
+    "resize_mode": "stretch",
+    "interpolation": "bilinear",
+    "color_order": "RGB",
+    "scale": 1.0,
+    "mean": MEAN_RGB,
+    "std": [255.0, 255.0, 255.0],
+}
+
+PACKAGE = "@vladmandic/face-api@1.7.15"
+MANIFEST_NAME = "face_expression_model-weights_manifest.json"
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+def fix_hash_seed() -> None:
+    """Re-runs the script with PYTHONHASHSEED=0: TorchScript writes some constants in hash
+    order, so without it the same weights could give different bytes."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
+
+# ---------------------------------------------------------------------------------------
+# TF.js weights
+# ---------------------------------------------------------------------------------------
+
+_DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "uint16": np.uint16}
+
+
+def read_tfjs_weights(manifest_path: str) -> dict:
+    """Returns {name: float32 numpy array} from a TF.js weights manifest and its .bin files."""
+    folder = os.path.dirname(os.path.abspath(manifest_path))
+    with open(manifest_path, encoding="utf-8") as f:
+        groups = json.load(f)
+    if not isinstance(groups, list):
+        raise SystemExit(f"error: {manifest_path}: expected a list of weight groups")
+    weights = {}
+    for gi, group in enumerate(groups):
+        data = b"".join(open(os.path.join(folder, p), "rb").read() for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            name, shape, dtype = spec["name"], [int(d) for d in spec["shape"]], spec["dtype"]
+            count = int(np.prod(shape)) if shape else 1
+            quant = spec.get("quantization")
+            if quant:
+                qtype = quant["dtype"]
+                if qtype not in ("uint8", "uint16"):
+                    raise SystemExit(f"error: {name}: quantisation {qtype} is not supported")
+                if "scale" not in quant or "min" not in quant:
+                    raise SystemExit(f"error: {name}: quantisation without scale/min is not supported")
+                nbytes = count * np.dtype(_DTYPES[qtype]).itemsize
+                q = np.frombuffer(data, dtype=np.dtype(_DTYPES[qtype]).newbyteorder("<"),
+                                  count=count, offset=offset)
+                # TF.js: value = q * scale + min, computed in double, stored as float32.
+                values = (q.astype(np.float64) * float(quant["scale"]) + float(quant["min"])).astype(np.float32)
+            else:
+                if dtype != "float32":
+                    raise SystemExit(f"error: {name}: dtype {dtype} is not supported")
+                nbytes = count * 4
+                values = np.frombuffer(data, dtype="<f4", count=count, offset=offset).astype(np.float32)
+            if offset + nbytes > len(data):
+                raise SystemExit(f"error: {manifest_path}: group {gi} ends before {name} "
+                                 f"({len(data)} bytes)")
+            offset += nbytes
+            if name in weights:
+                raise SystemExit(f"error: {manifest_path}: {name} appears twice")
+            weights[name] = values.reshape(shape)
+        if offset != len(data):
+            raise SystemExit(f"error: {manifest_path}: group {gi} has {len(data) - offset} bytes "
+                             f"after its last tensor (manifest and .bin disagree)")
+    return weights
+
+
+# ---------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------
+
+def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """TF's 'same' padding: output = ceil(size / stride); the odd pixel goes after
+    (bottom / right)."""
+    h = x.shape[2]
+    w = x.shape[3]
+    out_h = (h + stride - 1) // stride
+    out_w = (w + stride - 1) // stride
+    pad_h = max((out_h - 1) * stride + kernel - h, 0)
+    pad_w = max((out_w - 1) * stride + kernel - w, 0)
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+
+
+class Conv(nn.Module):
+    """tf.conv2d(x, filters, stride, 'same') + bias."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(tf_same_pad(x, 3, self.stride))
+
+
+class SeparableConv(nn.Module):
+    """tf.separableConv2d(x, depthwise 3x3, pointwise 1x1, stride, 'same') + bias."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.depthwise = nn.Conv2d(cin, cin, 3, stride=stride, padding=0, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(tf_same_pad(x, 3, self.stride)))
+
+
+class DenseBlock4(nn.Module):
+    def __init__(self, cin: int, cout: int, first: bool):
+        super().__init__()
+        self.conv0 = Conv(cin, cout, 2) if first else SeparableConv(cin, cout, 2)
+        self.conv1 = SeparableConv(cout, cout, 1)
+        self.conv2 = SeparableConv(cout, cout, 1)
+        self.conv3 = SeparableConv(cout, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out1 = F.relu(self.conv0(x))
+        out2 = self.conv1(out1)
+        out3 = self.conv2(F.relu(out1 + out2))
+        out4 = self.conv3(F.relu(out1 + (out2 + out3)))
+        return F.relu(out1 + (out2 + (out3 + out4)))
+
+
+class FaceFeatureExtractor(nn.Module):
+    """[N, 3, 112, 112] normalised RGB -> [N, 256] pooled features."""
+
+    def __init__(self):
+        super().__init__()
+        chans = [3] + BLOCK_CHANNELS
+        self.dense0 = DenseBlock4(chans[0], chans[1], first=True)
+        self.dense1 = DenseBlock4(chans[1], chans[2], first=False)
+        self.dense2 = DenseBlock4(chans[2], chans[3], first=False)
+        self.dense3 = DenseBlock4(chans[3], chans[4], first=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dense0(x)
+        x = self.dense1(x)
+        x = self.dense2(x)
+        x = self.dense3(x)
+        x = F.avg_pool2d(x, kernel_size=7, stride=2)  # tf.avgPool(x, [7, 7], [2, 2], 'valid')
+        return x.flatten(1)
+
+
+class ExpressionHead(nn.Module):
+    """[1, T, 256] features -> [1, T, 7] logits (softmax gives face-api's probabilities)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(FEATURE_DIM, len(FACEAPI_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class FaceExpressionNet(nn.Module):
+    """The whole network as face-api runs it: [N, 3, 112, 112] RGB 0..255 -> [N, 7]
+    probabilities. For checks only; the model set splits it into encoder and head."""
+
+    def __init__(self, encoder: FaceFeatureExtractor, head: ExpressionHead):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.register_buffer("mean", torch.tensor(MEAN_RGB).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(self.encoder((x - self.mean) / 255.0)), dim=-1)
+
+
+def load_weights(weights: dict):
+    """Builds (encoder, head) from the TF.js tensors; every tensor must be used exactly once."""
+    used = set()
+
+    def take(name, shape):
+        if name not in weights:
+            raise SystemExit(f"error: the weights have no tensor {name}")
+        value = weights[name]
+        if list(value.shape) != list(shape):
+            raise SystemExit(f"error: {name} has shape {list(value.shape)}, expected {list(shape)}")
+        used.add(name)
+        return torch.from_numpy(np.ascontiguousarray(value))
+
+    def hwio_to_oihw(t):  # TF conv filters [kh, kw, in, out] -> PyTorch [out, in, kh, kw]
+        return t.permute(3, 2, 0, 1).contiguous()
+
+    encoder, head = FaceFeatureExtractor(), ExpressionHead()
+    chans = [3] + BLOCK_CHANNELS
+    with torch.no_grad():
+        for b in range(4):
+            block = getattr(encoder, f"dense{b}")
+            cin, cout = chans[b], chans[b + 1]
+            for c in range(4):
+                prefix = f"dense{b}/conv{c}"
+                layer = getattr(block, f"conv{c}")
+                i = cin if c == 0 else cout
+                if isinstance(layer, Conv):
+                    layer.conv.weight.copy_(hwio_to_oihw(take(prefix + "/filters", [3, 3, i, cout])))
+                    layer = layer.conv
+                else:
+                    # depthwise [3, 3, in, 1] -> [in, 1, 3, 3]
+                    layer.depthwise.weight.copy_(hwio_to_oihw(take(prefix + "/depthwise_filter",
+                                                                   [3, 3, i, 1])).transpose(0, 1))
+                    layer.pointwise.weight.copy_(hwio_to_oihw(take(prefix + "/pointwise_filter",
+                                                                   [1, 1, i, cout])))
+                    layer = layer.pointwise
+                layer.bias.copy_(take(prefix + "/bias", [cout]))
+        head.fc.weight.copy_(take("fc/weights", [FEATURE_DIM, 7]).t())  # x @ W -> Linear(W^T)
+        head.fc.bias.copy_(take("fc/bias", [7]))
+    unused = sorted(set(weights) - used)
+    if unused:
+        raise SystemExit(f"error: tensors not used by FaceExpressionNet: {', '.join(unused)}")
+    return encoder.eval(), head.eval()
+
+
+def convert(model_dir: str):
+    """(encoder, head) in eval mode from a face-api `model/` folder."""
+    path = os.path.join(model_dir, MANIFEST_NAME)
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: {path} not found (give the package's model/ folder)")
+    return load_weights(read_tfjs_weights(path))
+
+
+# ---------------------------------------------------------------------------------------
+# Model set
+# ---------------------------------------------------------------------------------------
+
+def script_and_check(module: nn.Module, example: torch.Tensor, path: str) -> None:
+    scripted = torch.jit.script(module)
+    scripted.save(path)
+    loaded = torch.jit.load(path, map_location="cpu").eval()
+    with torch.no_grad():
+        diff = (loaded(example) - module(example)).abs().max().item()
+    if diff > 1e-5:
+        raise SystemExit(f"error: {path}: the scripted module differs from the eager one by {diff}")
+
+
+def manifest(name: str) -> dict:
+    return {
+        "format": "abaw-infer-model-set",
+        "version": 1,
+        "name": name,
+        "description": ("face-api.js FaceExpressionNet (npm " + PACKAGE + ", MIT), converted by "
+                        "scripts/convert_faceapi.py: per-frame expression, 7 classes "
+                        "(Other is never predicted); no VA or AU"),
+        "encoder": {"file": "encoder.pt", "feature_dim": FEATURE_DIM, "preprocess": PREPROCESS},
+        "sequence": {"window": 300, "stride": 300, "merge": "concatenate",
+                     "missing_frames": "interpolate_predictions"},
+        "tasks": {
+            "expr": {"head": "head_expr.pt", "activation": "softmax", "class_map": CLASS_MAP,
+                     "mean_filter": 0, "mode_filter": 0},
+        },
+    }
+
+
+def write_model_set(encoder, head, output: str, name: str) -> None:
+    os.makedirs(output, exist_ok=True)
+    mpath = os.path.join(output, "manifest.json")
+    if os.path.exists(mpath):
+        os.remove(mpath)  # written last: a half-written set never looks complete
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE, generator=g) * 255
+    normalised = (images - torch.tensor(MEAN_RGB).view(1, 3, 1, 1)) / 255.0
+    script_and_check(encoder, normalised, os.path.join(output, "encoder.pt"))
+    with torch.no_grad():
+        feats = encoder(normalised)
+    script_and_check(head, feats.unsqueeze(0), os.path.join(output, "head_expr.pt"))
+    tmp = mpath + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest(name), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, mpath)
+
+
+# ---------------------------------------------------------------------------------------
+# Optional checks (the e2e test does the same)
+# ---------------------------------------------------------------------------------------
+
+def compare_reference(encoder, head, reference: str, images: torch.Tensor) -> float:
+    """Max abs difference of the probabilities against a TorchScript taking RGB 0..255."""
+    ref = torch.jit.load(reference, map_location="cpu").eval()
+    full = FaceExpressionNet(encoder, head).eval()
+    with torch.no_grad():
+        return (full(images) - ref(images)).abs().max().item()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", required=True,
+                   help="the package's model/ folder (holds " + MANIFEST_NAME + " and its .bin)")
+    p.add_argument("--output", required=True, help="model-set folder to create or fill")
+    p.add_argument("--name", default="faceapi-expression", help="manifest name")
+    p.add_argument("--reference", metavar="FILE.pt",
+                   help="also compare with this TorchScript ([N,3,112,112] RGB 0..255 -> "
+                        "[N,7] probabilities) on random images; fail above 1e-3")
+    args = p.parse_args(argv)
+    fix_hash_seed()
+    torch.set_num_threads(min(4, os.cpu_count() or 1))
+
+    encoder, head = convert(args.model_dir)
+    nparams = sum(t.numel() for t in encoder.parameters()) + sum(t.numel() for t in head.parameters())
+    log(f"FaceExpressionNet from {args.model_dir}: {nparams} parameters, feature_dim {FEATURE_DIM}, "
+        f"classes {FACEAPI_CLASSES}")
+    write_model_set(encoder, head, args.output, args.name)
+    log(f"wrote {args.output}/encoder.pt, head_expr.pt, manifest.json "
+        f"(class_map {CLASS_MAP} for {ABAW_CLASSES})")
+    if args.reference:
+        g = torch.Generator().manual_seed(1)
+        images = torch.rand(4, 3, INPUT_SIZE, INPUT_SIZE, generator=g) * 255
+        diff = compare_reference(encoder, head, args.reference, images)
+        log(f"max abs difference vs {args.reference} on 4 random images: {diff:.3g}")
+        if diff > 1e-3:
+            raise SystemExit(f"error: the conversion differs from {args.reference} by {diff}")
+
+
+if __name__ == "__main__":
+    main()
