@@ -11,6 +11,8 @@ packages=(
   # Debian's LibTorch links libblas.so.3; without OpenBLAS (OpenMP flavour) it falls back to the
   # reference BLAS and runs ~50x slower.
   libopenblas0-openmp
+  # `crop`'s default face detector: OpenCV's Haar cascades.
+  opencv-data
   # Export scripts, test fixtures and the parity reference (run with /usr/bin/python3).
   python3-torch python3-opencv python3-numpy
   # The independent metric checks in tests/ use scikit-learn's f1_score.

@@ -241,6 +241,25 @@ AnnotationFolder read_annotation_folder(const fs::path& folder, std::optional<Ta
   return result;
 }
 
+std::map<std::string, long> read_frame_counts(const fs::path& file) {
+  auto lines = non_empty_lines(file);
+  if (trim(lines[0]) != "video,frames") {
+    throw Error(ErrorKind::kInput, "expected the header 'video,frames'", file.string(), 1);
+  }
+  std::map<std::string, long> counts;
+  auto body = body_lines(lines, file);
+  for (size_t i = 0; i < body.size(); ++i) {
+    auto fields = split_commas(body[i]);
+    long frames = 0;
+    if (fields.size() != 2 || fields[0].empty() || !parse_int(fields[1], &frames) || frames < 1) {
+      throw Error(ErrorKind::kInput, "expected 'video,frames' with frames >= 1", file.string(),
+                  static_cast<long>(i + 2));
+    }
+    counts[fields[0]] = frames;
+  }
+  return counts;
+}
+
 std::vector<std::string> read_video_list(const fs::path& file) {
   std::vector<std::string> videos;
   std::set<std::string> seen;

@@ -99,6 +99,7 @@ nlohmann::json runtime_versions() {
 }
 
 ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::move(manifest)), device_(device) {
+  if (std::getenv("ABAW_JIT_OPTIMIZE") == nullptr) torch::jit::setGraphExecutorOptimize(false);
   encoder_ = load_module(manifest_.encoder.file);
   for (const auto& [task, config] : manifest_.tasks) {
     if (heads_.count(config.head_file)) continue;

@@ -102,10 +102,19 @@ VideoIndex build_video_index(const IndexRequest& request) {
       rows.origin = folder->second.string();
       rows.rows = rows_for_counts(counts);
     } else {
+      // `crop` records how many frames each video decoded; without it, the highest crop number.
+      const fs::path count_file = request.crops / kFrameCountFile;
       std::map<std::string, long> counts;
+      if (fs::exists(count_file)) {
+        for (const auto& [video, frames] : read_frame_counts(count_file)) {
+          if (wanted(video)) counts[video] = frames;
+        }
+        spdlog::info("{}: frame counts from {}", task_name(task), count_file.string());
+      }
+      bool guessed = false;
       for (const auto& entry : fs::directory_iterator(request.crops)) {
         const std::string video = entry.path().filename().string();
-        if (!entry.is_directory() || !wanted(video)) continue;
+        if (!entry.is_directory() || !wanted(video) || counts.count(video)) continue;
         auto& crops = scanned.try_emplace(video, scan_crop_folder(entry.path())).first->second;
         if (crops.empty()) {
           spdlog::warn("{}: no crops; without a frame list or annotations its frame count is unknown, skipped",
@@ -113,10 +122,13 @@ VideoIndex build_video_index(const IndexRequest& request) {
           continue;
         }
         counts[video] = crops.back().frame;
+        guessed = true;
       }
-      spdlog::warn("{}: no frame list or annotations given; frame counts come from the highest crop number, "
-                   "so frames after the last crop of a video get no row",
-                   task_name(task));
+      if (guessed) {
+        spdlog::warn("{}: no frame list or annotations given; frame counts come from the highest crop number, "
+                     "so frames after the last crop of a video get no row",
+                     task_name(task));
+      }
       rows.source = RowSource::kCrops;
       rows.origin = request.crops.string();
       rows.rows = rows_for_counts(counts);

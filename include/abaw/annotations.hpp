@@ -73,6 +73,13 @@ AnnotationFolder read_annotation_folder(const std::filesystem::path& folder,
 // The task of an annotation folder, from the header of its first `.txt` file (by name).
 Task annotation_folder_task(const std::filesystem::path& folder);
 
+// The file `crop` writes in its output folder: `video,frames`, the frames decoded per video.
+// `run` reads it from the crops folder for tasks without a frame list or annotations.
+inline constexpr char kFrameCountFile[] = "frame_counts.csv";
+
+// Reads a kFrameCountFile.
+std::map<std::string, long> read_frame_counts(const std::filesystem::path& file);
+
 // A `*_test_set_release.txt` style list: one video name per line, blank lines ignored.
 std::vector<std::string> read_video_list(const std::filesystem::path& file);
 

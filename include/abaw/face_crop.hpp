@@ -1,0 +1,81 @@
+// `crop`: turn plain videos into the Aff-Wild2 crop layout. Every frame is decoded, one face is
+// tracked per video, and a square crop with a margin is written as `<video>/00001.jpg` (1-based);
+// frames without a face get no file, as in Aff-Wild2. The frame count and the boxes are written
+// too, so a later `run` knows every frame, gaps included.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace abaw {
+
+// A face found in a frame, in frame pixels.
+struct FaceBox {
+  cv::Rect2f box;
+  float score = 0;
+};
+
+// A face detector: Haar cascade (no model download) or a YuNet ONNX file.
+class FaceDetector {
+ public:
+  virtual ~FaceDetector() = default;
+  // All faces in a BGR frame.
+  virtual std::vector<FaceBox> detect(const cv::Mat& bgr) = 0;
+  // "haar (...)" or "yunet (...)", for logs and the summary.
+  virtual std::string description() const = 0;
+};
+
+// OpenCV's frontal-face Haar cascade. `cascade_file` empty: the one Debian's opencv-data
+// installs. Throws Error(kUsage) when it cannot be loaded.
+std::unique_ptr<FaceDetector> make_haar_detector(const std::filesystem::path& cascade_file, int min_face);
+
+// YuNet (2023 layout, fixed 640x640 input) run with cv::dnn and decoded here: OpenCV 4.6's
+// FaceDetectorYN cannot parse this output layout. Throws Error(kModel) naming the file.
+std::unique_ptr<FaceDetector> make_yunet_detector(const std::filesystem::path& onnx_file, float score_threshold,
+                                                  int min_face);
+
+// Keeps one face per video: the largest face until a face has been seen, then the face that
+// overlaps the previous box most (or, with no overlap, the nearest centre within two box sizes;
+// otherwise the largest again).
+class FaceTrack {
+ public:
+  std::optional<FaceBox> pick(const std::vector<FaceBox>& faces);
+
+ private:
+  std::optional<cv::Rect2f> previous_;
+};
+
+// The square crop around `box`: side = max(w, h) * (1 + margin), centred, parts outside the
+// frame filled black, resized to `size` x `size`.
+cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int size);
+
+// What `crop` does for each video.
+struct CropOptions {
+  std::filesystem::path output;
+  int size = 112;
+  float margin = 0.25f;
+  int jpeg_quality = 95;
+};
+
+// The result for one video.
+struct CroppedVideo {
+  std::string name;
+  long frames_decoded = 0;
+  long frames_with_face = 0;
+  long frames_with_several_faces = 0;
+};
+
+// Crops one video into `<output>/<name>/`, writes `<output>/<name>.boxes.csv`
+// (`frame,x,y,width,height,score`, empty fields where no face was found) and returns counts.
+// Throws Error(kInput) when the video cannot be opened or yields no frame.
+CroppedVideo crop_video(const std::filesystem::path& video, FaceDetector& detector, const CropOptions& options);
+
+// Writes `<output>/frame_counts.csv` (kFrameCountFile), merging with one already there (other videos keep their counts).
+void write_frame_counts(const std::filesystem::path& output, const std::vector<CroppedVideo>& videos);
+
+}  // namespace abaw

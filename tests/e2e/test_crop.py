@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""End-to-end tests of `abaw-infer crop` and of `run` on what it writes.
+
+Uses real faces from ../shared (skipped, with a message, when it is absent): a video assembled
+from a real photo with blank frames between (gaps), and one of the real clips.
+Run with Debian's Python: /usr/bin/python3 tests/e2e/test_crop.py; ABAW_INFER names the binary.
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import cv2
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+TOOL = os.environ.get("ABAW_INFER", os.path.join(ROOT, "build", "abaw-infer"))
+PHOTO = os.path.join(SHARED, "realdata", "expressions", "happy.jpg")
+CLIP = os.path.join(SHARED, "realdata", "videos", "liveportrait_d0.mp4")
+YUNET = os.path.join(SHARED, "models", "yunet", "face_detection_yunet_2023mar.onnx")
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True)
+
+
+@unittest.skipUnless(os.path.exists(PHOTO) and os.path.exists(CLIP), "../shared/realdata is absent")
+class Crop(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="abaw-crop-")
+        # 12 frames: the photo on frames 1-3 and 8-10, blank grey frames elsewhere.
+        photo = cv2.imread(PHOTO)
+        height, width = photo.shape[:2]
+        cls.video = os.path.join(cls.work, "videos", "photo_gaps.avi")
+        os.makedirs(os.path.dirname(cls.video))
+        writer = cv2.VideoWriter(cls.video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
+        blank = np.full_like(photo, 128)
+        cls.face_frames = {1, 2, 3, 8, 9, 10}
+        for number in range(1, 13):
+            writer.write(photo if number in cls.face_frames else blank)
+        writer.release()
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def test_gaps_are_left_without_files_and_counted(self):
+        out = os.path.join(self.work, "crops-gaps")
+        result = tool("crop", "--videos", os.path.dirname(self.video), "--output", out, "--size", "96")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        files = sorted(os.listdir(os.path.join(out, "photo_gaps")))
+        self.assertEqual(files, ["%05d.jpg" % n for n in sorted(self.face_frames)])
+        self.assertEqual(cv2.imread(os.path.join(out, "photo_gaps", "00001.jpg")).shape, (96, 96, 3))
+        with open(os.path.join(out, "frame_counts.csv")) as f:
+            self.assertEqual(list(csv.reader(f)), [["video", "frames"], ["photo_gaps", "12"]])
+        with open(os.path.join(out, "photo_gaps.boxes.csv")) as f:
+            rows = list(csv.reader(f))
+        self.assertEqual(len(rows), 13)
+        self.assertEqual(rows[4], ["4", "", "", "", "", ""])
+        self.assertNotEqual(rows[1][1], "")
+
+        # run knows all 12 frames from frame_counts.csv, including the trailing gap.
+        model_set = os.path.join(self.work, "set")
+        if not os.path.exists(model_set):
+            subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_model_set.py"), "--tiny",
+                            "--output", model_set], check=True, capture_output=True)
+        run_out = os.path.join(self.work, "run-gaps")
+        result = tool("run", "--model-set", model_set, "--crops", out, "--output", run_out, "--tasks", "expr")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("highest crop number", result.stderr)
+        with open(os.path.join(run_out, "submission", "EXPR.txt")) as f:
+            rows = f.read().splitlines()
+        self.assertEqual(rows[1:], ["photo_gaps/%05d.jpg,%s" % (n, rows[n].split(",")[1]) for n in range(1, 13)])
+
+    def test_real_clip_with_both_detectors(self):
+        for detector in (["--detector", "haar"], ["--detector", "yunet", "--yunet-model", YUNET]):
+            out = os.path.join(self.work, "crops-" + detector[1])
+            result = tool("crop", "--videos", CLIP, "--output", out, *detector)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("frames/s", result.stderr)
+            frames = len(os.listdir(os.path.join(out, "liveportrait_d0")))
+            with open(os.path.join(out, "frame_counts.csv")) as f:
+                total = int(f.read().splitlines()[1].split(",")[1])
+            self.assertGreater(total, 50)
+            self.assertGreaterEqual(frames, 0.9 * total, detector[1])
+
+    def test_missing_yunet_model_is_a_usage_error(self):
+        result = tool("crop", "--videos", CLIP, "--output", os.path.join(self.work, "x"), "--detector", "yunet")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--yunet-model", result.stderr)
+
+    def test_unreadable_video_is_reported_and_others_finish(self):
+        folder = os.path.join(self.work, "mixed")
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy(self.video, folder)
+        with open(os.path.join(folder, "broken.mp4"), "wb") as f:
+            f.write(b"not a video")
+        out = os.path.join(self.work, "crops-mixed")
+        result = tool("crop", "--videos", folder, "--output", out)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn("broken.mp4", result.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(out, "photo_gaps")))
+
+
+if __name__ == "__main__":
+    unittest.main()

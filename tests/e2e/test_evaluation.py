@@ -1,0 +1,899 @@
+#!/usr/bin/python3
+"""End-to-end tests of `abaw-infer eval`, `abaw-infer check` and `abaw-infer tune`.
+
+Metrics  `eval` against an independent computation (numpy CCC with population moments,
+         scikit-learn F1) on generated annotation folders with invalid frames, for a single-file
+         submission, an ABAW 1-3 per-video folder and a raw-score folder; the edge cases of the
+         ABAW metrics (constant predictions, absent classes, all-invalid videos, one frame);
+         missing predictions, --allow-missing, --min-score and Windows line endings.
+Check    `check` on a valid submission and on copies with one planted defect each: the exit code
+         and the `FILE:LINE: kind:` line naming it; pandas-quoted headers, CRLF, no final newline
+         and --max-report.
+Tune     `tune` on raw scores built to need tuning (AU thresholds, EXPR mode filter, VA mean
+         filter), checked against a numpy re-implementation of the post-processing and against
+         `eval`; --write on a tiny model set; `run --manifest-patch` with the fragments and
+         `run --eval` against `eval` on the written submissions.
+
+Run with Debian's Python (numpy, scikit-learn, torch): /usr/bin/python3 tests/e2e/test_evaluation.py [-v Class]
+ABAW_INFER must name the built binary (default: build/abaw-infer).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = sys.executable
+TOOL = os.environ.get("ABAW_INFER", os.path.join(ROOT, "build", "abaw-infer"))
+
+TASKS = ("VA", "EXPR", "AU")
+COLUMNS = {
+    "VA": ["valence", "arousal"],
+    "EXPR": ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"],
+    "AU": ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"],
+}
+ANNOT_HEADERS = {task: ",".join(cols) for task, cols in COLUMNS.items()}
+HEADERS = {task: "image_location," + ANNOT_HEADERS[task] for task in TASKS}
+RAW_HEADERS = {task: "frame,has_crop," + ANNOT_HEADERS[task] for task in TASKS}
+LABEL_WIDTH = {"VA": 2, "EXPR": 1, "AU": 12}  # values per line of an annotation / submission row
+ANNOT_DIRS = {"VA": "VA_Estimation_Challenge", "EXPR": "EXPR_Recognition_Challenge", "AU": "AU_Detection_Challenge"}
+
+WORK = None  # one scratch folder for the whole module
+_cache = {}
+
+
+def setUpModule():
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="abaw-e2e-eval-")
+
+
+def tearDownModule():
+    if WORK and not os.environ.get("ABAW_KEEP_TEST_FILES"):
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True)
+
+
+def output(result):
+    return result.stdout + result.stderr
+
+
+def scratch(*parts):
+    """A fresh (removed) path under WORK."""
+    path = os.path.join(WORK, *parts)
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.exists(path):
+        os.remove(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def location(video, frame):
+    return "%s/%05d.jpg" % (video, frame)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing annotation and prediction files. Labels and predictions are dicts video -> array of
+# shape (frames, width): VA (n, 2) floats (-5 invalid), EXPR (n, 1) ints (-1 invalid), AU
+# (n, 12) ints (-1 not annotated). Values are rounded before use so the files hold them exactly.
+
+def fmt_values(task, row):
+    if task == "VA":
+        return ",".join("-5" if v == -5 else "%.4f" % v for v in row)
+    return ",".join(str(int(v)) for v in row)
+
+
+def write_text(path, lines, newline="\n", final_newline=True):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    text = newline.join(lines) + (newline if final_newline else "")
+    with open(path, "w", newline="") as f:
+        f.write(text)
+    return path
+
+
+def write_annotations(folder, task, labels, newline="\n"):
+    os.makedirs(folder, exist_ok=True)
+    for video, rows in labels.items():
+        write_text(os.path.join(folder, video + ".txt"),
+                   [ANNOT_HEADERS[task]] + [fmt_values(task, r) for r in rows], newline)
+    return folder
+
+
+def write_submission(path, task, predictions, newline="\n", skip=()):
+    """One ABAW 5/6/8 file; `skip` holds (video, frame) pairs left out."""
+    lines = [HEADERS[task]]
+    for video, rows in predictions.items():
+        for f, row in enumerate(rows, start=1):
+            if (video, f) not in skip:
+                lines.append(location(video, f) + "," + fmt_values(task, row))
+    return write_text(path, lines, newline)
+
+
+def write_legacy(folder, task, predictions, newline="\n"):
+    """ABAW 1-3 per-video files: the annotation header, one line per frame, no image column."""
+    return write_annotations(folder, task, predictions, newline)
+
+
+def write_raw(folder, task, raw):
+    """Per-video raw scores as `run` writes them."""
+    os.makedirs(folder, exist_ok=True)
+    for video, rows in raw.items():
+        write_text(os.path.join(folder, video + ".csv"),
+                   [RAW_HEADERS[task]] + ["%d,1,%s" % (f, ",".join("%.6f" % v for v in row))
+                                          for f, row in enumerate(rows, start=1)])
+    return folder
+
+
+def random_labels(task, rng, frames, invalid_rate=0.15, classes=8):
+    """Random valid labels with some invalid frames (and, for AU, some AUs not annotated)."""
+    if task == "VA":
+        labels = np.round(rng.uniform(-1, 1, (frames, 2)), 3)
+        labels[rng.random_sample(frames) < invalid_rate] = -5
+    elif task == "EXPR":
+        labels = rng.randint(0, classes, (frames, 1))
+        labels[rng.random_sample(frames) < invalid_rate] = -1
+    else:
+        labels = (rng.random_sample((frames, 12)) < rng.uniform(0.2, 0.6, 12)).astype(int)
+        labels[rng.random_sample((frames, 12)) < 0.05] = -1   # one AU not annotated
+        labels[rng.random_sample(frames) < invalid_rate] = -1  # the whole frame invalid
+    return labels
+
+
+def random_predictions(task, rng, labels, classes=8):
+    """Predictions that agree with the labels somewhat, so scores are neither 0 nor 1."""
+    n = len(labels)
+    if task == "VA":
+        valid = np.where(labels == -5, 0, labels)
+        return np.round(np.clip(0.6 * valid + rng.normal(0, 0.4, (n, 2)), -1, 1), 4)
+    if task == "EXPR":
+        guess = np.where(rng.random_sample((n, 1)) < 0.5, labels, rng.randint(0, classes, (n, 1)))
+        return np.where(guess < 0, 0, guess)
+    flip = rng.random_sample((n, 12)) < 0.3
+    truth = np.where(labels < 0, 0, labels)
+    return np.where(flip, 1 - truth, truth)
+
+
+# ---------------------------------------------------------------------------------------------
+# The independent reference of ABAW.md section 4.
+
+def ccc(x, y):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) == 0:
+        return 0.0
+    mx, my = x.mean(), y.mean()
+    vx, vy = ((x - mx) ** 2).mean(), ((y - my) ** 2).mean()
+    cov = ((x - mx) * (y - my)).mean()
+    denominator = vx + vy + (mx - my) ** 2
+    return 2 * cov / denominator if denominator > 0 else 0.0
+
+
+def counts(truth, guess):
+    truth, guess = np.asarray(truth), np.asarray(guess)
+    tp = int(np.sum((truth == 1) & (guess == 1)))
+    fp = int(np.sum((truth == 0) & (guess == 1)))
+    fn = int(np.sum((truth == 1) & (guess == 0)))
+    return tp, fp, fn
+
+
+def reference(task, labels, predictions, missing=()):
+    """Expected scores, pooling every annotated video; `missing` (video, frame) pairs are left out."""
+    pooled_l, pooled_p, excluded, without = [], [], 0, 0
+    for video, rows in labels.items():
+        for f, label in enumerate(rows, start=1):
+            invalid = (label == -5).any() if task == "VA" else (label < 0).all()
+            if invalid:
+                excluded += 1
+            elif (video, f) in missing:
+                without += 1
+            else:
+                pooled_l.append(label)
+                pooled_p.append(predictions[video][f - 1])
+    width = LABEL_WIDTH[task]
+    L = np.array(pooled_l, float).reshape(-1, width)
+    P = np.array(pooled_p, float).reshape(-1, width)
+    parts = {}
+    if task == "VA":
+        for d, name in enumerate(COLUMNS["VA"]):
+            parts[name] = {"score": ccc(P[:, d], L[:, d]), "frames": len(L)}
+    elif task == "EXPR":
+        y, p = L[:, 0].astype(int), P[:, 0].astype(int)
+        f1 = f1_score(y, p, labels=list(range(8)), average=None, zero_division=0) if len(y) else np.zeros(8)
+        for c, name in enumerate(COLUMNS["EXPR"]):
+            tp, fp, fn = counts(y == c, p == c)
+            parts[name] = {"score": float(f1[c]), "frames": len(y), "tp": tp, "fp": fp, "fn": fn}
+    else:
+        for a, name in enumerate(COLUMNS["AU"]):
+            mask = L[:, a] >= 0
+            y, p = L[mask, a].astype(int), P[mask, a].astype(int)
+            f1 = float(f1_score(y, p, zero_division=0)) if len(y) else 0.0
+            tp, fp, fn = counts(y, p)
+            parts[name] = {"score": f1, "frames": int(mask.sum()), "tp": tp, "fp": fp, "fn": fn}
+    score = sum(p["score"] for p in parts.values()) / len(parts)  # 8 classes, 12 AUs, 2 dimensions
+    return {"score": score, "parts": parts, "videos": len(labels), "frames_evaluated": len(L),
+            "frames_excluded": excluded, "frames_without_prediction": without}
+
+
+# ---------------------------------------------------------------------------------------------
+# Post-processing as models/README.md describes it (for `tune`).
+
+def window(t, n, width):
+    lo = max(0, t - width // 2)
+    return lo, min(n, t - width // 2 + width)
+
+
+def mean_filter(scores, width):
+    scores = np.asarray(scores, float)
+    if width <= 1:
+        return scores
+    out = np.empty_like(scores)
+    for t in range(len(scores)):
+        lo, hi = window(t, len(scores), width)
+        out[t] = scores[lo:hi].mean(axis=0)
+    return out
+
+
+def mode_filter(labels, width, classes=8):
+    labels = np.asarray(labels, int)
+    if width <= 1:
+        return labels
+    out = np.empty_like(labels)
+    for t in range(len(labels)):
+        lo, hi = window(t, len(labels), width)
+        out[t] = int(np.argmax(np.bincount(labels[lo:hi], minlength=classes)))  # ties: lowest index
+    return out
+
+
+TUNE_LINE = re.compile(r"^(VA|EXPR|AU) score: (-?[0-9.]+) -> (-?[0-9.]+) \(([+-][0-9.]+)\)$", re.M)
+
+
+class Case(unittest.TestCase):
+    def evaluate(self, task, predictions, annotations, *extra, code=0):
+        """Runs `eval --json` and returns the parsed JSON (and the process)."""
+        json_path = os.path.join(WORK, "eval-%s.json" % self.id().split(".")[-1])
+        if os.path.exists(json_path):
+            os.remove(json_path)
+        result = tool("eval", "--task", task.lower(), "--predictions", predictions, "--annotations", annotations,
+                      "--json", json_path, *extra)
+        self.assertEqual(result.returncode, code, output(result))
+        if code != 0:
+            return None, result
+        with open(json_path) as f:
+            return json.load(f), result
+
+    def assert_matches(self, got, expected, places=6):
+        """Every number of the reference, to 1e-6 for scores and exactly for counts."""
+        self.assertAlmostEqual(got["score"], expected["score"], delta=10 ** -places)
+        for key in ("videos", "frames_evaluated", "frames_excluded", "frames_without_prediction"):
+            if key in expected:
+                self.assertEqual(got[key], expected[key], key)
+        self.assertEqual(sorted(got["parts"]), sorted(expected["parts"]))
+        for name, part in expected["parts"].items():
+            for key, value in part.items():
+                if key == "score":
+                    self.assertIsInstance(got["parts"][name]["score"], float, name)  # never NaN (null)
+                    self.assertAlmostEqual(got["parts"][name]["score"], value, delta=10 ** -places, msg=name)
+                else:
+                    self.assertEqual(got["parts"][name][key], value, "%s %s" % (name, key))
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Metrics(Case):
+    """`eval` agrees with an independent computation of the ABAW metrics."""
+
+    VIDEOS = [("10-60-1280x720", 83), ("2-30-640x360_left", 41), ("2-30-640x360_right", 57), ("video7", 120),
+              ("vid_x", 9)]
+
+    def dataset(self, task, seed, videos=None, classes=8):
+        rng = np.random.RandomState(seed)
+        labels, predictions = {}, {}
+        for video, frames in videos or self.VIDEOS:
+            labels[video] = random_labels(task, rng, frames, classes=classes)
+            predictions[video] = random_predictions(task, rng, labels[video], classes=classes)
+        return labels, predictions
+
+    def folder(self, name):
+        path = scratch(self.id().split(".")[-1], name)
+        os.makedirs(path)
+        return path
+
+    def check_all_formats(self, task, seed):
+        labels, predictions = self.dataset(task, seed)
+        annotations = write_annotations(self.folder("annotations"), task, labels)
+        expected = reference(task, labels, predictions)
+        self.assertGreater(expected["frames_excluded"], 0)
+        self.assertTrue(0.05 < expected["score"] < 0.95, expected["score"])
+        submission = write_submission(os.path.join(self.folder("submission"), task + ".txt"), task, predictions)
+        got, result = self.evaluate(task, submission, annotations)
+        self.assert_matches(got, expected)
+        self.assertEqual(got["task"], task)
+        self.assertIn("%s score: %.6f" % (task, expected["score"]), result.stdout)
+        legacy = write_legacy(self.folder("legacy"), task, predictions)
+        got_legacy, _ = self.evaluate(task, legacy, annotations)
+        self.assert_matches(got_legacy, expected)
+        return labels, predictions, annotations
+
+    def test_va(self):
+        labels, _, _ = self.check_all_formats("VA", 1)
+        self.assertTrue(any((rows == -5).any() for rows in labels.values()))
+
+    def test_expr(self):
+        self.check_all_formats("EXPR", 2)
+
+    def test_au(self):
+        labels, _, _ = self.check_all_formats("AU", 3)
+        every = np.concatenate(list(labels.values()))
+        all_invalid = (every < 0).all(axis=1)
+        self.assertTrue(all_invalid.any() and ((every < 0).any(axis=1) & ~all_invalid).any(),
+                        "the data must have invalid frames and frames with some AUs not annotated")
+
+    def test_raw_score_folder(self):
+        """`<video>.csv` raw scores: EXPR argmax, AU >= 0.5, VA clipped to [-1, 1]."""
+        rng = np.random.RandomState(4)
+        for task, width in (("VA", 2), ("EXPR", 8), ("AU", 12)):
+            labels = {v: random_labels(task, rng, n) for v, n in self.VIDEOS}
+            if task == "VA":
+                raw = {v: np.round(rng.uniform(-1.4, 1.4, (n, 2)), 4) for v, n in self.VIDEOS}
+                predictions = {v: np.clip(r, -1, 1) for v, r in raw.items()}
+            elif task == "EXPR":
+                raw = {v: np.round(rng.dirichlet(np.ones(8), n), 6) for v, n in self.VIDEOS}
+                predictions = {v: r.argmax(axis=1)[:, None] for v, r in raw.items()}
+            else:
+                raw = {v: np.round(rng.random_sample((n, 12)), 4) for v, n in self.VIDEOS}
+                raw[self.VIDEOS[0][0]][:5] = 0.5  # exactly at the threshold: positive
+                predictions = {v: (r >= 0.5).astype(int) for v, r in raw.items()}
+            annotations = write_annotations(self.folder(task + "-annotations"), task, labels)
+            folder = write_raw(self.folder(task + "-raw"), task, raw)
+            got, _ = self.evaluate(task, folder, annotations)
+            self.assert_matches(got, reference(task, labels, predictions))
+
+    def test_constant_va_predictions_score_zero(self):
+        rng = np.random.RandomState(5)
+        labels = {"a": np.round(rng.uniform(-1, 1, (30, 2)), 3), "b": np.round(rng.uniform(-1, 1, (20, 2)), 3)}
+        labels["a"][3] = -5
+        annotations = write_annotations(self.folder("annotations"), "VA", labels)
+        constant = {v: np.full((len(r), 2), 0.25) for v, r in labels.items()}
+        got, _ = self.evaluate("VA", write_submission(os.path.join(self.folder("constant"), "VA.txt"), "VA",
+                                                      constant), annotations)
+        self.assert_matches(got, reference("VA", labels, constant))
+        self.assertEqual(got["score"], 0.0)
+        # Labels and predictions constant and equal: CCC is 0/0, reported as 0 (not NaN).
+        flat = {v: np.where(r == -5, -5, 0.5) for v, r in labels.items()}
+        flat_annotations = write_annotations(self.folder("flat-annotations"), "VA", flat)
+        same = {v: np.full((len(r), 2), 0.5) for v, r in labels.items()}
+        got, result = self.evaluate("VA", write_submission(os.path.join(self.folder("same"), "VA.txt"), "VA", same),
+                                    flat_annotations)
+        self.assertNotIn("nan", result.stdout.lower())
+        for name in ("valence", "arousal"):
+            self.assertEqual(got["parts"][name]["score"], 0.0, name)
+        self.assertEqual(got["score"], 0.0)
+        # Constant labels, varying predictions: 0 as well.
+        got, _ = self.evaluate("VA", write_submission(os.path.join(self.folder("vary"), "VA.txt"), "VA",
+                                                      {v: np.clip(r, -1, 1) for v, r in labels.items()}),
+                               flat_annotations)
+        self.assertEqual(got["score"], 0.0)
+
+    def test_absent_class_still_counts(self):
+        """Class 7 (Other) is in neither labels nor predictions: F1 0, and the mean divides by 8."""
+        labels, predictions = self.dataset("EXPR", 6, classes=7)
+        annotations = write_annotations(self.folder("annotations"), "EXPR", labels)
+        expected = reference("EXPR", labels, predictions)
+        got, _ = self.evaluate("EXPR", write_submission(os.path.join(self.folder("s"), "EXPR.txt"), "EXPR",
+                                                        predictions), annotations)
+        self.assert_matches(got, expected)
+        self.assertEqual(got["parts"]["Other"], {"score": 0.0, "frames": expected["frames_evaluated"],
+                                                 "tp": 0, "fp": 0, "fn": 0})
+        # Perfect predictions of the 7 present classes: 7/8, not 1.
+        perfect = {v: np.where(r < 0, 0, r) for v, r in labels.items()}
+        got, _ = self.evaluate("EXPR", write_submission(os.path.join(self.folder("p"), "EXPR.txt"), "EXPR", perfect),
+                               annotations)
+        self.assertAlmostEqual(got["score"], 7 / 8, delta=1e-12)
+
+    def test_video_with_only_invalid_frames(self):
+        for task, seed, invalid in (("VA", 7, -5), ("EXPR", 8, -1), ("AU", 9, -1)):
+            labels, predictions = self.dataset(task, seed)
+            labels["all_invalid"] = np.full((15, LABEL_WIDTH[task]), invalid)
+            predictions["all_invalid"] = random_predictions(task, np.random.RandomState(seed), labels["all_invalid"])
+            annotations = write_annotations(self.folder(task + "-annotations"), task, labels)
+            expected = reference(task, labels, predictions)
+            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder(task), "s.txt"), task, predictions),
+                                   annotations)
+            self.assert_matches(got, expected)
+            self.assertEqual(got["videos"], len(self.VIDEOS) + 1)
+            # Invalid frames need no prediction: the video may be absent from the predictions.
+            del predictions["all_invalid"]
+            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder(task), "t.txt"), task, predictions),
+                                   annotations)
+            self.assert_matches(got, expected)
+
+    def test_single_frame(self):
+        cases = [("VA", [[0.2, -0.3]], [[0.2, -0.3]]), ("VA", [[0.2, -0.3]], [[0.5, 0.1]]),
+                 ("EXPR", [[4]], [[4]]), ("EXPR", [[4]], [[2]]),
+                 ("AU", [[1, 0, 1, -1, 0, 0, 1, 1, 0, 0, 0, 1]], [[1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0]])]
+        for i, (task, label, prediction) in enumerate(cases):
+            labels, predictions = {"only": np.array(label)}, {"only": np.array(prediction)}
+            annotations = write_annotations(self.folder("a%d" % i), task, labels)
+            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder("s%d" % i), "s.txt"), task,
+                                                          predictions), annotations)
+            expected = reference(task, labels, predictions)
+            self.assert_matches(got, expected)
+            self.assertEqual(got["frames_evaluated"], 1)
+        self.assertEqual(reference("EXPR", {"v": np.array([[4]])}, {"v": np.array([[4]])})["score"], 1 / 8)
+
+    def test_unannotated_video_is_ignored(self):
+        labels, predictions = self.dataset("AU", 10)
+        annotations = write_annotations(self.folder("annotations"), "AU", labels)
+        expected = reference("AU", labels, predictions)
+        predictions = dict(predictions, extra_video=random_predictions("AU", np.random.RandomState(1),
+                                                                       np.zeros((25, 12))))
+        got, _ = self.evaluate("AU", write_submission(os.path.join(self.folder("s"), "AU.txt"), "AU", predictions),
+                               annotations)
+        self.assert_matches(got, expected)
+        self.assertEqual(got.get("videos_not_annotated", 1), 1)
+        got, _ = self.evaluate("AU", write_legacy(self.folder("legacy"), "AU", predictions), annotations)
+        self.assert_matches(got, expected)
+
+    def test_missing_predictions(self):
+        labels, predictions = self.dataset("EXPR", 11)
+        annotations = write_annotations(self.folder("annotations"), "EXPR", labels)
+        video = self.VIDEOS[1][0]
+        valid = [f for f, r in enumerate(labels[video], start=1) if r[0] >= 0]
+        missing = {(video, valid[3]), (video, valid[7])}
+        submission = write_submission(os.path.join(self.folder("s"), "EXPR.txt"), "EXPR", predictions, skip=missing)
+        _, result = self.evaluate("EXPR", submission, annotations, code=3)
+        self.assertIn(location(video, valid[3]), result.stderr)
+        got, result = self.evaluate("EXPR", submission, annotations, "--allow-missing")
+        self.assertEqual(got["frames_without_prediction"], 2)
+        self.assert_matches(got, reference("EXPR", labels, predictions, missing))
+        # A legacy folder without one video's file, and a legacy file shorter than the annotation.
+        legacy = self.folder("legacy")
+        write_legacy(legacy, "EXPR", predictions)
+        gone = self.VIDEOS[3][0]
+        os.remove(os.path.join(legacy, gone + ".txt"))
+        first_valid = next(f for f, r in enumerate(labels[gone], start=1) if r[0] >= 0)
+        _, result = self.evaluate("EXPR", legacy, annotations, code=3)
+        self.assertIn(location(gone, first_valid), result.stderr)
+        got, _ = self.evaluate("EXPR", legacy, annotations, "--allow-missing")
+        gone_frames = {(gone, f) for f, r in enumerate(labels[gone], start=1) if r[0] >= 0}
+        self.assert_matches(got, reference("EXPR", labels, predictions, gone_frames))
+        short = self.VIDEOS[0][0]
+        write_legacy(legacy, "EXPR", {gone: predictions[gone], short: predictions[short][:-10]})
+        last_valid = [f for f, r in enumerate(labels[short], start=1) if r[0] >= 0 and f > len(labels[short]) - 10]
+        _, result = self.evaluate("EXPR", legacy, annotations, code=3)
+        self.assertIn(location(short, last_valid[0]), result.stderr)
+
+    def test_min_score_gate(self):
+        labels, predictions = self.dataset("VA", 12)
+        annotations = write_annotations(self.folder("annotations"), "VA", labels)
+        submission = write_submission(os.path.join(self.folder("s"), "VA.txt"), "VA", predictions)
+        score = reference("VA", labels, predictions)["score"]
+        got, _ = self.evaluate("VA", submission, annotations, "--min-score", "%.6f" % (score - 0.01))
+        self.assertAlmostEqual(got["score"], score, delta=1e-6)
+        _, result = self.evaluate("VA", submission, annotations, "--min-score", "%.6f" % (score + 0.01), code=7)
+        self.assertIn("min-score", result.stderr)
+
+    def test_windows_line_endings(self):
+        for task, seed in (("VA", 13), ("EXPR", 14), ("AU", 15)):
+            labels, predictions = self.dataset(task, seed)
+            annotations = write_annotations(self.folder(task + "-annotations"), task, labels, newline="\r\n")
+            expected = reference(task, labels, predictions)
+            submission = write_submission(os.path.join(self.folder(task), "s.txt"), task, predictions, newline="\r\n")
+            got, _ = self.evaluate(task, submission, annotations)
+            self.assert_matches(got, expected)
+            got, _ = self.evaluate(task, write_legacy(self.folder(task + "-legacy"), task, predictions, "\r\n"),
+                                   annotations)
+            self.assert_matches(got, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Check(Case):
+    """`check` accepts a valid submission and names the line and kind of every planted defect."""
+
+    # Frame list order is not the sorted order: rows must follow the list, not the names.
+    VIDEOS = [("vid_b", 6), ("2-30-640x360", 5), ("vid_a_left", 4)]
+    DUMMY = {"VA": "0.5,-0.5", "EXPR": "0", "AU": "1,0,1,1,1,0,0,1,0,0,0,1"}
+
+    def frame_list(self, task):
+        path = os.path.join(WORK, "check", "frame_list_%s.txt" % task)
+        if not os.path.exists(path):
+            write_text(path, [HEADERS[task]] + [location(v, f) + "," + self.DUMMY[task]
+                                                for v, n in self.VIDEOS for f in range(1, n + 1)])
+        return path
+
+    def valid_lines(self, task):
+        rng = np.random.RandomState(20)
+        lines = [HEADERS[task]]
+        for v, n in self.VIDEOS:
+            for f in range(1, n + 1):
+                if task == "VA":
+                    values = "%.6f,%.6f" % tuple(rng.uniform(-1, 1, 2))
+                elif task == "EXPR":
+                    values = str(rng.randint(0, 8))
+                else:
+                    values = ",".join(str(x) for x in rng.randint(0, 2, 12))
+                lines.append(location(v, f) + "," + values)
+        return lines
+
+    def check(self, task, lines, name, newline="\n", final_newline=True, text=None, extra=()):
+        path = os.path.join(WORK, "check", self.id().split(".")[-1], name + ".txt")
+        if text is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+        else:
+            write_text(path, lines, newline, final_newline)
+        return path, tool("check", "--task", task.lower(), "--submission", path, "--frame-list",
+                          self.frame_list(task), *extra)
+
+    def assert_defect(self, task, lines, name, kind, line, in_frame_list=False, also=()):
+        """Exit 3, a `FILE:LINE: kind:` line, `INVALID`, and no kinds other than `kind` (+ `also`)."""
+        path, result = self.check(task, lines, name)
+        text = output(result)
+        self.assertEqual(result.returncode, 3, text)
+        where = self.frame_list(task) if in_frame_list else path
+        prefix = "%s:%d: %s:" % (where, line, kind)
+        self.assertTrue(any(l.startswith(prefix) for l in text.splitlines()), "no '%s' in:\n%s" % (prefix, text))
+        self.assertIn("INVALID", text)
+        kinds = set(re.findall(r"^\S+:\d+: (\w+):", result.stdout, re.M))
+        self.assertLessEqual(kinds, {kind, *also}, text)
+        return [l for l in text.splitlines() if l.startswith(prefix)][0], text
+
+    def test_valid(self):
+        for task in TASKS:
+            path, result = self.check(task, self.valid_lines(task), "valid-" + task)
+            self.assertEqual(result.returncode, 0, output(result))
+            self.assertIn("OK", result.stdout)
+            self.assertNotIn("INVALID", result.stdout)
+
+    def test_wrong_header(self):
+        lines = self.valid_lines("VA")
+        lines[0] = "image_location,valence,arousals"
+        self.assert_defect("VA", lines, "wrong", "header", 1)
+        lines[0] = "valence,arousal"  # the annotation header, not the submission header
+        self.assert_defect("VA", lines, "annotation", "header", 1)
+
+    def test_header_of_another_task(self):
+        lines = self.valid_lines("VA")
+        lines[0] = HEADERS["EXPR"]
+        message, _ = self.assert_defect("VA", lines, "expr-header", "header", 1)
+        self.assertIn("EXPR", message)
+
+    def test_missing_row(self):
+        lines = self.valid_lines("AU")
+        removed = lines.pop(8)  # frame list line 9
+        message, _ = self.assert_defect("AU", lines, "missing", "missing_row", 9, in_frame_list=True)
+        self.assertIn(removed.split(",")[0], message)
+
+    def test_duplicate_row(self):
+        lines = self.valid_lines("VA")
+        lines.insert(5, lines[3])  # line 4 again as line 6
+        message, _ = self.assert_defect("VA", lines, "duplicate", "duplicate_row", 6)
+        self.assertIn(lines[3].split(",")[0], message)
+
+    def test_extra_row(self):
+        lines = self.valid_lines("EXPR")
+        lines.append(location("vid_b", 7) + ",3")
+        lines.insert(4, location("not_a_test_video", 1) + ",3")
+        self.assert_defect("EXPR", lines, "extra", "unknown_row", 5)
+        self.assert_defect("EXPR", lines, "extra", "unknown_row", len(lines))
+
+    def test_swapped_rows(self):
+        lines = self.valid_lines("VA")
+        lines[7], lines[8] = lines[8], lines[7]  # file lines 8 and 9
+        path, result = self.check("VA", lines, "swapped")
+        text = output(result)
+        self.assertEqual(result.returncode, 3, text)
+        reported = re.findall(r"^%s:(\d+): (\w+):" % re.escape(path), result.stdout, re.M)
+        self.assertTrue(reported, text)
+        self.assertEqual({k for _, k in reported}, {"order"}, text)
+        self.assertLessEqual({int(n) for n, _ in reported}, {8, 9}, text)
+
+    def test_value_problems(self):
+        cases = [("VA", "1.5", "range"), ("VA", "nan", ("range", "value")), ("VA", "-inf", ("range", "value")),
+                 ("VA", "abc", "value"), ("EXPR", "8", "range"), ("EXPR", "-1", "range"), ("EXPR", "x", "value"),
+                 ("EXPR", "2.0", "value"), ("AU", "2", "range")]
+        for task, bad, kinds in cases:
+            kinds = (kinds,) if isinstance(kinds, str) else kinds
+            lines = self.valid_lines(task)
+            fields = lines[10].split(",")
+            fields[-1] = bad
+            lines[10] = ",".join(fields)
+            path, result = self.check(task, lines, "%s-%s" % (task, bad))
+            text = output(result)
+            self.assertEqual(result.returncode, 3, text)
+            found = re.findall(r"^%s:11: (\w+):" % re.escape(path), result.stdout, re.M)
+            self.assertTrue(found and found[0] in kinds, "%s %s: %s" % (task, bad, text))
+
+    def test_au_eleven_columns(self):
+        lines = self.valid_lines("AU")
+        lines[6] = lines[6].rsplit(",", 1)[0]
+        self.assert_defect("AU", lines, "eleven", "columns", 7)
+
+    def test_trailing_comma(self):
+        lines = self.valid_lines("VA")
+        lines[2] += ","
+        message, _ = self.assert_defect("VA", lines, "trailing", "columns", 3)
+        self.assertIn("trailing comma", message)
+
+    def test_empty_file(self):
+        path, result = self.check("VA", None, "empty", text="")
+        text = output(result)
+        self.assertEqual(result.returncode, 3, text)
+        self.assertTrue(any(l.startswith(path + ":1: header:") for l in text.splitlines()), text)
+        self.assertIn("INVALID", text)
+
+    def test_pandas_quoted_expr_header(self):
+        lines = self.valid_lines("EXPR")
+        lines[0] = 'image_location,"' + ANNOT_HEADERS["EXPR"] + '"'
+        path, result = self.check("EXPR", lines, "quoted")
+        self.assertEqual(result.returncode, 0, output(result))
+        self.assertIn("warning", output(result).lower())
+        self.assertIn("OK", result.stdout)
+
+    def test_crlf_and_no_final_newline(self):
+        for task in TASKS:
+            _, result = self.check(task, self.valid_lines(task), "crlf-" + task, newline="\r\n")
+            self.assertEqual(result.returncode, 0, output(result))
+            self.assertIn("warning", output(result).lower())
+            self.assertIn("CRLF", output(result))
+            _, result = self.check(task, self.valid_lines(task), "no-newline-" + task, final_newline=False)
+            self.assertEqual(result.returncode, 0, output(result))
+            self.assertIn("OK", result.stdout)
+            _, result = self.check(task, self.valid_lines(task), "both-" + task, newline="\r\n", final_newline=False)
+            self.assertEqual(result.returncode, 0, output(result))
+
+    def test_max_report(self):
+        lines = self.valid_lines("VA")
+        for i in range(1, 14):
+            lines[i] = lines[i].split(",")[0] + ",2.5,0"  # 13 range problems on lines 2..14
+        for extra, listed in (((), 10), (("--max-report", "4"), 4)):
+            path, result = self.check("VA", lines, "many", extra=extra)
+            text = output(result)
+            self.assertEqual(result.returncode, 3, text)
+            reported = re.findall(r"^%s:(\d+): range:" % re.escape(path), result.stdout, re.M)
+            self.assertEqual([int(n) for n in reported], list(range(2, 2 + listed)), text)
+            self.assertIn("... %d more" % (13 - listed), text)
+            self.assertRegex(text, r"INVALID: 13 problem")
+
+
+# ---------------------------------------------------------------------------------------------
+
+TUNE_VIDEOS = [("t_alpha", 180), ("t_beta", 140), ("t_gamma_left", 230), ("t_delta", 95)]
+AU_LOW = [0.20 + 0.01 * a for a in range(12)]  # AU a: positives in [AU_LOW, AU_LOW + 0.15]
+
+
+def tune_data(task):
+    """Raw scores and labels that a tuned post-processing scores much better on (cached)."""
+    key = ("tune-data", task)
+    if key in _cache:
+        return _cache[key]
+    rng = np.random.RandomState({"AU": 31, "EXPR": 32, "VA": 33}[task])
+    labels, raw = {}, {}
+    for video, n in TUNE_VIDEOS:
+        if task == "AU":
+            y = (rng.random_sample((n, 12)) < 0.4).astype(int)
+            low = np.array(AU_LOW)
+            p = np.where(y == 1, low + rng.uniform(0, 0.15, (n, 12)), rng.uniform(0, low - 0.05, (n, 12)))
+            y[rng.random_sample((n, 12)) < 0.03] = -1
+            y[rng.random_sample(n) < 0.05] = -1
+            labels[video], raw[video] = y, np.round(p, 4)
+        elif task == "EXPR":
+            truth, t = np.empty(n, int), 0
+            while t < n:  # piecewise constant: segments of 20..60 frames
+                length = rng.randint(20, 61)
+                truth[t:t + length] = rng.randint(0, 8)
+                t += length
+            guess = truth.copy()
+            flips = np.where(rng.random_sample(n) < 0.12)[0]
+            flips = flips[np.diff(np.concatenate([[-3], flips])) > 2]  # isolated flips
+            guess[flips] = (truth[flips] + rng.randint(1, 8, len(flips))) % 8
+            p = rng.dirichlet(np.ones(8), n) * 0.4
+            p[np.arange(n), guess] += 0.6
+            y = truth[:, None].copy()
+            y[rng.random_sample(n) < 0.05] = -1
+            labels[video], raw[video] = y, np.round(p, 6)
+        else:
+            t = np.arange(n)
+            phase = rng.uniform(0, 2 * np.pi, 2)
+            truth = np.stack([0.7 * np.sin(2 * np.pi * t / 90 + phase[0]),
+                              0.6 * np.sin(2 * np.pi * t / 70 + phase[1])], axis=1)
+            y = np.round(truth, 3)
+            y[rng.random_sample(n) < 0.05] = -5
+            labels[video], raw[video] = y, np.round(truth + rng.normal(0, 0.3, (n, 2)), 4)
+    folder = os.path.join(WORK, "tune", task)
+    shutil.rmtree(folder, ignore_errors=True)
+    annotations = write_annotations(os.path.join(folder, "annotations"), task, labels)
+    raw_folder = write_raw(os.path.join(folder, "raw"), task, raw)
+    _cache[key] = labels, raw, annotations, raw_folder
+    return _cache[key]
+
+
+def tuned(task):
+    """Runs `tune` once per task: (process, fragment, (before, after, gain) parsed from the report)."""
+    key = ("tuned", task)
+    if key not in _cache:
+        _, _, annotations, raw_folder = tune_data(task)
+        fragment_path = os.path.join(WORK, "tune", task, "fragment.json")
+        result = tool("tune", "--task", task.lower(), "--raw", raw_folder, "--annotations", annotations,
+                      "--fragment", fragment_path)
+        fragment = None
+        if result.returncode == 0 and os.path.exists(fragment_path):
+            with open(fragment_path) as f:
+                fragment = json.load(f)
+        match = TUNE_LINE.search(result.stdout)
+        numbers = tuple(float(x) for x in match.groups()[1:]) if match else None
+        _cache[key] = result, fragment, numbers, fragment_path
+    return _cache[key]
+
+
+def tiny_set():
+    """A pristine tiny model set (exported once with scripts/make_model_set.py); copy before changing."""
+    if "set" not in _cache:
+        path = os.path.join(WORK, "sets", "tiny")
+        subprocess.run([PYTHON, os.path.join(ROOT, "scripts/make_model_set.py"), "--tiny", "--seed", "7",
+                        "--output", path], check=True, capture_output=True, text=True)
+        _cache["set"] = path
+    return _cache["set"]
+
+
+def copy_set(name):
+    path = scratch("sets", name)
+    shutil.copytree(tiny_set(), path)
+    return path
+
+
+class Tune(Case):
+    """`tune` finds the post-processing the data needs, and `run` applies what it wrote."""
+
+    def tuned_ok(self, task):
+        result, fragment, numbers, path = tuned(task)
+        self.assertEqual(result.returncode, 0, output(result))
+        self.assertIsNotNone(numbers, "no '%s score: before -> after (+gain)' line in:\n%s" % (task, result.stdout))
+        self.assertIsNotNone(fragment, path)
+        before, after, gain = numbers
+        self.assertAlmostEqual(after - before, gain, delta=2e-6)
+        return fragment, before, after
+
+    def test_au_thresholds(self):
+        fragment, before, after = self.tuned_ok("AU")
+        labels, raw, annotations, raw_folder = tune_data("AU")
+        self.assertEqual(list(fragment), ["tasks"])
+        self.assertEqual(list(fragment["tasks"]), ["au"])
+        thresholds = fragment["tasks"]["au"]["threshold"]
+        self.assertEqual(len(thresholds), 12)
+        self.assertAlmostEqual(before, 0.0, delta=1e-6)  # nothing clears 0.5
+        self.assertGreater(after, 0.99)
+        for a, t in enumerate(thresholds):
+            scores = np.concatenate([raw[v][:, a] for v, _ in TUNE_VIDEOS])
+            truth = np.concatenate([labels[v][:, a] for v, _ in TUNE_VIDEOS])
+            highest_negative, lowest_positive = scores[truth == 0].max(), scores[truth == 1].min()
+            self.assertTrue(highest_negative < t <= lowest_positive,
+                            "%s: %s not in (%s, %s]" % (COLUMNS["AU"][a], t, highest_negative, lowest_positive))
+        # `eval` on the raw folder (threshold 0.5) gives the before-score ...
+        got, _ = self.evaluate("AU", raw_folder, annotations)
+        self.assertAlmostEqual(got["score"], before, delta=1e-6)
+        # ... and on predictions thresholded with the fragment (float32, as the tool compares), the after-score.
+        t32 = np.array(thresholds, np.float32)
+        predictions = {v: (r.astype(np.float32) >= t32).astype(int) for v, r in raw.items()}
+        submission = write_submission(os.path.join(WORK, "tune", "AU", "thresholded.txt"), "AU", predictions)
+        got, _ = self.evaluate("AU", submission, annotations)
+        self.assertAlmostEqual(got["score"], after, delta=1e-6)
+        self.assert_matches(got, reference("AU", labels, predictions))
+
+    def test_expr_mode_filter(self):
+        fragment, before, after = self.tuned_ok("EXPR")
+        labels, raw, annotations, raw_folder = tune_data("EXPR")
+        width = fragment["tasks"]["expr"]["mode_filter"]
+        self.assertGreater(width, 1)
+        self.assertGreater(after, before + 0.01)
+        self.assertIn("mode_filter: 0 -> %d" % width, tuned("EXPR")[0].stdout)
+        plain = {v: r.argmax(axis=1)[:, None] for v, r in raw.items()}
+        self.assertAlmostEqual(reference("EXPR", labels, plain)["score"], before, delta=1e-6)
+        filtered = {v: mode_filter(r.argmax(axis=1), width)[:, None] for v, r in raw.items()}
+        self.assertAlmostEqual(reference("EXPR", labels, filtered)["score"], after, delta=1e-6)
+        got, _ = self.evaluate("EXPR", write_legacy(os.path.join(WORK, "tune", "EXPR", "filtered"), "EXPR", filtered),
+                               annotations)
+        self.assertAlmostEqual(got["score"], after, delta=1e-6)
+
+    def test_va_mean_filter(self):
+        fragment, before, after = self.tuned_ok("VA")
+        labels, raw, annotations, raw_folder = tune_data("VA")
+        width = fragment["tasks"]["va"]["mean_filter"]
+        self.assertGreater(width, 1)
+        self.assertGreater(after, before + 0.01)
+        self.assertIn("mean_filter: 0 -> %d" % width, tuned("VA")[0].stdout)
+        got, _ = self.evaluate("VA", raw_folder, annotations)
+        self.assertAlmostEqual(got["score"], before, delta=1e-6)
+        filtered = {v: np.clip(mean_filter(r, width), -1, 1) for v, r in raw.items()}
+        self.assertAlmostEqual(reference("VA", labels, filtered)["score"], after, delta=2e-6)
+
+    def test_write_updates_the_model_set(self):
+        set_dir = copy_set("write")
+        with open(os.path.join(set_dir, "manifest.json")) as f:
+            original = json.load(f)
+        _, _, annotations, raw_folder = tune_data("AU")
+        fragment_path = os.path.join(WORK, "tune", "write-fragment.json")
+        result = tool("tune", "--task", "au", "--raw", raw_folder, "--annotations", annotations,
+                      "--model-set", set_dir, "--write", "--fragment", fragment_path)
+        self.assertEqual(result.returncode, 0, output(result))
+        with open(fragment_path) as f:
+            fragment = json.load(f)
+        self.assertEqual(fragment, tuned("AU")[1], "the set's threshold 0.5 is the default starting point")
+        with open(os.path.join(set_dir, "manifest.json")) as f:
+            manifest = json.load(f)
+        self.assertEqual(manifest["tasks"]["au"]["threshold"], fragment["tasks"]["au"]["threshold"])
+        original["tasks"]["au"]["threshold"] = fragment["tasks"]["au"]["threshold"]
+        self.assertEqual(manifest, original, "only the thresholds change")
+        info = tool("info", "--model-set", set_dir)
+        self.assertEqual(info.returncode, 0, output(info))
+        # --write without --model-set is a usage error.
+        result = tool("tune", "--task", "au", "--raw", raw_folder, "--annotations", annotations, "--write")
+        self.assertEqual(result.returncode, 2, output(result))
+
+    def test_run_with_manifest_patch_and_eval(self):
+        patch = {"tasks": {}}
+        for task in TASKS:
+            fragment = tuned(task)[1]
+            self.assertIsNotNone(fragment, task)
+            patch["tasks"].update(fragment["tasks"])
+        patch_path = write_text(os.path.join(WORK, "tune", "patch.json"), [json.dumps(patch)])
+        fixture = os.path.join(WORK, "fixture")
+        if not os.path.isdir(fixture):
+            subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/make_crops.py"), "--output", fixture],
+                           check=True, capture_output=True)
+        set_dir = copy_set("patched")
+        with open(os.path.join(set_dir, "manifest.json")) as f:
+            manifest_before = f.read()
+        ann = {task: os.path.join(fixture, "annotations", ANNOT_DIRS[task], "Validation_Set") for task in TASKS}
+        out = scratch("run-patched")
+        result = tool("run", "--model-set", set_dir, "--crops", os.path.join(fixture, "crops"), "--output", out,
+                      "--manifest-patch", patch_path, "--eval",
+                      *[a for task in TASKS for a in ("--annotations", task.lower() + "=" + ann[task])])
+        self.assertEqual(result.returncode, 0, output(result))
+        with open(os.path.join(set_dir, "manifest.json")) as f:
+            self.assertEqual(f.read(), manifest_before, "--manifest-patch must not change the set")
+        # The patch took effect: the submissions are the raw scores post-processed with it.
+        thresholds = np.array(patch["tasks"]["au"]["threshold"], np.float32)
+        for task in TASKS:
+            rows = {}
+            with open(os.path.join(out, "submission", task + ".txt")) as f:
+                for line in f.read().splitlines()[1:]:
+                    name, values = line.split(",", 1)
+                    video, frame = name.split("/")
+                    rows.setdefault(video, []).append([float(x) for x in values.split(",")])
+            for video, values in rows.items():
+                got = np.array(values)
+                with open(os.path.join(out, "raw", task, video + ".csv")) as f:
+                    scores = np.array([[float(x) for x in l.split(",")[2:]] for l in f.read().splitlines()[1:]])
+                if task == "AU":
+                    expected = (scores.astype(np.float32) >= thresholds).astype(float)
+                    np.testing.assert_array_equal(got, expected, err_msg=video)
+                elif task == "EXPR":
+                    expected = mode_filter(scores.argmax(axis=1), patch["tasks"]["expr"]["mode_filter"])
+                    np.testing.assert_array_equal(got[:, 0], expected, err_msg=video)
+                else:
+                    expected = np.clip(mean_filter(scores, patch["tasks"]["va"]["mean_filter"]), -1, 1)
+                    np.testing.assert_allclose(got, expected, atol=2e-6, err_msg=video)
+        # evaluation.json has the same numbers as `eval` on the written submissions.
+        with open(os.path.join(out, "evaluation.json")) as f:
+            evaluation = json.load(f)
+        self.assertEqual(sorted(evaluation), sorted(TASKS))
+        for task in TASKS:
+            got, _ = self.evaluate(task, os.path.join(out, "submission", task + ".txt"), ann[task])
+            self.assert_matches(evaluation[task], got, places=9)
+            self.assertIn("%s score: %.6f" % (task, got["score"]), result.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
