@@ -25,7 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -33,6 +35,7 @@ from sklearn.metrics import f1_score
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable
 TOOL = os.environ.get("ABAW_INFER", os.path.join(ROOT, "build", "abaw-infer"))
+JOBS = max(2, min(4, os.cpu_count() or 2))  # tool processes at a time within one test
 
 TASKS = ("VA", "EXPR", "AU")
 COLUMNS = {
@@ -48,6 +51,7 @@ ANNOT_DIRS = {"VA": "VA_Estimation_Challenge", "EXPR": "EXPR_Recognition_Challen
 
 WORK = None  # one scratch folder for the whole module
 _cache = {}
+_lock = threading.Lock()
 
 
 def setUpModule():
@@ -56,6 +60,10 @@ def setUpModule():
 
 
 def tearDownModule():
+    for process in _cache.values():
+        if isinstance(process, subprocess.Popen) and process.poll() is None:
+            process.kill()  # only when a test failed before waiting for it
+            process.wait()
     if WORK and not os.environ.get("ABAW_KEEP_TEST_FILES"):
         shutil.rmtree(WORK, ignore_errors=True)
 
@@ -257,14 +265,20 @@ TUNE_LINE = re.compile(r"^(VA|EXPR|AU) score: (-?[0-9.]+) -> (-?[0-9.]+) \(([+-]
 
 
 class Case(unittest.TestCase):
+    def parallel(self, function, items):
+        """function(item) for every item, JOBS at a time (each starts the tool, ~0.5 s of CPU); the
+        first exception (a failed assertion too) is raised here."""
+        with ThreadPoolExecutor(JOBS) as pool:
+            return list(pool.map(function, items))
+
     def evaluate(self, task, predictions, annotations, *extra, code=0):
-        """Runs `eval --json` and returns the parsed JSON (and the process)."""
-        json_path = os.path.join(WORK, "eval-%s.json" % self.id().split(".")[-1])
-        if os.path.exists(json_path):
-            os.remove(json_path)
+        """Runs `eval --json`, asserts the exit code and returns (the parsed JSON or None, the process)."""
+        fd, json_path = tempfile.mkstemp(suffix=".json", dir=WORK)
+        os.close(fd)
+        os.remove(json_path)
         result = tool("eval", "--task", task.lower(), "--predictions", predictions, "--annotations", annotations,
                       "--json", json_path, *extra)
-        self.assertEqual(result.returncode, code, output(result))
+        self.assertEqual(result.returncode, code, "eval %s %s: %s" % (task, predictions, output(result)))
         if code != 0:
             return None, result
         with open(json_path) as f:
@@ -308,30 +322,38 @@ class Metrics(Case):
         return path
 
     def check_all_formats(self, task, seed):
+        """The same predictions as a submission file and as a legacy folder, both with a video that is
+        not annotated (ignored); the annotations have a video whose frames are all invalid (it counts
+        as a video, adds no frame, and needs no prediction: the legacy folder has no file for it)."""
         labels, predictions = self.dataset(task, seed)
+        rng = np.random.RandomState(seed + 100)
+        labels["all_invalid"] = np.full((12, LABEL_WIDTH[task]), -5 if task == "VA" else -1)
+        predictions["all_invalid"] = random_predictions(task, rng, labels["all_invalid"])
         annotations = write_annotations(self.folder("annotations"), task, labels)
         expected = reference(task, labels, predictions)
-        self.assertGreater(expected["frames_excluded"], 0)
+        self.assertEqual(expected["videos"], len(self.VIDEOS) + 1)
+        self.assertGreater(expected["frames_excluded"], 12)
         self.assertTrue(0.05 < expected["score"] < 0.95, expected["score"])
+        predictions["not_annotated"] = random_predictions(task, rng, random_labels(task, rng, 30))
         submission = write_submission(os.path.join(self.folder("submission"), task + ".txt"), task, predictions)
-        got, result = self.evaluate(task, submission, annotations)
-        self.assert_matches(got, expected)
-        self.assertEqual(got["task"], task)
-        self.assertIn("%s score: %.6f" % (task, expected["score"]), result.stdout)
-        legacy = write_legacy(self.folder("legacy"), task, predictions)
-        got_legacy, _ = self.evaluate(task, legacy, annotations)
-        self.assert_matches(got_legacy, expected)
-        return labels, predictions, annotations
+        legacy = write_legacy(self.folder("legacy"), task,
+                              {v: p for v, p in predictions.items() if v != "all_invalid"})
+        for got, result in self.parallel(lambda p: self.evaluate(task, p, annotations), [submission, legacy]):
+            self.assert_matches(got, expected)
+            self.assertEqual(got["task"], task)
+            self.assertEqual(got.get("videos_not_annotated", 1), 1)
+            self.assertIn("%s score: %.6f" % (task, expected["score"]), result.stdout)
+        return labels
 
     def test_va(self):
-        labels, _, _ = self.check_all_formats("VA", 1)
+        labels = self.check_all_formats("VA", 1)
         self.assertTrue(any((rows == -5).any() for rows in labels.values()))
 
     def test_expr(self):
         self.check_all_formats("EXPR", 2)
 
     def test_au(self):
-        labels, _, _ = self.check_all_formats("AU", 3)
+        labels = self.check_all_formats("AU", 3)
         every = np.concatenate(list(labels.values()))
         all_invalid = (every < 0).all(axis=1)
         self.assertTrue(all_invalid.any() and ((every < 0).any(axis=1) & ~all_invalid).any(),
@@ -340,7 +362,8 @@ class Metrics(Case):
     def test_raw_score_folder(self):
         """`<video>.csv` raw scores: EXPR argmax, AU >= 0.5, VA clipped to [-1, 1]."""
         rng = np.random.RandomState(4)
-        for task, width in (("VA", 2), ("EXPR", 8), ("AU", 12)):
+        calls = []
+        for task in TASKS:
             labels = {v: random_labels(task, rng, n) for v, n in self.VIDEOS}
             if task == "VA":
                 raw = {v: np.round(rng.uniform(-1.4, 1.4, (n, 2)), 4) for v, n in self.VIDEOS}
@@ -354,94 +377,68 @@ class Metrics(Case):
                 predictions = {v: (r >= 0.5).astype(int) for v, r in raw.items()}
             annotations = write_annotations(self.folder(task + "-annotations"), task, labels)
             folder = write_raw(self.folder(task + "-raw"), task, raw)
-            got, _ = self.evaluate(task, folder, annotations)
-            self.assert_matches(got, reference(task, labels, predictions))
+            calls.append((task, folder, annotations, reference(task, labels, predictions)))
+        for (task, _, _, expected), (got, _) in zip(calls, self.parallel(lambda c: self.evaluate(*c[:3]), calls)):
+            self.assert_matches(got, expected)
 
     def test_constant_va_predictions_score_zero(self):
         rng = np.random.RandomState(5)
         labels = {"a": np.round(rng.uniform(-1, 1, (30, 2)), 3), "b": np.round(rng.uniform(-1, 1, (20, 2)), 3)}
         labels["a"][3] = -5
         annotations = write_annotations(self.folder("annotations"), "VA", labels)
-        constant = {v: np.full((len(r), 2), 0.25) for v, r in labels.items()}
-        got, _ = self.evaluate("VA", write_submission(os.path.join(self.folder("constant"), "VA.txt"), "VA",
-                                                      constant), annotations)
-        self.assert_matches(got, reference("VA", labels, constant))
-        self.assertEqual(got["score"], 0.0)
-        # Labels and predictions constant and equal: CCC is 0/0, reported as 0 (not NaN).
+        # Labels constant (0.5) where valid, for the 0/0 case.
         flat = {v: np.where(r == -5, -5, 0.5) for v, r in labels.items()}
         flat_annotations = write_annotations(self.folder("flat-annotations"), "VA", flat)
+        constant = {v: np.full((len(r), 2), 0.25) for v, r in labels.items()}
         same = {v: np.full((len(r), 2), 0.5) for v, r in labels.items()}
-        got, result = self.evaluate("VA", write_submission(os.path.join(self.folder("same"), "VA.txt"), "VA", same),
-                                    flat_annotations)
-        self.assertNotIn("nan", result.stdout.lower())
-        for name in ("valence", "arousal"):
-            self.assertEqual(got["parts"][name]["score"], 0.0, name)
-        self.assertEqual(got["score"], 0.0)
-        # Constant labels, varying predictions: 0 as well.
-        got, _ = self.evaluate("VA", write_submission(os.path.join(self.folder("vary"), "VA.txt"), "VA",
-                                                      {v: np.clip(r, -1, 1) for v, r in labels.items()}),
-                               flat_annotations)
-        self.assertEqual(got["score"], 0.0)
+        calls = [  # (predictions, annotations): every CCC is 0, never NaN
+            (write_submission(os.path.join(self.folder("constant"), "VA.txt"), "VA", constant), annotations),
+            (write_submission(os.path.join(self.folder("same"), "VA.txt"), "VA", same), flat_annotations),
+        ]
+        results = self.parallel(lambda c: self.evaluate("VA", *c), calls)
+        self.assert_matches(results[0][0], reference("VA", labels, constant))
+        for (got, result), what in zip(results, ("constant predictions", "both constant and equal")):
+            self.assertNotIn("nan", result.stdout.lower(), what)
+            for name in ("valence", "arousal"):
+                self.assertEqual(got["parts"][name]["score"], 0.0, "%s: %s" % (what, name))
+            self.assertEqual(got["score"], 0.0, what)
+            self.assertEqual(got["frames_evaluated"], 49, what)
 
     def test_absent_class_still_counts(self):
         """Class 7 (Other) is in neither labels nor predictions: F1 0, and the mean divides by 8."""
-        labels, predictions = self.dataset("EXPR", 6, classes=7)
+        labels, _ = self.dataset("EXPR", 6, classes=7)
         annotations = write_annotations(self.folder("annotations"), "EXPR", labels)
-        expected = reference("EXPR", labels, predictions)
+        # Perfect on the 7 present classes but one frame: labelled Neutral, predicted Anger.
+        predictions = {v: np.where(r < 0, 0, r) for v, r in labels.items()}
+        first = next(i for i, r in enumerate(labels["video7"]) if r[0] == 0)
+        predictions["video7"][first] = 1
         got, _ = self.evaluate("EXPR", write_submission(os.path.join(self.folder("s"), "EXPR.txt"), "EXPR",
                                                         predictions), annotations)
+        expected = reference("EXPR", labels, predictions)
         self.assert_matches(got, expected)
         self.assertEqual(got["parts"]["Other"], {"score": 0.0, "frames": expected["frames_evaluated"],
                                                  "tp": 0, "fp": 0, "fn": 0})
-        # Perfect predictions of the 7 present classes: 7/8, not 1.
-        perfect = {v: np.where(r < 0, 0, r) for v, r in labels.items()}
-        got, _ = self.evaluate("EXPR", write_submission(os.path.join(self.folder("p"), "EXPR.txt"), "EXPR", perfect),
-                               annotations)
-        self.assertAlmostEqual(got["score"], 7 / 8, delta=1e-12)
-
-    def test_video_with_only_invalid_frames(self):
-        for task, seed, invalid in (("VA", 7, -5), ("EXPR", 8, -1), ("AU", 9, -1)):
-            labels, predictions = self.dataset(task, seed)
-            labels["all_invalid"] = np.full((15, LABEL_WIDTH[task]), invalid)
-            predictions["all_invalid"] = random_predictions(task, np.random.RandomState(seed), labels["all_invalid"])
-            annotations = write_annotations(self.folder(task + "-annotations"), task, labels)
-            expected = reference(task, labels, predictions)
-            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder(task), "s.txt"), task, predictions),
-                                   annotations)
-            self.assert_matches(got, expected)
-            self.assertEqual(got["videos"], len(self.VIDEOS) + 1)
-            # Invalid frames need no prediction: the video may be absent from the predictions.
-            del predictions["all_invalid"]
-            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder(task), "t.txt"), task, predictions),
-                                   annotations)
-            self.assert_matches(got, expected)
+        self.assertEqual((got["parts"]["Neutral"]["fn"], got["parts"]["Anger"]["fp"]), (1, 1))
+        self.assertLess(got["score"], 7 / 8)
+        self.assertGreater(got["score"], 7 / 8 - 0.01)
 
     def test_single_frame(self):
-        cases = [("VA", [[0.2, -0.3]], [[0.2, -0.3]]), ("VA", [[0.2, -0.3]], [[0.5, 0.1]]),
-                 ("EXPR", [[4]], [[4]]), ("EXPR", [[4]], [[2]]),
+        cases = [("VA", [[0.2, -0.3]], [[0.5, 0.1]]), ("EXPR", [[4]], [[4]]),
                  ("AU", [[1, 0, 1, -1, 0, 0, 1, 1, 0, 0, 0, 1]], [[1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0]])]
-        for i, (task, label, prediction) in enumerate(cases):
-            labels, predictions = {"only": np.array(label)}, {"only": np.array(prediction)}
-            annotations = write_annotations(self.folder("a%d" % i), task, labels)
-            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder("s%d" % i), "s.txt"), task,
-                                                          predictions), annotations)
-            expected = reference(task, labels, predictions)
-            self.assert_matches(got, expected)
-            self.assertEqual(got["frames_evaluated"], 1)
-        self.assertEqual(reference("EXPR", {"v": np.array([[4]])}, {"v": np.array([[4]])})["score"], 1 / 8)
 
-    def test_unannotated_video_is_ignored(self):
-        labels, predictions = self.dataset("AU", 10)
-        annotations = write_annotations(self.folder("annotations"), "AU", labels)
-        expected = reference("AU", labels, predictions)
-        predictions = dict(predictions, extra_video=random_predictions("AU", np.random.RandomState(1),
-                                                                       np.zeros((25, 12))))
-        got, _ = self.evaluate("AU", write_submission(os.path.join(self.folder("s"), "AU.txt"), "AU", predictions),
-                               annotations)
-        self.assert_matches(got, expected)
-        self.assertEqual(got.get("videos_not_annotated", 1), 1)
-        got, _ = self.evaluate("AU", write_legacy(self.folder("legacy"), "AU", predictions), annotations)
-        self.assert_matches(got, expected)
+        def one(case):
+            task, label, prediction = case
+            labels, predictions = {"only": np.array(label)}, {"only": np.array(prediction)}
+            annotations = write_annotations(self.folder(task + "-annotations"), task, labels)
+            got, _ = self.evaluate(task, write_submission(os.path.join(self.folder(task), "s.txt"), task,
+                                                          predictions), annotations)
+            self.assert_matches(got, reference(task, labels, predictions))
+            self.assertEqual(got["frames_evaluated"], 1)
+            return got
+        va, expr, au = self.parallel(one, cases)
+        self.assertEqual(va["score"], 0.0)  # one frame: no variance, CCC 0
+        self.assertEqual(expr["score"], 1 / 8)
+        self.assertEqual(au["parts"]["AU6"]["frames"], 0)
 
     def test_missing_predictions(self):
         labels, predictions = self.dataset("EXPR", 11)
@@ -450,49 +447,46 @@ class Metrics(Case):
         valid = [f for f, r in enumerate(labels[video], start=1) if r[0] >= 0]
         missing = {(video, valid[3]), (video, valid[7])}
         submission = write_submission(os.path.join(self.folder("s"), "EXPR.txt"), "EXPR", predictions, skip=missing)
-        _, result = self.evaluate("EXPR", submission, annotations, code=3)
-        self.assertIn(location(video, valid[3]), result.stderr)
-        got, result = self.evaluate("EXPR", submission, annotations, "--allow-missing")
+        # A legacy folder without one video's file; another with a file 10 lines short.
+        gone, short = self.VIDEOS[3][0], self.VIDEOS[0][0]
+        legacy = write_legacy(self.folder("legacy"), "EXPR", {v: p for v, p in predictions.items() if v != gone})
+        truncated = write_legacy(self.folder("truncated"), "EXPR", dict(predictions, **{short: predictions[short][:-10]}))
+        first_valid = next(f for f, r in enumerate(labels[gone], start=1) if r[0] >= 0)
+        first_cut = next(f for f, r in enumerate(labels[short], start=1) if r[0] >= 0 and f > len(labels[short]) - 10)
+        calls = [(submission, (), 3), (submission, ("--allow-missing",), 0), (legacy, (), 3), (truncated, (), 3)]
+        results = self.parallel(lambda c: self.evaluate("EXPR", c[0], annotations, *c[1], code=c[2]), calls)
+        self.assertIn(location(video, valid[3]), results[0][1].stderr)
+        self.assertIn(location(gone, first_valid), results[2][1].stderr)
+        self.assertIn(location(short, first_cut), results[3][1].stderr)
+        got = results[1][0]
         self.assertEqual(got["frames_without_prediction"], 2)
         self.assert_matches(got, reference("EXPR", labels, predictions, missing))
-        # A legacy folder without one video's file, and a legacy file shorter than the annotation.
-        legacy = self.folder("legacy")
-        write_legacy(legacy, "EXPR", predictions)
-        gone = self.VIDEOS[3][0]
-        os.remove(os.path.join(legacy, gone + ".txt"))
-        first_valid = next(f for f, r in enumerate(labels[gone], start=1) if r[0] >= 0)
-        _, result = self.evaluate("EXPR", legacy, annotations, code=3)
-        self.assertIn(location(gone, first_valid), result.stderr)
-        got, _ = self.evaluate("EXPR", legacy, annotations, "--allow-missing")
-        gone_frames = {(gone, f) for f, r in enumerate(labels[gone], start=1) if r[0] >= 0}
-        self.assert_matches(got, reference("EXPR", labels, predictions, gone_frames))
-        short = self.VIDEOS[0][0]
-        write_legacy(legacy, "EXPR", {gone: predictions[gone], short: predictions[short][:-10]})
-        last_valid = [f for f, r in enumerate(labels[short], start=1) if r[0] >= 0 and f > len(labels[short]) - 10]
-        _, result = self.evaluate("EXPR", legacy, annotations, code=3)
-        self.assertIn(location(short, last_valid[0]), result.stderr)
 
     def test_min_score_gate(self):
         labels, predictions = self.dataset("VA", 12)
         annotations = write_annotations(self.folder("annotations"), "VA", labels)
         submission = write_submission(os.path.join(self.folder("s"), "VA.txt"), "VA", predictions)
         score = reference("VA", labels, predictions)["score"]
-        got, _ = self.evaluate("VA", submission, annotations, "--min-score", "%.6f" % (score - 0.01))
+        (got, _), (_, below) = self.parallel(
+            lambda c: self.evaluate("VA", submission, annotations, "--min-score", c[0], code=c[1]),
+            [("%.6f" % (score - 0.01), 0), ("%.6f" % (score + 0.01), 7)])
         self.assertAlmostEqual(got["score"], score, delta=1e-6)
-        _, result = self.evaluate("VA", submission, annotations, "--min-score", "%.6f" % (score + 0.01), code=7)
-        self.assertIn("min-score", result.stderr)
+        self.assertIn("min-score", below.stderr)
+        self.assertIn("VA score: %.6f" % score, below.stdout)
 
     def test_windows_line_endings(self):
-        for task, seed in (("VA", 13), ("EXPR", 14), ("AU", 15)):
+        """CRLF annotation files, with a CRLF submission (AU) or CRLF legacy files (VA)."""
+        def one(case):
+            task, seed = case
             labels, predictions = self.dataset(task, seed)
             annotations = write_annotations(self.folder(task + "-annotations"), task, labels, newline="\r\n")
-            expected = reference(task, labels, predictions)
-            submission = write_submission(os.path.join(self.folder(task), "s.txt"), task, predictions, newline="\r\n")
-            got, _ = self.evaluate(task, submission, annotations)
-            self.assert_matches(got, expected)
-            got, _ = self.evaluate(task, write_legacy(self.folder(task + "-legacy"), task, predictions, "\r\n"),
-                                   annotations)
-            self.assert_matches(got, expected)
+            if task == "VA":
+                path = write_legacy(self.folder(task + "-legacy"), task, predictions, "\r\n")
+            else:
+                path = write_submission(os.path.join(self.folder(task), "s.txt"), task, predictions, newline="\r\n")
+            got, _ = self.evaluate(task, path, annotations)
+            self.assert_matches(got, reference(task, labels, predictions))
+        self.parallel(one, [("VA", 13), ("AU", 15)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,9 +500,10 @@ class Check(Case):
 
     def frame_list(self, task):
         path = os.path.join(WORK, "check", "frame_list_%s.txt" % task)
-        if not os.path.exists(path):
-            write_text(path, [HEADERS[task]] + [location(v, f) + "," + self.DUMMY[task]
-                                                for v, n in self.VIDEOS for f in range(1, n + 1)])
+        with _lock:  # tests start the tool from threads
+            if not os.path.exists(path):
+                write_text(path, [HEADERS[task]] + [location(v, f) + "," + self.DUMMY[task]
+                                                    for v, n in self.VIDEOS for f in range(1, n + 1)])
         return path
 
     def valid_lines(self, task):
@@ -525,68 +520,74 @@ class Check(Case):
                 lines.append(location(v, f) + "," + values)
         return lines
 
-    def check(self, task, lines, name, newline="\n", final_newline=True, text=None, extra=()):
+    def check(self, task, lines, name, newline="\n", final_newline=True, extra=()):
+        """Writes `lines` (None: an empty file) and runs `check`: (path, process)."""
         path = os.path.join(WORK, "check", self.id().split(".")[-1], name + ".txt")
-        if text is not None:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+        if lines is None:
+            write_text(path, [], final_newline=False)
         else:
             write_text(path, lines, newline, final_newline)
         return path, tool("check", "--task", task.lower(), "--submission", path, "--frame-list",
                           self.frame_list(task), *extra)
 
-    def assert_defect(self, task, lines, name, kind, line, in_frame_list=False, also=()):
-        """Exit 3, a `FILE:LINE: kind:` line, `INVALID`, and no kinds other than `kind` (+ `also`)."""
+    def reported(self, path, result):
+        """[(line, kind, message)] of the `FILE:LINE: kind: message` lines about `path`."""
+        return [(int(n), k, m) for n, k, m in
+                re.findall(r"^%s:(\d+): (\w+): (.*)$" % re.escape(path), result.stdout, re.M)]
+
+    def assert_defect(self, task, lines, name, kind, line, in_frame_list=False):
+        """Exit 3, a `FILE:LINE: kind:` line, `INVALID`, and no other kind reported. Returns the message."""
         path, result = self.check(task, lines, name)
         text = output(result)
         self.assertEqual(result.returncode, 3, text)
         where = self.frame_list(task) if in_frame_list else path
-        prefix = "%s:%d: %s:" % (where, line, kind)
-        self.assertTrue(any(l.startswith(prefix) for l in text.splitlines()), "no '%s' in:\n%s" % (prefix, text))
-        self.assertIn("INVALID", text)
+        found = [m for n, k, m in self.reported(where, result) if (n, k) == (line, kind)]
+        self.assertTrue(found, "no '%s:%d: %s:' in:\n%s" % (where, line, kind, text))
+        self.assertIn("INVALID", result.stdout)
         kinds = set(re.findall(r"^\S+:\d+: (\w+):", result.stdout, re.M))
-        self.assertLessEqual(kinds, {kind, *also}, text)
-        return [l for l in text.splitlines() if l.startswith(prefix)][0], text
+        self.assertEqual(kinds, {kind}, text)
+        return found[0]
 
     def test_valid(self):
-        for task in TASKS:
-            path, result = self.check(task, self.valid_lines(task), "valid-" + task)
+        for path, result in self.parallel(lambda t: self.check(t, self.valid_lines(t), "valid-" + t), TASKS):
             self.assertEqual(result.returncode, 0, output(result))
             self.assertIn("OK", result.stdout)
             self.assertNotIn("INVALID", result.stdout)
+            self.assertNotIn("warning", output(result).lower())
 
     def test_wrong_header(self):
-        lines = self.valid_lines("VA")
-        lines[0] = "image_location,valence,arousals"
-        self.assert_defect("VA", lines, "wrong", "header", 1)
-        lines[0] = "valence,arousal"  # the annotation header, not the submission header
-        self.assert_defect("VA", lines, "annotation", "header", 1)
+        def one(case):
+            header, name = case
+            lines = self.valid_lines("VA")
+            lines[0] = header
+            self.assert_defect("VA", lines, name, "header", 1)
+        # A misspelt header, and the annotation header instead of the submission header.
+        self.parallel(one, [("image_location,valence,arousals", "misspelt"), (ANNOT_HEADERS["VA"], "annotation")])
 
     def test_header_of_another_task(self):
         lines = self.valid_lines("VA")
         lines[0] = HEADERS["EXPR"]
-        message, _ = self.assert_defect("VA", lines, "expr-header", "header", 1)
-        self.assertIn("EXPR", message)
+        self.assertIn("EXPR", self.assert_defect("VA", lines, "expr-header", "header", 1))
 
     def test_missing_row(self):
         lines = self.valid_lines("AU")
         removed = lines.pop(8)  # frame list line 9
-        message, _ = self.assert_defect("AU", lines, "missing", "missing_row", 9, in_frame_list=True)
+        message = self.assert_defect("AU", lines, "missing", "missing_row", 9, in_frame_list=True)
         self.assertIn(removed.split(",")[0], message)
 
     def test_duplicate_row(self):
         lines = self.valid_lines("VA")
         lines.insert(5, lines[3])  # line 4 again as line 6
-        message, _ = self.assert_defect("VA", lines, "duplicate", "duplicate_row", 6)
-        self.assertIn(lines[3].split(",")[0], message)
+        self.assertIn(lines[3].split(",")[0], self.assert_defect("VA", lines, "duplicate", "duplicate_row", 6))
 
     def test_extra_row(self):
         lines = self.valid_lines("EXPR")
-        lines.append(location("vid_b", 7) + ",3")
-        lines.insert(4, location("not_a_test_video", 1) + ",3")
-        self.assert_defect("EXPR", lines, "extra", "unknown_row", 5)
-        self.assert_defect("EXPR", lines, "extra", "unknown_row", len(lines))
+        lines.insert(4, location("not_a_test_video", 1) + ",3")  # line 5
+        lines.append(location("vid_b", 7) + ",3")  # one frame past the video's end, last line
+        path, result = self.check("EXPR", lines, "extra")
+        self.assertEqual(result.returncode, 3, output(result))
+        self.assertEqual([(n, k) for n, k, _ in self.reported(path, result)],
+                         [(5, "unknown_row"), (len(lines), "unknown_row")], output(result))
 
     def test_swapped_rows(self):
         lines = self.valid_lines("VA")
@@ -594,26 +595,37 @@ class Check(Case):
         path, result = self.check("VA", lines, "swapped")
         text = output(result)
         self.assertEqual(result.returncode, 3, text)
-        reported = re.findall(r"^%s:(\d+): (\w+):" % re.escape(path), result.stdout, re.M)
+        reported = self.reported(path, result)
         self.assertTrue(reported, text)
-        self.assertEqual({k for _, k in reported}, {"order"}, text)
-        self.assertLessEqual({int(n) for n, _ in reported}, {8, 9}, text)
+        self.assertEqual({k for _, k, _ in reported}, {"order"}, text)
+        self.assertLessEqual({n for n, _, _ in reported}, {8, 9}, text)
 
     def test_value_problems(self):
-        cases = [("VA", "1.5", "range"), ("VA", "nan", ("range", "value")), ("VA", "-inf", ("range", "value")),
-                 ("VA", "abc", "value"), ("EXPR", "8", "range"), ("EXPR", "-1", "range"), ("EXPR", "x", "value"),
-                 ("EXPR", "2.0", "value"), ("AU", "2", "range")]
-        for task, bad, kinds in cases:
-            kinds = (kinds,) if isinstance(kinds, str) else kinds
+        """Each of VA 1.5, VA nan, EXPR 8, EXPR 'x' in its own copy, then more values in one file per task."""
+        single = [("VA", "1.5", ("range",)), ("VA", "nan", ("range", "value")), ("EXPR", "8", ("range",)),
+                  ("EXPR", "x", ("value",))]
+        several = {"VA": [("-inf", ("range", "value")), ("abc", ("value",)), ("-1.0001", ("range",)),
+                          ("", ("value", "columns"))],
+                   "EXPR": [("-1", ("range",)), ("2.0", ("value",)), ("", ("value", "columns"))],
+                   "AU": [("2", ("range",)), ("0.5", ("value",)), ("-1", ("range",))]}
+
+        def plant(task, defects, name):
             lines = self.valid_lines(task)
-            fields = lines[10].split(",")
-            fields[-1] = bad
-            lines[10] = ",".join(fields)
-            path, result = self.check(task, lines, "%s-%s" % (task, bad))
-            text = output(result)
-            self.assertEqual(result.returncode, 3, text)
-            found = re.findall(r"^%s:11: (\w+):" % re.escape(path), result.stdout, re.M)
-            self.assertTrue(found and found[0] in kinds, "%s %s: %s" % (task, bad, text))
+            for i, (bad, _) in enumerate(defects):
+                fields = lines[2 + 3 * i].split(",")  # lines 3, 6, 9, ...
+                fields[-1] = bad
+                lines[2 + 3 * i] = ",".join(fields)
+            path, result = self.check(task, lines, name)
+            self.assertEqual(result.returncode, 3, output(result))
+            reported = {n: k for n, k, _ in self.reported(path, result)}
+            for i, (bad, kinds) in enumerate(defects):
+                self.assertIn(reported.get(3 + 3 * i), kinds, "%s '%s' on line %d: %s" % (task, bad, 3 + 3 * i,
+                                                                                       output(result)))
+            self.assertEqual(len(reported), len(defects), output(result))
+
+        calls = [(t, [(bad, kinds)], "%s-%s" % (t, bad)) for t, bad, kinds in single]
+        calls += [(t, defects, t + "-several") for t, defects in several.items()]
+        self.parallel(lambda c: plant(*c), calls)
 
     def test_au_eleven_columns(self):
         lines = self.valid_lines("AU")
@@ -623,14 +635,13 @@ class Check(Case):
     def test_trailing_comma(self):
         lines = self.valid_lines("VA")
         lines[2] += ","
-        message, _ = self.assert_defect("VA", lines, "trailing", "columns", 3)
-        self.assertIn("trailing comma", message)
+        self.assertIn("trailing comma", self.assert_defect("VA", lines, "trailing", "columns", 3))
 
     def test_empty_file(self):
-        path, result = self.check("VA", None, "empty", text="")
+        path, result = self.check("VA", None, "empty")
         text = output(result)
         self.assertEqual(result.returncode, 3, text)
-        self.assertTrue(any(l.startswith(path + ":1: header:") for l in text.splitlines()), text)
+        self.assertIn((1, "header"), [(n, k) for n, k, _ in self.reported(path, result)], text)
         self.assertIn("INVALID", text)
 
     def test_pandas_quoted_expr_header(self):
@@ -642,29 +653,26 @@ class Check(Case):
         self.assertIn("OK", result.stdout)
 
     def test_crlf_and_no_final_newline(self):
-        for task in TASKS:
-            _, result = self.check(task, self.valid_lines(task), "crlf-" + task, newline="\r\n")
-            self.assertEqual(result.returncode, 0, output(result))
-            self.assertIn("warning", output(result).lower())
-            self.assertIn("CRLF", output(result))
-            _, result = self.check(task, self.valid_lines(task), "no-newline-" + task, final_newline=False)
-            self.assertEqual(result.returncode, 0, output(result))
-            self.assertIn("OK", result.stdout)
-            _, result = self.check(task, self.valid_lines(task), "both-" + task, newline="\r\n", final_newline=False)
-            self.assertEqual(result.returncode, 0, output(result))
+        cases = [("VA", "\r\n", True, "crlf"), ("EXPR", "\n", False, "no-final-newline"),
+                 ("AU", "\r\n", False, "crlf-no-final-newline")]
+        results = self.parallel(lambda c: self.check(c[0], self.valid_lines(c[0]), c[3], c[1], c[2]), cases)
+        for (task, newline, final, name), (_, result) in zip(cases, results):
+            self.assertEqual(result.returncode, 0, name + ": " + output(result))
+            self.assertIn("OK", result.stdout, name)
+            if newline == "\r\n":
+                self.assertIn("warning", output(result).lower(), name)
+                self.assertIn("CRLF", output(result), name)
 
     def test_max_report(self):
         lines = self.valid_lines("VA")
         for i in range(1, 14):
             lines[i] = lines[i].split(",")[0] + ",2.5,0"  # 13 range problems on lines 2..14
-        for extra, listed in (((), 10), (("--max-report", "4"), 4)):
-            path, result = self.check("VA", lines, "many", extra=extra)
-            text = output(result)
-            self.assertEqual(result.returncode, 3, text)
-            reported = re.findall(r"^%s:(\d+): range:" % re.escape(path), result.stdout, re.M)
-            self.assertEqual([int(n) for n in reported], list(range(2, 2 + listed)), text)
-            self.assertIn("... %d more" % (13 - listed), text)
-            self.assertRegex(text, r"INVALID: 13 problem")
+        path, result = self.check("VA", lines, "many", extra=("--max-report", "4"))
+        text = output(result)
+        self.assertEqual(result.returncode, 3, text)
+        self.assertEqual([(n, k) for n, k, _ in self.reported(path, result)], [(n, "range") for n in range(2, 6)], text)
+        self.assertIn("... 9 more", text)
+        self.assertRegex(text, r"INVALID: 13 problem")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -737,14 +745,44 @@ def tuned(task):
     return _cache[key]
 
 
+def background(name, *args):
+    """Starts a Python helper script (ROOT-relative) once, in the background; wait() collects it."""
+    with _lock:
+        if name not in _cache:
+            _cache[name] = subprocess.Popen([PYTHON, os.path.join(ROOT, args[0]), *args[1:]], text=True,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait(name):
+    with _lock:
+        process = _cache[name]
+        if process.returncode is None:
+            process.log, _ = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError("%s failed (exit %s):\n%s" % (" ".join(process.args), process.returncode, process.log))
+
+
+def start_tiny_set():
+    background("tiny-set", "scripts/make_model_set.py", "--tiny", "--seed", "7", "--output",
+               os.path.join(WORK, "sets", "tiny"))
+
+
 def tiny_set():
     """A pristine tiny model set (exported once with scripts/make_model_set.py); copy before changing."""
-    if "set" not in _cache:
-        path = os.path.join(WORK, "sets", "tiny")
-        subprocess.run([PYTHON, os.path.join(ROOT, "scripts/make_model_set.py"), "--tiny", "--seed", "7",
-                        "--output", path], check=True, capture_output=True, text=True)
-        _cache["set"] = path
-    return _cache["set"]
+    start_tiny_set()
+    wait("tiny-set")
+    return os.path.join(WORK, "sets", "tiny")
+
+
+def start_fixture():
+    background("fixture", "tests/fixtures/make_crops.py", "--output", os.path.join(WORK, "fixture"))
+
+
+def fixture():
+    """Crops and annotation folders from tests/fixtures/make_crops.py (fixed seed)."""
+    start_fixture()
+    wait("fixture")
+    return os.path.join(WORK, "fixture")
 
 
 def copy_set(name):
@@ -755,6 +793,13 @@ def copy_set(name):
 
 class Tune(Case):
     """`tune` finds the post-processing the data needs, and `run` applies what it wrote."""
+
+    @classmethod
+    def setUpClass(cls):
+        start_tiny_set()  # both in the background while the tuning tests run
+        start_fixture()
+        with ThreadPoolExecutor(JOBS) as pool:
+            list(pool.map(tuned, TASKS))
 
     def tuned_ok(self, task):
         result, fragment, numbers, path = tuned(task)
@@ -780,14 +825,13 @@ class Tune(Case):
             highest_negative, lowest_positive = scores[truth == 0].max(), scores[truth == 1].min()
             self.assertTrue(highest_negative < t <= lowest_positive,
                             "%s: %s not in (%s, %s]" % (COLUMNS["AU"][a], t, highest_negative, lowest_positive))
-        # `eval` on the raw folder (threshold 0.5) gives the before-score ...
-        got, _ = self.evaluate("AU", raw_folder, annotations)
-        self.assertAlmostEqual(got["score"], before, delta=1e-6)
-        # ... and on predictions thresholded with the fragment (float32, as the tool compares), the after-score.
+        # `eval` on the raw folder (threshold 0.5) gives the before-score, and on predictions thresholded
+        # with the fragment (compared in float32, as the tool does) the after-score.
         t32 = np.array(thresholds, np.float32)
         predictions = {v: (r.astype(np.float32) >= t32).astype(int) for v, r in raw.items()}
         submission = write_submission(os.path.join(WORK, "tune", "AU", "thresholded.txt"), "AU", predictions)
-        got, _ = self.evaluate("AU", submission, annotations)
+        (plain, _), (got, _) = self.parallel(lambda p: self.evaluate("AU", p, annotations), [raw_folder, submission])
+        self.assertAlmostEqual(plain["score"], before, delta=1e-6)
         self.assertAlmostEqual(got["score"], after, delta=1e-6)
         self.assert_matches(got, reference("AU", labels, predictions))
 
@@ -848,16 +892,13 @@ class Tune(Case):
             self.assertIsNotNone(fragment, task)
             patch["tasks"].update(fragment["tasks"])
         patch_path = write_text(os.path.join(WORK, "tune", "patch.json"), [json.dumps(patch)])
-        fixture = os.path.join(WORK, "fixture")
-        if not os.path.isdir(fixture):
-            subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/make_crops.py"), "--output", fixture],
-                           check=True, capture_output=True)
+        crops = os.path.join(fixture(), "crops")
         set_dir = copy_set("patched")
         with open(os.path.join(set_dir, "manifest.json")) as f:
             manifest_before = f.read()
-        ann = {task: os.path.join(fixture, "annotations", ANNOT_DIRS[task], "Validation_Set") for task in TASKS}
+        ann = {task: os.path.join(fixture(), "annotations", ANNOT_DIRS[task], "Validation_Set") for task in TASKS}
         out = scratch("run-patched")
-        result = tool("run", "--model-set", set_dir, "--crops", os.path.join(fixture, "crops"), "--output", out,
+        result = tool("run", "--model-set", set_dir, "--crops", crops, "--output", out,
                       "--manifest-patch", patch_path, "--eval",
                       *[a for task in TASKS for a in ("--annotations", task.lower() + "=" + ann[task])])
         self.assertEqual(result.returncode, 0, output(result))
@@ -889,8 +930,8 @@ class Tune(Case):
         with open(os.path.join(out, "evaluation.json")) as f:
             evaluation = json.load(f)
         self.assertEqual(sorted(evaluation), sorted(TASKS))
-        for task in TASKS:
-            got, _ = self.evaluate(task, os.path.join(out, "submission", task + ".txt"), ann[task])
+        scored = self.parallel(lambda t: self.evaluate(t, os.path.join(out, "submission", t + ".txt"), ann[t]), TASKS)
+        for task, (got, _) in zip(TASKS, scored):
             self.assert_matches(evaluation[task], got, places=9)
             self.assertIn("%s score: %.6f" % (task, got["score"]), result.stdout)
 
