@@ -23,7 +23,8 @@ struct RunOptions {
   std::vector<std::string> videos;  // subset; empty = all
   std::string device = "auto";
   int batch_size = 32;
-  int threads = 0;  // intra-op threads; 0 = one per core
+  int threads = 0;         // intra-op threads; 0 = one per core
+  int decode_threads = 0;  // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
   std::optional<long> window;
   std::optional<long> stride;
   std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest (e.g. from `tune`)

@@ -55,6 +55,10 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--threads", options.threads, "Intra-op threads (0 = one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  run->add_option("--decode-threads", options.decode_threads,
+                  "Threads decoding and preprocessing crops ahead of the model (0 = half the cores)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   run->add_option("--window", options.window, "Override the manifest's window (frames per head call)")
       ->check(CLI::PositiveNumber);
   run->add_option("--stride", options.stride, "Override the manifest's stride")->check(CLI::PositiveNumber);
