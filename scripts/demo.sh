@@ -1,30 +1,29 @@
 #!/usr/bin/env bash
-# The README's first command: set up, build, make the demo model set and sample crops, run
-# `abaw-infer run`, and show where the submissions and raw scores are.
-#
-# Until the default model set from real pretrained weights lands, the demo set is exported by
-# scripts/make_model_set.py with random weights (a tiny CLIP encoder and the ABAW6 TCN +
-# Transformer heads): the pipeline is real, the predictions are not meaningful.
+# The README's first command. Sets up and builds, converts the default model set from real
+# pretrained weights (face-api.js's FaceExpressionNet, npm @vladmandic/face-api@1.7.15, MIT),
+# crops the faces of the demo photos that package ships, predicts their expressions with
+# `abaw-infer run`, and shows where the EXPR submission and the raw scores are.
+# Downloads go to .cache/ and build/, both git-ignored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 build="${BUILD_DIR:-build}"
 demo="$build/demo"
-python=/usr/bin/python3  # Debian's Python: it has torch, numpy and OpenCV
+tool="$build/abaw-infer"
 
-if [ ! -f "$demo/model-set/manifest.json" ]; then
-  "$python" scripts/make_model_set.py --tiny --seed 0 --output "$demo/model-set" --name demo-random-weights \
-    --window 32 --mode-filter 5 >/dev/null
-fi
-if [ ! -d "$demo/sample/crops" ]; then
-  "$python" tests/fixtures/make_crops.py --output "$demo/sample" >/dev/null
-fi
-"$build/abaw-infer" info --model-set "$demo/model-set"
-"$build/abaw-infer" run --model-set "$demo/model-set" --crops "$demo/sample/crops" --output "$demo/output" \
-  --frame-list "va=$demo/sample/frame_lists/VA.txt" \
-  --frame-list "expr=$demo/sample/frame_lists/EXPR.txt" \
-  --frame-list "au=$demo/sample/frame_lists/AU.txt"
+[ -f models/default/manifest.json ] || bash scripts/make_default_model_set.sh
+"$tool" info --model-set models/default
+
+# Real faces from a registry package: face-api's demo photos (group photos; `crop` keeps the
+# largest face of each). A still image is a one-frame video to `crop`.
+mkdir -p "$demo/photos"
+cp .cache/npm/face-api-1.7.15/demo/sample*.jpg "$demo/photos/"
+rm -rf "$demo/crops" "$demo/output"
+"$tool" crop --videos "$demo/photos" --output "$demo/crops"
+"$tool" run --model-set models/default --crops "$demo/crops" --output "$demo/output"
+
 echo
-echo "EXPR submission ($demo/output/submission/EXPR.txt), first rows:"
-head -n 4 "$demo/output/submission/EXPR.txt"
-echo "raw scores per video: $demo/output/raw/{VA,EXPR,AU}/<video>.csv; run summary: $demo/output/run.json"
+echo "EXPR submission ($demo/output/submission/EXPR.txt): one row per photo, ABAW class index"
+echo "(0 Neutral, 1 Anger, 2 Disgust, 3 Fear, 4 Happiness, 5 Sadness, 6 Surprise; 7 Other is never predicted):"
+cat "$demo/output/submission/EXPR.txt"
+echo "raw probabilities per photo: $demo/output/raw/EXPR/<photo>.csv; face crops: $demo/crops; summary: $demo/output/run.json"

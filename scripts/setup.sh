@@ -18,6 +18,8 @@ packages=(
   # The independent metric checks in tests/ use scikit-learn's f1_score.
   python3-sklearn
 )
+# npm fetches the default model set's weights (scripts/make_default_model_set.sh).
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

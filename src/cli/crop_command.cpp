@@ -20,7 +20,7 @@ Action add_crop_command(CLI::App& app) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("crop", "Detect and crop faces of plain videos into the Aff-Wild2 layout");
-  cmd->add_option("--videos", o->videos, "A video file, or a folder of them (.mp4 .avi .mov .mkv .webm)")
+  cmd->add_option("--videos", o->videos, "A video file, or a folder of them (.mp4 .avi .mov .mkv .webm; .jpg .png count as one-frame videos)")
       ->required()
       ->check(CLI::ExistingPath);
   cmd->add_option("--output", o->output, "Crop folder: <output>/<video>/00001.jpg ...")->required();
@@ -49,9 +49,13 @@ Action add_crop_command(CLI::App& app) {
                                : make_haar_detector(o->cascade, o->min_face);
     std::vector<fs::path> videos;
     if (fs::is_directory(o->videos)) {
-      const std::set<std::string> extensions{".mp4", ".avi", ".mov", ".mkv", ".webm", ".MP4", ".AVI", ".MOV"};
+      // Still images are one-frame videos (OpenCV opens them the same way).
+      const std::set<std::string> extensions{".mp4", ".avi", ".mov", ".mkv", ".webm", ".jpg", ".jpeg", ".png"};
       for (const auto& entry : fs::directory_iterator(o->videos)) {
-        if (entry.is_regular_file() && extensions.count(entry.path().extension().string())) {
+        std::string extension = entry.path().extension().string();
+        std::transform(extension.begin(), extension.end(), extension.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (entry.is_regular_file() && extensions.count(extension)) {
           videos.push_back(entry.path());
         }
       }

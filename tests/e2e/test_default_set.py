@@ -1,0 +1,270 @@
+#!/usr/bin/python3
+"""End-to-end tests of the default model set (face-api.js FaceExpressionNet from npm).
+
+setUpModule builds the set into a scratch folder with scripts/make_default_model_set.sh (it
+reuses the package in .cache/npm/face-api-1.7.15 when present, otherwise runs `npm pack`). The
+whole module is skipped, with a message saying why, when the package cannot be obtained (npm
+missing or the registry unreachable: the script's exit code 3). Any other failure is a failure.
+
+- the manifest provides `expr` only (class map to the ABAW order, `Other` never predicted,
+  interpolated predictions for frames without a crop); `abaw-infer info` accepts the set;
+  asking for VA or AU is a usage error, never made-up numbers;
+- on the 7 photos of ../shared/realdata/expressions (face cropped with OpenCV's Haar cascade,
+  square box + 10 % margin, 112 x 112 JPEG), the converted network agrees with
+  ../shared/models/torchscript/faceapi_expression_rgb112.pt within 1e-3 and picks the labelled
+  class on at least 6 of the 7 (skipped when ../shared or the cascade is absent);
+- `abaw-infer run` on those crops writes an EXPR submission whose labels are the ABAW indices
+  of the Python predictions (happy.jpg -> 4), raw scores within 1e-4 of Python's, and a frame
+  without a crop gets the interpolation of its neighbours.
+
+Run with Debian's Python: /usr/bin/python3 tests/e2e/test_default_set.py -v
+Environment: ABAW_INFER (the built binary; default build/abaw-infer), ABAW_SHARED (default
+../shared next to the repository), ABAW_KEEP_TEST_FILES=1 keeps the scratch folder.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.environ.get("ABAW_INFER", os.path.join(ROOT, "build", "abaw-infer"))
+SHARED = os.environ.get("ABAW_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+PHOTOS = os.path.join(SHARED, "realdata", "expressions")
+REFERENCE = os.path.join(SHARED, "models", "torchscript", "faceapi_expression_rgb112.pt")
+CASCADE = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"
+
+FACEAPI_CLASSES = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+ABAW_CLASSES = ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+CLASS_MAP = [0, 3, 5, 4, 1, 2, 6, None]
+# face-api's label -> ABAW class index
+LABEL_TO_ABAW = {FACEAPI_CLASSES[k]: j for j, k in enumerate(CLASS_MAP) if k is not None}
+EXPR_HEADER = "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+MARGIN = 0.10  # square face box grown by 10 % (5 % each side)
+CROP_SIZE = 112
+
+WORK = None
+SET = None
+
+
+def setUpModule():
+    global WORK, SET
+    WORK = tempfile.mkdtemp(prefix="abaw-default-set-")
+    SET = os.path.join(WORK, "default")
+    env = dict(os.environ, PYTHON=sys.executable, npm_config_fetch_retries="1")
+    r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "make_default_model_set.sh"), "--output", SET],
+                       capture_output=True, text=True, env=env)
+    if r.returncode == 3:
+        tearDownModule()
+        raise unittest.SkipTest("the default set cannot be built: @vladmandic/face-api@1.7.15 is not in "
+                                ".cache/npm and npm cannot fetch it (" + r.stderr.strip().splitlines()[-1] + ")")
+    if r.returncode != 0:
+        raise RuntimeError(f"make_default_model_set.sh failed ({r.returncode}):\n{r.stderr}")
+
+
+def tearDownModule():
+    if WORK and not os.environ.get("ABAW_KEEP_TEST_FILES"):
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True)
+
+
+def need_tool(test):
+    if not (os.path.isfile(TOOL) and os.access(TOOL, os.X_OK)):
+        test.skipTest(f"abaw-infer not built ({TOOL}); set ABAW_INFER")
+
+
+def need_photos(test):
+    if not os.path.isfile(os.path.join(PHOTOS, "labels.csv")):
+        test.skipTest(f"{PHOTOS} is absent (../shared is not available)")
+    if not os.path.isfile(CASCADE):
+        test.skipTest(f"{CASCADE} is absent (apt-get install opencv-data)")
+
+
+def read_labels():
+    with open(os.path.join(PHOTOS, "labels.csv"), newline="", encoding="utf-8") as f:
+        return {os.path.splitext(row["file"])[0]: row["label_from_filename"] for row in csv.DictReader(f)}
+
+
+def face_crop(path):
+    """Largest Haar face, squared, grown by MARGIN, edges replicated, CROP_SIZE x CROP_SIZE (BGR)."""
+    import cv2
+    img = cv2.imread(path)
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    faces = cv2.CascadeClassifier(CASCADE).detectMultiScale(gray, 1.1, 5, minSize=(40, 40))
+    if len(faces) == 0:
+        raise AssertionError(f"no face found in {path}")
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    side = int(round(max(w, h) * (1 + MARGIN)))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    padded = cv2.copyMakeBorder(img, side, side, side, side, cv2.BORDER_REPLICATE)
+    crop = padded[y0 + side:y0 + 2 * side, x0 + side:x0 + 2 * side]
+    return cv2.resize(crop, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+
+
+_crops = {}
+
+
+def crops():
+    """{name: path of <WORK>/crops/<name>/00001.jpg} and the crops folder, made once."""
+    if not _crops:
+        import cv2
+        for name in sorted(read_labels()):
+            folder = os.path.join(WORK, "crops", name)
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, "00001.jpg")
+            cv2.imwrite(path, face_crop(os.path.join(PHOTOS, name + ".jpg")), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            _crops[name] = path
+    return _crops
+
+
+def rgb_batch(paths):
+    """float32 [N, 3, 112, 112] RGB 0..255 as abaw-infer decodes the crops (no resize at 112)."""
+    import cv2
+    import torch
+    images = []
+    for p in paths:
+        bgr = cv2.imread(p)
+        if bgr.shape[:2] != (CROP_SIZE, CROP_SIZE):
+            bgr = cv2.resize(bgr, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().contiguous()
+
+
+def manifest():
+    with open(os.path.join(SET, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def set_probabilities(rgb):
+    """The set's files as the manifest says: preprocess, encoder, head, softmax -> [N, 7]."""
+    import torch
+    pre = manifest()["encoder"]["preprocess"]
+    mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
+    encoder = torch.jit.load(os.path.join(SET, "encoder.pt"), map_location="cpu").eval()
+    head = torch.jit.load(os.path.join(SET, "head_expr.pt"), map_location="cpu").eval()
+    with torch.no_grad():
+        feats = encoder((rgb * pre["scale"] - mean) / std)
+        return torch.softmax(head(feats.unsqueeze(0))[0], dim=-1)
+
+
+class Manifest(unittest.TestCase):
+    def test_only_expr_is_provided(self):
+        m = manifest()
+        self.assertEqual(list(m["tasks"]), ["expr"])
+        expr = m["tasks"]["expr"]
+        self.assertEqual(expr["class_map"], CLASS_MAP)
+        self.assertEqual(expr["activation"], "softmax")
+        self.assertEqual(m["encoder"]["feature_dim"], 256)
+        self.assertEqual(m["sequence"]["missing_frames"], "interpolate_predictions")
+
+    def test_info_accepts_the_set(self):
+        need_tool(self)
+        r = tool("info", "--model-set", SET)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_va_and_au_are_not_provided(self):
+        need_tool(self)
+        import cv2
+        folder = os.path.join(WORK, "noise", "v")
+        os.makedirs(folder, exist_ok=True)
+        rng = np.random.default_rng(0)
+        cv2.imwrite(os.path.join(folder, "00001.jpg"), rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
+        for task in ("va", "au"):
+            r = tool("run", "--model-set", SET, "--crops", os.path.dirname(folder),
+                     "--output", os.path.join(WORK, "noise-out-" + task), "--tasks", task)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("does not provide", r.stderr)
+        out = os.path.join(WORK, "noise-out")
+        r = tool("run", "--model-set", SET, "--crops", os.path.dirname(folder), "--output", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(out, "submission"))), ["EXPR.txt"])
+
+
+class RealPhotos(unittest.TestCase):
+    def setUp(self):
+        need_photos(self)
+        self.labels = read_labels()
+        self.names = sorted(self.labels)
+        self.crops = crops()
+
+    def test_matches_reference_torchscript(self):
+        if not os.path.isfile(REFERENCE):
+            self.skipTest(f"{REFERENCE} is absent")
+        import cv2
+        import torch
+        reference = torch.jit.load(REFERENCE, map_location="cpu").eval()
+        crops_rgb = rgb_batch([self.crops[n] for n in self.names])
+        # the whole photos squashed to 112 x 112 too: other content, same network
+        whole = torch.stack([torch.from_numpy(cv2.cvtColor(cv2.resize(cv2.imread(os.path.join(PHOTOS, n + ".jpg")),
+                             (112, 112), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float()
+                             for n in self.names])
+        for what, rgb in (("face crops", crops_rgb), ("whole photos", whole)):
+            with torch.no_grad():
+                expected = reference(rgb)
+            diff = (set_probabilities(rgb) - expected).abs().max().item()
+            print(f"\n{what}: max abs difference vs the reference TorchScript {diff:.3g}", file=sys.stderr)
+            self.assertLess(diff, 1e-3, what)
+
+    def test_picks_the_labelled_class(self):
+        probs = set_probabilities(rgb_batch([self.crops[n] for n in self.names]))
+        report, hits = [], 0
+        for name, p in zip(self.names, probs):
+            predicted = FACEAPI_CLASSES[int(p.argmax())]
+            hits += predicted == self.labels[name]
+            report.append(f"{name}: {predicted} ({p.max().item():.2f}), labelled {self.labels[name]}")
+        print("\n" + "\n".join(report) + f"\n{hits}/{len(self.names)} correct", file=sys.stderr)
+        self.assertGreaterEqual(hits, 6, "\n".join(report))
+
+    def test_run_writes_abaw_labels(self):
+        need_tool(self)
+        probs = set_probabilities(rgb_batch([self.crops[n] for n in self.names])).numpy()
+        # ABAW order: column j = face-api output CLASS_MAP[j], Other = 0
+        abaw = np.stack([probs[:, k] if k is not None else np.zeros(len(probs), np.float32) for k in CLASS_MAP], 1)
+        # one video with a gap: frame 1 = happy, frame 2 missing, frame 3 = sad
+        crop_dir = os.path.dirname(os.path.dirname(self.crops[self.names[0]]))
+        gap = os.path.join(crop_dir, "zz_gap")
+        os.makedirs(gap, exist_ok=True)
+        shutil.copy(self.crops["happy"], os.path.join(gap, "00001.jpg"))
+        shutil.copy(self.crops["sad"], os.path.join(gap, "00003.jpg"))
+        out = os.path.join(WORK, "run-out")
+        r = tool("run", "--model-set", SET, "--crops", crop_dir, "--output", out, "--tasks", "expr")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        with open(os.path.join(out, "submission", "EXPR.txt"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        self.assertEqual(lines[0], EXPR_HEADER)
+        rows = dict(line.split(",") for line in lines[1:])
+        expected_rows = [f"{n}/00001.jpg" for n in self.names] + [f"zz_gap/0000{i}.jpg" for i in (1, 2, 3)]
+        self.assertEqual([line.split(",")[0] for line in lines[1:]], expected_rows)
+        for i, name in enumerate(self.names):
+            label = int(rows[f"{name}/00001.jpg"])
+            self.assertEqual(label, int(abaw[i].argmax()), name)
+            self.assertNotEqual(label, 7, "Other is never predicted")
+            if FACEAPI_CLASSES[int(probs[i].argmax())] == self.labels[name]:
+                self.assertEqual(label, LABEL_TO_ABAW[self.labels[name]], name)
+        self.assertEqual(int(rows["zz_gap/00001.jpg"]), LABEL_TO_ABAW["happy"])
+
+        for i, name in enumerate(self.names):
+            raw = np.loadtxt(os.path.join(out, "raw", "EXPR", name + ".csv"), delimiter=",", skiprows=1, ndmin=2)
+            self.assertEqual(raw.shape, (1, 10))
+            np.testing.assert_allclose(raw[0, 2:], abaw[i], atol=1e-4, err_msg=name)
+        raw = np.loadtxt(os.path.join(out, "raw", "EXPR", "zz_gap.csv"), delimiter=",", skiprows=1, ndmin=2)
+        self.assertEqual(raw[:, 1].tolist(), [1, 0, 1])
+        happy, sad = self.names.index("happy"), self.names.index("sad")
+        np.testing.assert_allclose(raw[0, 2:], abaw[happy], atol=1e-4)
+        np.testing.assert_allclose(raw[2, 2:], abaw[sad], atol=1e-4)
+        np.testing.assert_allclose(raw[1, 2:], (abaw[happy] + abaw[sad]) / 2, atol=1e-4)
+
+
+if __name__ == "__main__":
+    unittest.main()
