@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "abaw/error.hpp"
+#include "abaw/feature_cache.hpp"
 #include "abaw/manifest.hpp"
 #include "abaw/model_set.hpp"
 #include "abaw/postprocess.hpp"
@@ -143,7 +144,10 @@ class Run {
   torch::Device device_;
   VideoIndex index_;
   std::vector<VideoFeatures> features_;
-  std::vector<size_t> crop_offsets_;  // flat index of each video's first crop; one past the end last
+  std::unique_ptr<FeatureCache> cache_;  // with --features
+  std::vector<uint8_t> cached_;          // per video: features came from the cache
+  long crops_cached_ = 0;
+  std::vector<size_t> crop_offsets_;  // flat index of each video's first crop to encode; one past the end last
   size_t total_crops_ = 0;
   std::map<Task, std::map<std::string, VideoResult>> results_;
   std::vector<std::pair<std::string, std::string>> failures_;  // video, message
@@ -318,6 +322,10 @@ void Run::finish_video(size_t index, ModelSet& models) {
   VideoFeatures& features = features_[index];
   try {
     if (!features.error.empty()) throw Error(ErrorKind::kRuntime, features.error);
+    if (cache_ && !cached_[index]) {
+      if (features.readable.empty()) features.readable.assign(video.crops.size(), 0);  // no crops at all
+      cache_->store(video, CachedFeatures{features.rows, features.readable});
+    }
     // Tasks that list this video, grouped by frame count so each group shares head calls.
     std::map<long, std::vector<Task>> groups;
     for (Task task : tasks_) {
@@ -358,11 +366,29 @@ RunResult Run::execute(Clock::time_point start) {
     fs::remove(options_.output / "submission" / (std::string(task_name(task)) + ".txt"), ec);
   }
 
-  // Crops are numbered flat across videos, so batches span video boundaries and short videos do
-  // not leave them half empty. Decode threads work ahead of the model on a bounded queue.
   features_.resize(index_.videos.size());
+  cached_.assign(index_.videos.size(), 0);
+  if (options_.features) {
+    cache_ = std::make_unique<FeatureCache>(*options_.features, manifest_);
+    for (size_t v = 0; v < index_.videos.size(); ++v) {
+      auto hit = cache_->load(index_.videos[v]);
+      if (!hit) continue;
+      cached_[v] = 1;
+      features_[v].rows = std::move(hit->rows);
+      features_[v].readable = std::move(hit->readable);
+      features_[v].unreadable = std::count(features_[v].readable.begin(), features_[v].readable.end(), 0);
+      crops_unreadable_ += features_[v].unreadable;
+      crops_cached_ += static_cast<long>(index_.videos[v].crops.size());
+    }
+    spdlog::info("feature cache {}: {} of {} videos reused ({} crops)", cache_->folder().string(),
+                 std::count(cached_.begin(), cached_.end(), 1), index_.videos.size(), crops_cached_);
+  }
+  // Crops to encode are numbered flat across videos, so batches span video boundaries and short
+  // videos do not leave them half empty. Decode threads work ahead of the model on a bounded queue.
   crop_offsets_.assign(1, 0);
-  for (const auto& video : index_.videos) crop_offsets_.push_back(crop_offsets_.back() + video.crops.size());
+  for (size_t v = 0; v < index_.videos.size(); ++v) {
+    crop_offsets_.push_back(crop_offsets_.back() + (cached_[v] ? 0 : index_.videos[v].crops.size()));
+  }
   total_crops_ = crop_offsets_.back();
   const size_t batch_size = static_cast<size_t>(options_.batch_size);
   const size_t batches = (total_crops_ + batch_size - 1) / batch_size;
@@ -454,6 +480,7 @@ json Run::summary(const RunResult& result, double total_seconds) const {
         {"crops", index_.total_crops()},
         {"decoded", crops_decoded_},
         {"unreadable", crops_unreadable_},
+        {"from_feature_cache", crops_cached_},
         {"filled", frames_filled_}}},
       {"seconds",
        {{"load_models", seconds_.load},

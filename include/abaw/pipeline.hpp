@@ -27,7 +27,8 @@ struct RunOptions {
   int decode_threads = 0;  // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
   std::optional<long> window;
   std::optional<long> stride;
-  std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest (e.g. from `tune`)
+  std::optional<std::filesystem::path> manifest_patch;
+  std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)  // merged into the manifest (e.g. from `tune`)
 };
 
 // What a finished run produced.

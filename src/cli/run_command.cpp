@@ -65,6 +65,9 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--manifest-patch", options.manifest_patch,
                   "JSON merged into the manifest first (RFC 7396), e.g. the fragment `tune` writes")
       ->check(CLI::ExistingFile);
+  run->add_option("--features", options.features,
+                  "Feature cache folder: the encoder's output per video is stored there and reused by later "
+                  "runs with the same encoder and crops (another head or post-processing skips the encoder)");
   auto score_after = std::make_shared<bool>(false);
   run->add_flag("--eval", *score_after,
                 "Score each task that has --annotations right after predicting (table on stdout, "

@@ -203,6 +203,53 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
 
 
+class FeatureCache(Case):
+    """--features reuses the encoder output and never trusts a stale or corrupt entry."""
+
+    def test_reuse_stale_and_corrupt_entries(self):
+        cache = os.path.join(WORK, "feature-cache")
+        crops = os.path.join(WORK, "cache-crops")
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+
+        def run(name, set_dir):
+            out = self.out(name)
+            result = tool("run", "--model-set", set_dir, "--crops", crops, "--output", out, "--features", cache,
+                          *frame_list_args())
+            self.assertEqual(result.returncode, 0, result.stderr)
+            return out, result, json.load(open(os.path.join(out, "run.json")))
+
+        first, _, summary = run("first", model_set("plain"))
+        self.assertEqual(summary["frames"]["from_feature_cache"], 0)
+        self.assertEqual(len([f for f in os.listdir(cache) if f.endswith(".features")]), 6)
+        second, _, summary = run("second", model_set("plain"))
+        self.assertEqual(summary["frames"]["from_feature_cache"], summary["frames"]["crops"])
+        self.assertEqual(summary["frames"]["decoded"], 0)
+        for task in ("VA", "EXPR", "AU"):
+            self.assertEqual(read_lines(os.path.join(first, "submission", task + ".txt")),
+                             read_lines(os.path.join(second, "submission", task + ".txt")))
+
+        # Another post-processing of the same encoder: the cache is used, the result is the
+        # reference's for that set.
+        filters = model_set("filters")
+        _, _, summary = run("other-heads", filters)
+        self.assertEqual(summary["frames"]["from_feature_cache"], summary["frames"]["crops"])
+
+        corrupt = os.path.join(cache, "vid_gaps.features")
+        with open(corrupt, "r+b") as f:
+            f.seek(100)
+            f.write(b"\xff\xff")
+        os.utime(os.path.join(crops, "vid_one", "00001.jpg"), (1, 1))
+        third, result, summary = run("third", model_set("plain"))
+        self.assertIn(corrupt + ": checksum mismatch", result.stderr)
+        self.assertIn("vid_one.features: the video's crop files changed", result.stderr)
+        self.assertEqual(summary["frames"]["decoded"], 37 - 9 + 1)  # vid_gaps' crops and vid_one's
+        compared = subprocess.run([PYTHON, os.path.join(ROOT, "tests/compare_outputs.py"), "--model-set",
+                                   model_set("plain"), first, third], capture_output=True, text=True)
+        self.assertEqual(compared.returncode, 0, compared.stdout)
+
+
 class Failures(Case):
     """Bad input and bad models end in a clear message and a documented exit code."""
 

@@ -1,0 +1,157 @@
+#include "abaw/feature_cache.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "abaw/error.hpp"
+#include "abaw/writers.hpp"
+
+namespace fs = std::filesystem;
+
+namespace abaw {
+namespace {
+
+constexpr char kMagic[8] = {'A', 'B', 'A', 'W', 'F', 'E', 'A', 'T'};
+constexpr uint32_t kVersion = 1;
+
+template <typename T>
+void put(std::string& out, const T& value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+// Reads fixed-size values from a byte buffer; any read past the end marks it truncated.
+class Reader {
+ public:
+  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  template <typename T>
+  bool get(T* value) {
+    if (offset_ + sizeof(T) > bytes_.size()) return false;
+    std::memcpy(value, bytes_.data() + offset_, sizeof(T));
+    offset_ += sizeof(T);
+    return true;
+  }
+  bool get_bytes(void* out, size_t size) {
+    if (size > bytes_.size() - offset_) return false;
+    std::memcpy(out, bytes_.data() + offset_, size);
+    offset_ += size;
+    return true;
+  }
+  size_t offset() const { return offset_; }
+
+ private:
+  const std::string& bytes_;
+  size_t offset_ = 0;
+};
+
+}  // namespace
+
+uint64_t fnv1a(const void* data, size_t size, uint64_t seed) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  uint64_t hash = seed;
+  for (size_t i = 0; i < size; ++i) {
+    hash ^= bytes[i];
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest)
+    : folder_(std::move(folder)), feature_dim_(manifest.encoder.feature_dim) {
+  std::error_code ec;
+  fs::create_directories(folder_, ec);
+  if (ec) throw Error(ErrorKind::kOutput, "cannot create the feature cache folder: " + ec.message(), folder_.string());
+  const fs::path encoder = manifest.file(manifest.encoder.file);
+  std::ifstream in(encoder, std::ios::binary);
+  if (!in) throw Error(ErrorKind::kModel, "cannot read the encoder", encoder.string());
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  std::vector<char> chunk(1 << 20);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    hash = fnv1a(chunk.data(), static_cast<size_t>(in.gcount()), hash);
+  }
+  const PreprocessSpec& p = manifest.encoder.preprocess;
+  std::string spec = std::to_string(p.resize) + resize_mode_name(p.resize_mode) + interpolation_name(p.interpolation) +
+                     std::to_string(p.crop) + color_order_name(p.color_order) + std::to_string(feature_dim_);
+  hash = fnv1a(spec.data(), spec.size(), hash);
+  hash = fnv1a(&p.scale, sizeof p.scale, hash);
+  hash = fnv1a(p.mean.data(), p.mean.size() * sizeof(float), hash);
+  encoder_key_ = fnv1a(p.std.data(), p.std.size() * sizeof(float), hash);
+}
+
+fs::path FeatureCache::file_for(const VideoEntry& video) const { return folder_ / (video.name + ".features"); }
+
+uint64_t FeatureCache::crops_key(const VideoEntry& video) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const CropFile& crop : video.crops) {
+    std::error_code ec;
+    const int64_t size = static_cast<int64_t>(fs::file_size(crop.path, ec));
+    const int64_t mtime = static_cast<int64_t>(fs::last_write_time(crop.path, ec).time_since_epoch().count());
+    const int64_t fields[3] = {crop.frame, ec ? -1 : size, ec ? -1 : mtime};
+    hash = fnv1a(fields, sizeof fields, hash);
+  }
+  return hash;
+}
+
+std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video) const {
+  const fs::path file = file_for(video);
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto reject = [&](const std::string& why) -> std::optional<CachedFeatures> {
+    spdlog::warn("{}: {}; recomputing", file.string(), why);
+    return std::nullopt;
+  };
+  Reader r(bytes);
+  char magic[8];
+  uint32_t version = 0, dim = 0;
+  uint64_t encoder = 0, crops = 0, count = 0;
+  if (!r.get_bytes(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) return reject("not a feature cache file");
+  if (!r.get(&version) || version != kVersion) return reject("cache format version differs");
+  if (!r.get(&encoder) || !r.get(&crops) || !r.get(&dim) || !r.get(&count)) return reject("truncated");
+  if (bytes.size() < sizeof(uint64_t)) return reject("truncated");
+  uint64_t stored_sum = 0;
+  std::memcpy(&stored_sum, bytes.data() + bytes.size() - sizeof stored_sum, sizeof stored_sum);
+  if (fnv1a(bytes.data(), bytes.size() - sizeof stored_sum) != stored_sum) return reject("checksum mismatch (corrupt)");
+  if (encoder != encoder_key_ || dim != static_cast<uint32_t>(feature_dim_)) {
+    spdlog::info("{}: made by another encoder or preprocessing; recomputing", file.string());
+    return std::nullopt;
+  }
+  if (count != video.crops.size() || crops != crops_key(video)) {
+    spdlog::info("{}: the video's crop files changed; recomputing", file.string());
+    return std::nullopt;
+  }
+  CachedFeatures features;
+  features.readable.resize(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    int64_t frame = 0;
+    if (!r.get(&frame) || !r.get(&features.readable[i])) return reject("truncated");
+    if (frame != video.crops[i].frame) return reject("frame numbers differ from the crops");
+  }
+  features.rows.resize(count * dim);
+  if (!r.get_bytes(features.rows.data(), features.rows.size() * sizeof(float))) return reject("truncated");
+  if (r.offset() + sizeof stored_sum != bytes.size()) return reject("unexpected trailing bytes");
+  return features;
+}
+
+void FeatureCache::store(const VideoEntry& video, const CachedFeatures& features) const {
+  std::string out;
+  out.reserve(64 + video.crops.size() * 9 + features.rows.size() * sizeof(float));
+  out.append(kMagic, 8);
+  put(out, kVersion);
+  put(out, encoder_key_);
+  put(out, crops_key(video));
+  put(out, static_cast<uint32_t>(feature_dim_));
+  put(out, static_cast<uint64_t>(video.crops.size()));
+  for (size_t i = 0; i < video.crops.size(); ++i) {
+    put(out, static_cast<int64_t>(video.crops[i].frame));
+    put(out, features.readable[i]);
+  }
+  out.append(reinterpret_cast<const char*>(features.rows.data()), features.rows.size() * sizeof(float));
+  put(out, fnv1a(out.data(), out.size()));
+  write_file_atomically(file_for(video), out);
+}
+
+}  // namespace abaw
