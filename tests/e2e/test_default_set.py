@@ -266,5 +266,38 @@ class RealPhotos(unittest.TestCase):
         np.testing.assert_allclose(raw[1, 2:], (abaw[happy] + abaw[sad]) / 2, atol=1e-4)
 
 
+class RealClips(unittest.TestCase):
+    """`crop` then `run` with the default set on real clips: the calm clip comes out mostly
+    Neutral, the smiling stretch of liveportrait_d0 mostly Happiness."""
+
+    def setUp(self):
+        need_tool(self)
+        self.clips = os.path.join(SHARED, "realdata", "videos")
+        if not os.path.isdir(self.clips):
+            self.skipTest("../shared/realdata/videos is absent")
+
+    def test_calm_clip_is_neutral_and_smile_is_happiness(self):
+        videos = os.path.join(WORK, "clips")
+        os.makedirs(videos, exist_ok=True)
+        for name in ("liveportrait_s18.mp4", "liveportrait_d0.mp4"):
+            shutil.copy(os.path.join(self.clips, name), videos)
+        crops_dir, out = os.path.join(WORK, "clip-crops"), os.path.join(WORK, "clip-out")
+        result = tool("crop", "--videos", videos, "--output", crops_dir)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        result = tool("run", "--model-set", SET, "--crops", crops_dir, "--output", out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        labels = {}
+        with open(os.path.join(out, "submission", "EXPR.txt")) as f:
+            self.assertEqual(f.readline().strip(), EXPR_HEADER)
+            for line in f:
+                location, label = line.strip().split(",")
+                labels.setdefault(location.split("/")[0], []).append(int(label))
+        calm = labels["liveportrait_s18"]
+        self.assertGreater(calm.count(0) / len(calm), 0.8, calm)
+        # The smile of liveportrait_d0 spans roughly its frames 22-69 (of 78).
+        smile = labels["liveportrait_d0"][25:65]
+        self.assertGreater(smile.count(4) / len(smile), 0.8, labels["liveportrait_d0"])
+
+
 if __name__ == "__main__":
     unittest.main()
