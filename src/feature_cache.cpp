@@ -63,15 +63,7 @@ FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest)
   std::error_code ec;
   fs::create_directories(folder_, ec);
   if (ec) throw Error(ErrorKind::kOutput, "cannot create the feature cache folder: " + ec.message(), folder_.string());
-  const fs::path encoder = manifest.file(manifest.encoder.file);
-  std::ifstream in(encoder, std::ios::binary);
-  if (!in) throw Error(ErrorKind::kModel, "cannot read the encoder", encoder.string());
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  std::vector<char> chunk(1 << 20);
-  while (in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    hash = fnv1a(chunk.data(), static_cast<size_t>(in.gcount()), hash);
-  }
+  uint64_t hash = hash_file(manifest.file(manifest.encoder.file));
   const PreprocessSpec& p = manifest.encoder.preprocess;
   std::string spec = std::to_string(p.resize) + resize_mode_name(p.resize_mode) + interpolation_name(p.interpolation) +
                      std::to_string(p.crop) + color_order_name(p.color_order) + std::to_string(feature_dim_);
@@ -83,7 +75,19 @@ FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest)
 
 fs::path FeatureCache::file_for(const VideoEntry& video) const { return folder_ / (video.name + ".features"); }
 
-uint64_t FeatureCache::crops_key(const VideoEntry& video) {
+uint64_t hash_file(const fs::path& file, uint64_t seed) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorKind::kModel, "cannot read the file", file.string());
+  uint64_t hash = seed;
+  std::vector<char> chunk(1 << 20);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    hash = fnv1a(chunk.data(), static_cast<size_t>(in.gcount()), hash);
+  }
+  return hash;
+}
+
+uint64_t crop_files_key(const VideoEntry& video) {
   uint64_t hash = 0xcbf29ce484222325ULL;
   for (const CropFile& crop : video.crops) {
     std::error_code ec;
@@ -119,7 +123,7 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video) const 
     spdlog::info("{}: made by another encoder or preprocessing; recomputing", file.string());
     return std::nullopt;
   }
-  if (count != video.crops.size() || crops != crops_key(video)) {
+  if (count != video.crops.size() || crops != crop_files_key(video)) {
     spdlog::info("{}: the video's crop files changed; recomputing", file.string());
     return std::nullopt;
   }
@@ -142,7 +146,7 @@ void FeatureCache::store(const VideoEntry& video, const CachedFeatures& features
   out.append(kMagic, 8);
   put(out, kVersion);
   put(out, encoder_key_);
-  put(out, crops_key(video));
+  put(out, crop_files_key(video));
   put(out, static_cast<uint32_t>(feature_dim_));
   put(out, static_cast<uint64_t>(video.crops.size()));
   for (size_t i = 0; i < video.crops.size(); ++i) {

@@ -7,7 +7,10 @@
 
 #include <opencv2/core.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <fstream>
 #include <cmath>
 #include <set>
 #include <thread>
@@ -18,6 +21,7 @@
 #include "abaw/model_set.hpp"
 #include "abaw/postprocess.hpp"
 #include "abaw/preprocess.hpp"
+#include "abaw/submission.hpp"
 #include "abaw/video_index.hpp"
 #include "abaw/windows.hpp"
 #include "abaw/writers.hpp"
@@ -77,6 +81,63 @@ struct VideoFeatures {
   std::string error;               // set when the video already failed (e.g. NaN features)
 };
 
+// Set by SIGINT / SIGTERM: the run stops after the current batch. The handler then restores the
+// default action, so a second signal ends the process at once.
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void request_stop(int signal_number) {
+  g_stop_requested = true;
+  std::signal(signal_number, SIG_DFL);
+}
+
+// Installs request_stop for the lifetime of a run and puts the previous handlers back.
+class StopOnSignals {
+ public:
+  StopOnSignals() {
+    g_stop_requested = false;
+    previous_int_ = std::signal(SIGINT, request_stop);
+    previous_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopOnSignals() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+
+ private:
+  void (*previous_int_)(int) = SIG_DFL;
+  void (*previous_term_)(int) = SIG_DFL;
+};
+
+std::string hex(uint64_t value) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(value));
+  return buffer;
+}
+
+// What makes a video's outputs reusable by --resume: every model file's bytes and every setting
+// that changes a prediction.
+uint64_t outputs_key(const Manifest& m) {
+  uint64_t key = hash_file(m.file(m.encoder.file));
+  std::set<std::string> heads;
+  for (const auto& [task, config] : m.tasks) heads.insert(config.head_file);
+  for (const auto& head : heads) key = hash_file(m.file(head), key);
+  const auto& p = m.encoder.preprocess;
+  std::string settings = std::to_string(p.resize) + resize_mode_name(p.resize_mode) +
+                         interpolation_name(p.interpolation) + std::to_string(p.crop) + color_order_name(p.color_order);
+  for (float v : p.mean) settings += "," + std::to_string(v);
+  for (float v : p.std) settings += "," + std::to_string(v);
+  settings += "|" + std::to_string(p.scale) + "|" + std::to_string(m.sequence.window) + "," +
+              std::to_string(m.sequence.stride) + merge_name(m.sequence.merge) +
+              missing_frames_name(m.sequence.missing_frames);
+  for (const auto& [task, c] : m.tasks) {
+    settings += std::string("|") + task_key(task) + c.head_file + c.output_key + activation_name(c.activation) + "," +
+                std::to_string(c.mean_filter) + "," + std::to_string(c.mode_filter);
+    for (int i : c.class_map) settings += "," + std::to_string(i);
+    for (float t : c.thresholds) settings += "," + std::to_string(t);
+  }
+  return fnv1a(settings.data(), settings.size(), key);
+}
+
 // One encoder batch, decoded and preprocessed (on a decode thread).
 struct DecodedBatch {
   std::vector<std::pair<size_t, size_t>> items;  // (video, crop) per image
@@ -113,6 +174,22 @@ std::vector<Task> resolve_tasks(const RunOptions& options, const Manifest& manif
   return tasks;
 }
 
+// Removes `<name>.tmp-<pid>` files that a killed run left behind (the pid no longer runs).
+void remove_stale_temp_files(const fs::path& output) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(output, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t mark = name.rfind(".tmp-");
+    if (mark == std::string::npos || !it->is_regular_file()) continue;
+    const std::string pid = name.substr(mark + 5);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (fs::exists("/proc/" + pid)) continue;
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
+}
+
 void check_output_folder(const fs::path& output) {
   std::error_code ec;
   fs::create_directories(output, ec);
@@ -121,6 +198,7 @@ void check_output_folder(const fs::path& output) {
   const fs::path probe = output / ".abaw-infer-write-test";
   write_file_atomically(probe, "ok\n");
   fs::remove(probe, ec);
+  remove_stale_temp_files(output);
 }
 
 class Run {
@@ -137,6 +215,9 @@ class Run {
   void predict_tasks(const VideoEntry& video, const VideoFeatures& features, long frames,
                      const std::vector<Task>& tasks, ModelSet& models);
   json summary(const RunResult& result, double total_seconds) const;
+  fs::path marker_for(const VideoEntry& video) const { return options_.output / "state" / (video.name + ".done"); }
+  std::string video_key(const VideoEntry& video) const;
+  bool resume_video(size_t index);
 
   const RunOptions& options_;
   Manifest manifest_;
@@ -145,6 +226,9 @@ class Run {
   VideoIndex index_;
   std::vector<VideoFeatures> features_;
   std::unique_ptr<FeatureCache> cache_;  // with --features
+  uint64_t outputs_key_ = 0;
+  std::vector<uint8_t> resumed_;         // per video: outputs of an earlier run reused (--resume)
+  bool interrupted_ = false;
   std::vector<uint8_t> cached_;          // per video: features came from the cache
   long crops_cached_ = 0;
   std::vector<size_t> crop_offsets_;  // flat index of each video's first crop to encode; one past the end last
@@ -317,7 +401,34 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
   seconds_.write += seconds_since(write_start);
 }
 
+std::string Run::video_key(const VideoEntry& video) const {
+  std::string text = video.name;
+  for (const auto& [task, frames] : video.task_frames) text += std::string(",") + task_key(task) + std::to_string(frames);
+  return hex(fnv1a(text.data(), text.size(), crop_files_key(video) ^ outputs_key_));
+}
+
+bool Run::resume_video(size_t index) {
+  const VideoEntry& video = index_.videos[index];
+  std::ifstream marker(marker_for(video));
+  std::string key;
+  if (!(marker >> key) || key != video_key(video)) return false;
+  std::map<Task, VideoResult> loaded;
+  for (const auto& [task, frames] : video.task_frames) {
+    const fs::path raw = options_.output / "raw" / task_name(task) / (video.name + ".csv");
+    if (!fs::exists(raw)) return false;
+    VideoResult result;
+    result.raw = read_raw_scores(raw, task);
+    if (result.raw.frames != frames) return false;
+    result.predicted = finalize_predictions(manifest_.tasks.at(task), result.raw);
+    result.raw = ScoreMatrix{};
+    loaded[task] = std::move(result);
+  }
+  for (auto& [task, result] : loaded) results_[task][video.name] = std::move(result);
+  return true;
+}
+
 void Run::finish_video(size_t index, ModelSet& models) {
+  if (resumed_[index]) return;
   const VideoEntry& video = index_.videos[index];
   VideoFeatures& features = features_[index];
   try {
@@ -333,7 +444,10 @@ void Run::finish_video(size_t index, ModelSet& models) {
       if (it != video.task_frames.end()) groups[it->second].push_back(task);
     }
     for (const auto& [frames, tasks] : groups) predict_tasks(video, features, frames, tasks, models);
+    // Written last: its presence says every raw file of this video is complete (--resume).
+    write_file_atomically(marker_for(video), video_key(video) + "\n");
   } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kOutput) throw;  // a full disk fails every later video too
     spdlog::error("video {} failed: {}", video.name, e.what());
     failures_.emplace_back(video.name, e.what());
     for (Task task : tasks_) {
@@ -341,6 +455,8 @@ void Run::finish_video(size_t index, ModelSet& models) {
       std::error_code ec;  // a raw file from an earlier run must not pass as this run's
       fs::remove(options_.output / "raw" / task_name(task) / (video.name + ".csv"), ec);
     }
+    std::error_code ec;
+    fs::remove(marker_for(video), ec);
   }
   features = VideoFeatures{};  // bounded memory: a finished video's features are dropped
 }
@@ -368,9 +484,23 @@ RunResult Run::execute(Clock::time_point start) {
 
   features_.resize(index_.videos.size());
   cached_.assign(index_.videos.size(), 0);
+  resumed_.assign(index_.videos.size(), 0);
+  outputs_key_ = outputs_key(manifest_);
+  if (options_.resume) {
+    long resumed = 0;
+    for (size_t v = 0; v < index_.videos.size(); ++v) {
+      if (resume_video(v)) {
+        resumed_[v] = 1;
+        ++resumed;
+      }
+    }
+    spdlog::info("--resume: {} of {} videos already done with this model set and these options", resumed,
+                 index_.videos.size());
+  }
   if (options_.features) {
     cache_ = std::make_unique<FeatureCache>(*options_.features, manifest_);
     for (size_t v = 0; v < index_.videos.size(); ++v) {
+      if (resumed_[v]) continue;
       auto hit = cache_->load(index_.videos[v]);
       if (!hit) continue;
       cached_[v] = 1;
@@ -387,7 +517,7 @@ RunResult Run::execute(Clock::time_point start) {
   // videos do not leave them half empty. Decode threads work ahead of the model on a bounded queue.
   crop_offsets_.assign(1, 0);
   for (size_t v = 0; v < index_.videos.size(); ++v) {
-    crop_offsets_.push_back(crop_offsets_.back() + (cached_[v] ? 0 : index_.videos[v].crops.size()));
+    crop_offsets_.push_back(crop_offsets_.back() + (cached_[v] || resumed_[v] ? 0 : index_.videos[v].crops.size()));
   }
   total_crops_ = crop_offsets_.back();
   const size_t batch_size = static_cast<size_t>(options_.batch_size);
@@ -399,6 +529,7 @@ RunResult Run::execute(Clock::time_point start) {
     OrderedQueue<DecodedBatch> queue(batches, decode_threads, static_cast<size_t>(decode_threads) + 1,
                                      [this](size_t i) { return decode_batch(i); });
     while (auto batch = queue.next()) {
+      if (g_stop_requested) break;
       encode_batch(*batch, models);
       progress.advance(static_cast<long>(batch->items.size()));
       const size_t encoded = batch->items.empty() ? 0 : crop_offsets_[batch->items.back().first] + batch->items.back().second + 1;
@@ -407,7 +538,10 @@ RunResult Run::execute(Clock::time_point start) {
       }
     }
   }
-  for (; finished < index_.videos.size(); ++finished) finish_video(finished, models);
+  interrupted_ = g_stop_requested;
+  if (!interrupted_) {
+    for (; finished < index_.videos.size(); ++finished) finish_video(finished, models);
+  }
 
   RunResult result;
   const std::set<std::string> failed = [&] {
@@ -417,7 +551,11 @@ RunResult Run::execute(Clock::time_point start) {
   }();
   result.failed_videos.assign(failed.begin(), failed.end());
   auto write_start = Clock::now();
+  result.interrupted = interrupted_;
+  result.videos_done = static_cast<long>(finished) - static_cast<long>(result.failed_videos.size());
+  result.videos_total = static_cast<long>(index_.videos.size());
   for (Task task : tasks_) {
+    if (interrupted_) break;  // a submission needs every video
     const TaskRows& rows = index_.rows.at(task);
     std::set<std::string> missing;
     for (const auto& row : rows.rows) {
@@ -474,7 +612,11 @@ json Run::summary(const RunResult& result, double total_seconds) const {
       {"decode_threads", options_.decode_threads},
       {"batch_size", options_.batch_size},
       {"tasks", tasks},
-      {"videos", {{"total", index_.videos.size()}, {"failed", failures}}},
+      {"videos",
+       {{"total", index_.videos.size()},
+        {"resumed", std::count(resumed_.begin(), resumed_.end(), 1)},
+        {"failed", failures}}},
+      {"interrupted", interrupted_},
       {"frames",
        {{"total", index_.total_frames()},
         {"crops", index_.total_crops()},
@@ -526,6 +668,7 @@ RunResult run_pipeline(const RunOptions& options) {
   spdlog::info("model set '{}' on {}, {} threads, {} decode threads, batch {}", manifest.name, device.str(),
                at::get_num_threads(), resolved.decode_threads, options.batch_size);
   check_output_folder(options.output);
+  StopOnSignals stop_on_signals;
   Run run(resolved, std::move(manifest), std::move(tasks), device);
   return run.execute(start);
 }

@@ -28,6 +28,7 @@ enum ExitCode : int {
   kExitOutput = 5,
   kExitPartial = 6,        // the run finished, but at least one video failed
   kExitBelowMinScore = 7,  // eval: the score is below --min-score
+  kExitInterrupted = 130,  // run: stopped by SIGINT / SIGTERM (continue with --resume)
 };
 
 // The library's only exception type. what() reads "file:line: message" (file and line when

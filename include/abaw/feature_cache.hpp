@@ -23,6 +23,12 @@ namespace abaw {
 // 64-bit FNV-1a, continued from `seed`.
 uint64_t fnv1a(const void* data, size_t size, uint64_t seed = 0xcbf29ce484222325ULL);
 
+// FNV-1a of a file's bytes, continued from `seed`. Throws Error(kModel) when it cannot be read.
+uint64_t hash_file(const std::filesystem::path& file, uint64_t seed = 0xcbf29ce484222325ULL);
+
+// A key of a video's crop files: frame numbers, sizes and modification times.
+uint64_t crop_files_key(const VideoEntry& video);
+
 // Features of one video as the pipeline keeps them: one row per crop, in crop order.
 struct CachedFeatures {
   std::vector<float> rows;        // crops x feature_dim
@@ -47,7 +53,6 @@ class FeatureCache {
 
  private:
   std::filesystem::path file_for(const VideoEntry& video) const;
-  static uint64_t crops_key(const VideoEntry& video);
 
   std::filesystem::path folder_;
   uint64_t encoder_key_ = 0;

@@ -28,7 +28,8 @@ struct RunOptions {
   std::optional<long> window;
   std::optional<long> stride;
   std::optional<std::filesystem::path> manifest_patch;
-  std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)  // merged into the manifest (e.g. from `tune`)
+  std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)
+  bool resume = false;  // reuse the outputs of videos an earlier run finished with the same key  // merged into the manifest (e.g. from `tune`)
 };
 
 // What a finished run produced.
@@ -36,9 +37,13 @@ struct RunResult {
   std::map<Task, std::filesystem::path> submissions;  // written submission files
   std::vector<std::string> failed_videos;             // each also logged with its error
   std::filesystem::path summary;                      // run.json
+  bool interrupted = false;  // SIGINT / SIGTERM: stopped after a batch, no submission written
+  long videos_done = 0;      // finished (this run or resumed)
+  long videos_total = 0;
 };
 
-// Runs the pipeline. Throws Error for problems that stop the whole run (bad options, model set,
+// Runs the pipeline. SIGINT / SIGTERM stop it cleanly after the current batch (videos finished so
+// far keep their outputs; `resume` picks up from there). Throws Error for problems that stop the whole run (bad options, model set,
 // frame lists, output folder); a video that fails is logged, listed in the result and the
 // summary, and the others still finish. Submission files of a task are written only when every
 // video in it succeeded, so a written submission always has every row.

@@ -68,6 +68,9 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--features", options.features,
                   "Feature cache folder: the encoder's output per video is stored there and reused by later "
                   "runs with the same encoder and crops (another head or post-processing skips the encoder)");
+  run->add_flag("--resume", options.resume,
+                "Reuse the outputs of videos a previous run into the same --output finished with the same "
+                "model files, settings and crops; compute the rest, then write the submissions");
   auto score_after = std::make_shared<bool>(false);
   run->add_flag("--eval", *score_after,
                 "Score each task that has --annotations right after predicting (table on stdout, "
@@ -105,6 +108,12 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
 
   return [score_after, &options]() -> int {
     RunResult result = run_pipeline(options);
+    if (result.interrupted) {
+      spdlog::warn("interrupted: {} of {} videos finished and kept; no submission written. Continue with the "
+                   "same command plus --resume",
+                   result.videos_done, result.videos_total);
+      return kExitInterrupted;
+    }
     for (const auto& [task, path] : result.submissions) {
       std::printf("%s submission: %s\n", task_name(task), path.string().c_str());
     }

@@ -16,7 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
+import signal
 import tempfile
+import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -248,6 +250,82 @@ class FeatureCache(Case):
         compared = subprocess.run([PYTHON, os.path.join(ROOT, "tests/compare_outputs.py"), "--model-set",
                                    model_set("plain"), first, third], capture_output=True, text=True)
         self.assertEqual(compared.returncode, 0, compared.stdout)
+
+
+class Interrupt(Case):
+    """SIGINT / SIGTERM stop a run cleanly, SIGKILL leaves nothing that passes as complete, and
+    --resume finishes the job with the same submissions as an uninterrupted run."""
+
+    @classmethod
+    def setUpClass(cls):
+        # 40 videos of 24 crops: with batch size 1 the run takes long enough to be interrupted.
+        cls.crops = os.path.join(WORK, "many-videos")
+        shutil.rmtree(cls.crops, ignore_errors=True)
+        for i in range(40):
+            shutil.copytree(fixture("crops", "vid_dense"), os.path.join(cls.crops, "video%02d" % i))
+
+    def start(self, out, *extra):
+        return subprocess.Popen([TOOL, "run", "--model-set", model_set("plain"), "--crops", self.crops, "--output",
+                                 out, "--tasks", "va,expr", "--batch-size", "1", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_for_markers(self, out, count):
+        state = os.path.join(out, "state")
+        for _ in range(600):
+            if os.path.isdir(state) and len(os.listdir(state)) >= count:
+                return
+            time.sleep(0.01)
+        self.fail("no video finished within 6 s")
+
+    def check_resume_matches(self, reference, out):
+        result = tool("run", "--model-set", model_set("plain"), "--crops", self.crops, "--output", out,
+                      "--tasks", "va,expr", "--batch-size", "1", "--resume")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        summary = json.load(open(os.path.join(out, "run.json")))
+        self.assertGreater(summary["videos"]["resumed"], 0)
+        self.assertLess(summary["videos"]["resumed"], 40)
+        for task in ("VA", "EXPR"):
+            with open(os.path.join(reference, "submission", task + ".txt"), "rb") as a, \
+                    open(os.path.join(out, "submission", task + ".txt"), "rb") as b:
+                self.assertEqual(a.read(), b.read(), task)
+        leftovers = [f for _, _, files in os.walk(out) for f in files if ".tmp-" in f]
+        self.assertEqual(leftovers, [])
+
+    def test_signals_and_resume(self):
+        reference = self.out("uninterrupted")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", self.crops, "--output", reference,
+                      "--tasks", "va,expr", "--batch-size", "1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            out = self.out("stopped-%d" % sig)
+            process = self.start(out)
+            self.wait_for_markers(out, 2)
+            process.send_signal(sig)
+            _, stderr = process.communicate(timeout=60)
+            self.assertEqual(process.returncode, 130, stderr)
+            self.assertIn("--resume", stderr)
+            summary = json.load(open(os.path.join(out, "run.json")))
+            self.assertTrue(summary["interrupted"])
+            self.assertFalse(os.path.exists(os.path.join(out, "submission", "VA.txt")))
+            self.check_resume_matches(reference, out)
+
+        # SIGKILL at several points: whatever is left is either complete or clearly temporary.
+        for markers in (1, 5, 12):
+            out = self.out("killed-%d" % markers)
+            process = self.start(out)
+            self.wait_for_markers(out, markers)
+            process.kill()
+            process.communicate(timeout=60)
+            self.assertFalse(os.path.exists(os.path.join(out, "submission", "VA.txt")))
+            # Raw files are complete or absent; a half-written one only exists under a temp name,
+            # which the next run removes.
+            for task in ("VA", "EXPR"):
+                folder = os.path.join(out, "raw", task)
+                for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                    if ".tmp-" not in name:
+                        self.assertEqual(len(read_lines(os.path.join(folder, name))), 24 + 2, name)
+            self.check_resume_matches(reference, out)
 
 
 class Failures(Case):
