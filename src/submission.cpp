@@ -135,7 +135,7 @@ int submission_width(Task task) { return task == Task::kEXPR ? 1 : task_width(ta
 
 std::string raw_score_header(Task task) { return "frame,has_crop," + annotation_header(task); }
 
-ScoreMatrix read_raw_scores(const fs::path& file, Task task) {
+ScoreMatrix read_raw_scores(const fs::path& file, Task task, std::vector<uint8_t>* has_crop) {
   auto lines = read_text_lines(file);
   if (lines.empty() || lines[0] != raw_score_header(task)) {
     throw Error(ErrorKind::kInput, "expected the raw-score header '" + raw_score_header(task) + "'", file.string(), 1);
@@ -146,12 +146,13 @@ ScoreMatrix read_raw_scores(const fs::path& file, Task task) {
     const long line = static_cast<long>(i + 1);
     if (lines[i].empty() && i + 1 == lines.size()) break;
     auto fields = split_fields(lines[i]);
-    long frame = 0, has_crop = 0;
+    long frame = 0, has_crop_value = 0;
     if (fields.size() != static_cast<size_t>(2 + width) || !to_long(fields[0], &frame) ||
-        !to_long(fields[1], &has_crop)) {
+        !to_long(fields[1], &has_crop_value)) {
       throw Error(ErrorKind::kInput, "expected frame,has_crop and " + std::to_string(width) + " scores",
                   file.string(), line);
     }
+    if (has_crop) has_crop->push_back(has_crop_value != 0);
     if (frame != raw.frames + 1) {
       throw Error(ErrorKind::kInput, "frame " + std::to_string(frame) + " where frame " +
                                          std::to_string(raw.frames + 1) + " belongs (one line per frame, in order)",

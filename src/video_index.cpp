@@ -11,8 +11,6 @@
 namespace fs = std::filesystem;
 
 namespace abaw {
-namespace {
-
 std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts) {
   std::vector<FrameRow> rows;
   for (const auto& [video, frames] : counts) {
@@ -20,8 +18,6 @@ std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts)
   }
   return rows;
 }
-
-}  // namespace
 
 long VideoIndex::total_frames() const {
   long total = 0;

@@ -25,9 +25,9 @@ std::string parse_prediction_values(Task task, const std::vector<std::string>& f
 // "frame,has_crop," + the task's columns: the header of a raw-score file written by `run`.
 std::string raw_score_header(Task task);
 
-// Reads one raw-score file (frames 1..T in order) into T x task_width scores. Throws
-// Error(kInput) naming file and line.
-ScoreMatrix read_raw_scores(const std::filesystem::path& file, Task task);
+// Reads one raw-score file (frames 1..T in order) into T x task_width scores, and the has_crop
+// column into `has_crop` when given. Throws Error(kInput) naming file and line.
+ScoreMatrix read_raw_scores(const std::filesystem::path& file, Task task, std::vector<uint8_t>* has_crop = nullptr);
 
 // Per-frame predictions of one task: per video, frames x submission_width values, NaN where a
 // frame has no prediction. VA values, EXPR class indices, AU 0/1 labels.

@@ -62,6 +62,9 @@ struct VideoIndex {
 // result (stray files, crops past the last frame, missing video folders) are logged as warnings.
 VideoIndex build_video_index(const IndexRequest& request);
 
+// Rows `video/00001.jpg ... video/<frames>` for every video, videos in name order.
+std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts);
+
 // The frames of one video folder: sorted crop files; warns about names that are not frame
 // numbers and about duplicate frame numbers (keeping the 5-digit name).
 std::vector<CropFile> scan_crop_folder(const std::filesystem::path& folder);

@@ -32,6 +32,9 @@ Action add_tune_command(CLI::App& app);
 // `crop`: videos -> Aff-Wild2 crop folders.
 Action add_crop_command(CLI::App& app);
 
+// `merge`: shards and ensembles -> submissions.
+Action add_merge_command(CLI::App& app);
+
 // Parses "TASK=VALUE" (TASK one of va, expr, au, any case). Throws CLI::ValidationError.
 std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option);
 

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   remember(abaw::cli::add_check_command(app));
   remember(abaw::cli::add_tune_command(app));
   remember(abaw::cli::add_crop_command(app));
+  remember(abaw::cli::add_merge_command(app));
 
   try {
     app.parse(argc, argv);

@@ -71,12 +71,25 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_flag("--resume", options.resume,
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");
+  auto shard = std::make_shared<std::string>();
+  run->add_option("--shard", *shard,
+                  "K/N: handle only every N-th video (name order), starting with the K-th; writes raw outputs "
+                  "only, for `abaw-infer merge`");
   auto score_after = std::make_shared<bool>(false);
   run->add_flag("--eval", *score_after,
                 "Score each task that has --annotations right after predicting (table on stdout, "
                 "evaluation.json in the output folder)");
 
-  run->callback([raw, score_after, &options] {
+  run->callback([raw, score_after, shard, &options] {
+    if (!shard->empty()) {
+      int k = 0, n = 0;
+      char tail = 0;
+      if (std::sscanf(shard->c_str(), "%d/%d%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n) {
+        throw CLI::ValidationError("--shard", "expected K/N with 1 <= K <= N, got '" + *shard + "'");
+      }
+      options.shard_index = k;
+      options.shard_count = n;
+    }
     for (const auto& name : raw->tasks) options.tasks.push_back(*parse_task(name));
     for (const auto& text : raw->frame_lists) {
       auto [task, file] = parse_task_assignment(text, "--frame-list");

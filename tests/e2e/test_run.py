@@ -205,6 +205,55 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
 
 
+class Shards(Case):
+    """--shard K/N runs merged with `merge` reproduce one run byte for byte; merge also ensembles."""
+
+    def test_three_shards_merge_to_one_run(self):
+        one = self.out("one")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", one,
+                      *frame_list_args())
+        self.assertEqual(result.returncode, 0, result.stderr)
+        shards = []
+        for k in (1, 2, 3):
+            out = self.out("shard%d" % k)
+            result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", out,
+                          "--shard", "%d/3" % k, *frame_list_args())
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "submission")), "a shard writes no submission")
+            shards.append(out)
+        merged = self.out("merged")
+        result = tool("merge", "--inputs", *shards, "--output", merged, "--model-set", model_set("plain"),
+                      *frame_list_args())
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for task in ("VA", "EXPR", "AU"):
+            with open(os.path.join(one, "submission", task + ".txt"), "rb") as a, \
+                    open(os.path.join(merged, "submission", task + ".txt"), "rb") as b:
+                self.assertEqual(a.read(), b.read(), task)
+
+        missing = self.out("missing-shard")
+        result = tool("merge", "--inputs", *shards[:2], "--output", missing, "--model-set", model_set("plain"),
+                      *frame_list_args())
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn("missing shard", result.stderr)
+
+    def test_ensemble_is_the_weighted_mean_of_raw_scores(self):
+        first, second = self.out("plain"), self.out("mean")
+        for out, name in ((first, "plain"), (second, "mean")):
+            result = tool("run", "--model-set", model_set(name), "--crops", fixture("crops"), "--output", out,
+                          "--tasks", "va", *frame_list_args()[:2])
+            self.assertEqual(result.returncode, 0, result.stderr)
+        merged = self.out("ensemble")
+        result = tool("merge", "--inputs", first, second, "--weights", "1,3", "--output", merged,
+                      *frame_list_args()[:2])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        a = read_lines(os.path.join(first, "raw", "VA", "vid_gaps.csv"))[1:-1]
+        b = read_lines(os.path.join(second, "raw", "VA", "vid_gaps.csv"))[1:-1]
+        m = read_lines(os.path.join(merged, "raw", "VA", "vid_gaps.csv"))[1:-1]
+        for la, lb, lm in zip(a, b, m):
+            for va, vb, vm in zip(la.split(",")[2:], lb.split(",")[2:], lm.split(",")[2:]):
+                self.assertAlmostEqual(float(vm), (float(va) + 3 * float(vb)) / 4, places=5)
+
+
 class FeatureCache(Case):
     """--features reuses the encoder output and never trusts a stale or corrupt entry."""
 
