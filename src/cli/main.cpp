@@ -5,10 +5,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
+
 #include "abaw/error.hpp"
 #include "cli/commands.hpp"
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write should fail with EFBIG and be reported like a
+  // full disk, not kill the process half way through a file.
+  std::signal(SIGXFSZ, SIG_IGN);
   spdlog::set_default_logger(spdlog::stderr_color_mt("abaw-infer"));
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
 

@@ -21,6 +21,8 @@ import tempfile
 import time
 import unittest
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable
 TOOL = os.environ.get("ABAW_INFER", os.path.join(ROOT, "build", "abaw-infer"))
@@ -466,6 +468,50 @@ class Failures(Case):
             self.assertFalse(os.path.exists(os.path.join(out, "submission", task + ".txt")), task)
         summary = json.load(open(os.path.join(out, "run.json")))
         self.assertEqual([f["video"] for f in summary["videos"]["failed"]], ["vid_short"])
+
+    def test_nan_from_the_encoder_fails_that_video_only(self):
+        path = os.path.join(WORK, "sets", "nan-encoder")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(model_set("plain"), path)
+        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        script = os.path.join(WORK, "make_nan_encoder.py")
+        with open(script, "w") as f:
+            f.write("""
+import sys, torch
+class NanOnDark(torch.nn.Module):
+    # The real encoder, except that a frame whose mean pixel is low gives NaN.
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inner(x)
+        dark = x.mean(dim=[1, 2, 3]) < -1.2
+        return torch.where(dark.unsqueeze(1), torch.full_like(y, float("nan")), y)
+inner = torch.jit.load(sys.argv[1])
+torch.jit.script(NanOnDark(inner)).save(sys.argv[1])
+""")
+        subprocess.run([PYTHON, script, os.path.join(path, manifest["encoder"]["file"])], check=True)
+        crops = os.path.join(WORK, "nan-crops")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        import cv2
+        cv2.imwrite(os.path.join(crops, "vid_short", "00002.jpg"), np.zeros((112, 112, 3), np.uint8))
+        out, result = self.run_tool(path, crops=crops)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn("NaN/Inf for frame 2", result.stderr)
+        self.assertIn("vid_short", result.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "raw", "VA", "vid_dense.csv")))
+        self.assertFalse(os.path.exists(os.path.join(out, "raw", "VA", "vid_short.csv")))
+
+    def test_file_size_limit_is_an_output_error(self):
+        out = self.out("limited")
+        result = subprocess.run(["bash", "-c", 'ulimit -f 4; exec "$@"', "bash", TOOL, "run", "--model-set",
+                                 model_set("plain"), "--crops", fixture("crops"), "--output", out,
+                                 *frame_list_args()], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 5, result.stderr)
+        self.assertIn("File too large", result.stderr)
+        leftovers = [f for _, _, files in os.walk(out) for f in files if ".tmp-" in f]
+        self.assertEqual(leftovers, [])
 
     def test_missing_crops_folder_is_a_usage_error(self):
         _, result = self.run_tool(model_set("plain"), crops=os.path.join(WORK, "nowhere"))
