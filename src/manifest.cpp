@@ -24,6 +24,22 @@ const char* missing_frames_name(MissingFrames policy) {
   return "?";
 }
 
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kFp16: return "fp16";
+    case Precision::kBf16: return "bf16";
+  }
+  return "?";
+}
+
+std::optional<Precision> parse_precision(const std::string& text) {
+  for (Precision p : {Precision::kFp32, Precision::kFp16, Precision::kBf16}) {
+    if (text == precision_name(p)) return p;
+  }
+  return std::nullopt;
+}
+
 const char* activation_name(Activation activation) {
   switch (activation) {
     case Activation::kNone: return "none";
@@ -261,6 +277,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     manifest.encoder.feature_dim = static_cast<int>(e.integer_or("feature_dim", 0, 1));
     if (manifest.encoder.feature_dim == 0) e.fail_key("feature_dim", "is required");
     manifest.encoder.preprocess = parse_preprocess(e.at("preprocess"), origin);
+    manifest.encoder.precision = static_cast<Precision>(e.choice_or("precision", {"fp32", "fp16", "bf16"}, 0));
     e.finish();
   }
   if (r.has("sequence")) {

@@ -101,6 +101,15 @@ nlohmann::json runtime_versions() {
 ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::move(manifest)), device_(device) {
   if (std::getenv("ABAW_JIT_OPTIMIZE") == nullptr) torch::jit::setGraphExecutorOptimize(false);
   encoder_ = load_module(manifest_.encoder.file);
+  const Precision precision = manifest_.encoder.precision;
+  if (precision == Precision::kFp16 && !device_.is_cuda()) {
+    throw Error(ErrorKind::kUsage, "fp16 encoders need a CUDA device (LibTorch's CPU kernels lack fp16); use bf16 "
+                                   "or fp32 on the CPU");
+  }
+  if (precision != Precision::kFp32) {
+    encoder_dtype_ = precision == Precision::kFp16 ? torch::kHalf : torch::kBFloat16;
+    encoder_.to(encoder_dtype_);
+  }
   for (const auto& [task, config] : manifest_.tasks) {
     if (heads_.count(config.head_file)) continue;
     heads_[config.head_file] = Head{config.head_file, load_module(config.head_file), !config.output_key.empty()};
@@ -124,7 +133,7 @@ torch::Tensor ModelSet::encode(const torch::Tensor& images) {
   const auto path = manifest_.file(manifest_.encoder.file).string();
   torch::Tensor output;
   try {
-    output = encoder_.forward({images.to(device_, /*non_blocking=*/true)}).toTensor();
+    output = encoder_.forward({images.to(device_, encoder_dtype_, /*non_blocking=*/true)}).toTensor();
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " +
                                        first_line(e.what_without_backtrace()),

@@ -123,7 +123,8 @@ uint64_t outputs_key(const Manifest& m) {
   for (const auto& head : heads) key = hash_file(m.file(head), key);
   const auto& p = m.encoder.preprocess;
   std::string settings = std::to_string(p.resize) + resize_mode_name(p.resize_mode) +
-                         interpolation_name(p.interpolation) + std::to_string(p.crop) + color_order_name(p.color_order);
+                         interpolation_name(p.interpolation) + std::to_string(p.crop) + color_order_name(p.color_order) +
+                         precision_name(m.encoder.precision);
   for (float v : p.mean) settings += "," + std::to_string(v);
   for (float v : p.std) settings += "," + std::to_string(v);
   settings += "|" + std::to_string(p.scale) + "|" + std::to_string(m.sequence.window) + "," +
@@ -629,6 +630,7 @@ json Run::summary(const RunResult& result, double total_seconds) const {
         {"missing_frames", missing_frames_name(m.sequence.missing_frames)}}},
       {"libraries", runtime_versions()},
       {"device", device_.str()},
+      {"precision", precision_name(m.encoder.precision)},
       {"threads", at::get_num_threads()},
       {"decode_threads", options_.decode_threads},
       {"batch_size", options_.batch_size},
@@ -673,6 +675,7 @@ RunResult run_pipeline(const RunOptions& options) {
     if (!options.stride && manifest.sequence.merge == Merge::kConcatenate) manifest.sequence.stride = *options.window;
   }
   if (options.stride) manifest.sequence.stride = *options.stride;
+  if (options.precision) manifest.encoder.precision = *options.precision;
   validate_sequence(manifest.sequence, "--window/--stride with the manifest's merge '" +
                                            std::string(merge_name(manifest.sequence.merge)) + "'");
   std::vector<Task> tasks = resolve_tasks(options, manifest);
@@ -687,8 +690,9 @@ RunResult run_pipeline(const RunOptions& options) {
   cv::setNumThreads(1);
   const torch::Device device = resolve_device(options.device);
   warn_about_slow_blas();
-  spdlog::info("model set '{}' on {}, {} threads, {} decode threads, batch {}", manifest.name, device.str(),
-               at::get_num_threads(), resolved.decode_threads, options.batch_size);
+  spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}", manifest.name, device.str(),
+               precision_name(manifest.encoder.precision), at::get_num_threads(), resolved.decode_threads,
+               options.batch_size);
   check_output_folder(options.output);
   StopOnSignals stop_on_signals;
   Run run(resolved, std::move(manifest), std::move(tasks), device);

@@ -16,16 +16,22 @@ namespace abaw {
 enum class Merge { kConcatenate, kMean };
 enum class MissingFrames { kZeroFeature, kNearestFeature, kInterpolatePredictions };
 enum class Activation { kNone, kTanh, kSoftmax, kSigmoid };
+enum class Precision { kFp32, kFp16, kBf16 };
 
 const char* merge_name(Merge merge);
 const char* missing_frames_name(MissingFrames policy);
 const char* activation_name(Activation activation);
+const char* precision_name(Precision precision);
+
+// "fp32", "fp16" or "bf16"; nothing for anything else.
+std::optional<Precision> parse_precision(const std::string& text);
 
 // The manifest's `encoder` block.
 struct EncoderConfig {
   std::string file;  // relative to the set folder
   int feature_dim = 0;
   PreprocessSpec preprocess;
+  Precision precision = Precision::kFp32;  // the encoder's weights and inputs; features are fp32
 };
 
 // The manifest's `sequence` block: how the temporal heads see a video.

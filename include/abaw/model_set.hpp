@@ -63,6 +63,7 @@ class ModelSet {
   Manifest manifest_;
   torch::Device device_;
   torch::jit::script::Module encoder_;
+  torch::ScalarType encoder_dtype_ = torch::kFloat32;
   std::map<std::string, Head> heads_;  // by file name
 };
 

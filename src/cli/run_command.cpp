@@ -71,6 +71,10 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_flag("--resume", options.resume,
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");
+  auto precision = std::make_shared<std::string>();
+  run->add_option("--precision", *precision,
+                  "Encoder precision: fp32, fp16 (CUDA only) or bf16; overrides the manifest's encoder.precision")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   auto shard = std::make_shared<std::string>();
   run->add_option("--shard", *shard,
                   "K/N: handle only every N-th video (name order), starting with the K-th; writes raw outputs "
@@ -80,7 +84,8 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
                 "Score each task that has --annotations right after predicting (table on stdout, "
                 "evaluation.json in the output folder)");
 
-  run->callback([raw, score_after, shard, &options] {
+  run->callback([raw, score_after, shard, precision, &options] {
+    if (!precision->empty()) options.precision = parse_precision(*precision);
     if (!shard->empty()) {
       int k = 0, n = 0;
       char tail = 0;

@@ -394,6 +394,15 @@ class Failures(Case):
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertIn("--device cuda", result.stderr)
 
+    def test_precision(self):
+        _, result = self.run_tool(model_set("plain"), "--precision", "fp16", "--device", "cpu")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("fp16 encoders need a CUDA device", result.stderr)
+        out, result = self.run_tool(model_set("plain"), "--precision", "bf16")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(out, "run.json")) as f:
+            self.assertEqual(json.load(f)["precision"], "bf16")
+
     def test_invalid_manifest_is_a_model_error(self):
         path = os.path.join(WORK, "sets", "broken")
         shutil.rmtree(path, ignore_errors=True)
