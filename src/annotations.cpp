@@ -195,8 +195,6 @@ AnnotationFile read_annotation_file(const fs::path& file, std::optional<Task> ex
   return result;
 }
 
-namespace {
-
 std::vector<fs::path> annotation_files(const fs::path& folder) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) {
@@ -211,7 +209,14 @@ std::vector<fs::path> annotation_files(const fs::path& folder) {
   return files;
 }
 
-}  // namespace
+bool label_is_invalid(Task task, const float* label) {
+  switch (task) {
+    case Task::kVA: return label[0] == -5.0f || label[1] == -5.0f;
+    case Task::kEXPR: return label[0] < 0;
+    case Task::kAU: return std::all_of(label, label + 12, [](float v) { return v < 0; });
+  }
+  return true;
+}
 
 Task annotation_folder_task(const fs::path& folder) {
   const fs::path first = annotation_files(folder).front();

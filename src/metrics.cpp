@@ -101,16 +101,7 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
   const int width = submission_width(task);
   std::vector<float> pooled_predictions, pooled_labels;
   long excluded = 0, without_prediction = 0, videos = 0;
-  std::vector<fs::path> files;
-  std::error_code ec;
-  if (!fs::is_directory(annotation_folder, ec)) {
-    throw Error(ErrorKind::kInput, "annotation folder does not exist", annotation_folder.string());
-  }
-  for (const auto& entry : fs::directory_iterator(annotation_folder)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty()) throw Error(ErrorKind::kInput, "annotation folder has no .txt files", annotation_folder.string());
+  const std::vector<fs::path> files = annotation_files(annotation_folder);
   std::string first_missing;
   for (const auto& file : files) {
     AnnotationFile annotation = read_annotation_file(file, task);
@@ -120,9 +111,7 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
     const ScoreMatrix* predicted = found == predictions.videos.end() ? nullptr : &found->second;
     for (long f = 0; f < annotation.frames; ++f) {
       const float* label = &annotation.values[static_cast<size_t>(f) * width];
-      bool invalid = task == Task::kVA ? (label[0] == -5.0f || label[1] == -5.0f) : label[0] < 0;
-      if (task == Task::kAU) invalid = std::all_of(label, label + 12, [](float v) { return v < 0; });
-      if (invalid) {
+      if (label_is_invalid(task, label)) {
         ++excluded;
         continue;
       }

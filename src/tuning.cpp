@@ -21,15 +21,7 @@ struct ValidationVideo {
 
 std::vector<ValidationVideo> load_validation(Task task, const fs::path& raw_folder, const fs::path& annotation_folder) {
   std::vector<ValidationVideo> videos;
-  std::error_code ec;
-  if (!fs::is_directory(annotation_folder, ec)) {
-    throw Error(ErrorKind::kInput, "annotation folder does not exist", annotation_folder.string());
-  }
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(annotation_folder)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
+  const std::vector<fs::path> files = annotation_files(annotation_folder);
   for (const auto& file : files) {
     const fs::path raw_file = raw_folder / (file.stem().string() + ".csv");
     if (!fs::exists(raw_file)) {
@@ -44,7 +36,6 @@ std::vector<ValidationVideo> load_validation(Task task, const fs::path& raw_fold
     }
     videos.push_back(std::move(video));
   }
-  if (videos.empty()) throw Error(ErrorKind::kInput, "annotation folder has no .txt files", annotation_folder.string());
   return videos;
 }
 
@@ -56,9 +47,7 @@ Evaluation score_config(const TaskConfig& config, const std::vector<ValidationVi
     const ScoreMatrix final_values = finalize_predictions(config, video.raw);
     for (long f = 0; f < video.labels.frames; ++f) {
       const float* label = &video.labels.values[static_cast<size_t>(f) * width];
-      bool invalid = config.task == Task::kVA ? (label[0] == -5.0f || label[1] == -5.0f) : label[0] < 0;
-      if (config.task == Task::kAU) invalid = std::all_of(label, label + 12, [](float v) { return v < 0; });
-      if (invalid) continue;
+      if (label_is_invalid(config.task, label)) continue;
       predictions.insert(predictions.end(), final_values.row(f), final_values.row(f) + width);
       labels.insert(labels.end(), label, label + width);
     }

@@ -70,6 +70,13 @@ struct AnnotationFolder {
 AnnotationFolder read_annotation_folder(const std::filesystem::path& folder,
                                         std::optional<Task> expected = std::nullopt);
 
+// The `<video>.txt` files of an annotation folder, sorted by name. Throws Error(kInput) when the
+// folder is missing or has none.
+std::vector<std::filesystem::path> annotation_files(const std::filesystem::path& folder);
+
+// Whether an annotation line marks a frame to leave out: -5 in VA, -1 in EXPR, -1 in all 12 AUs.
+bool label_is_invalid(Task task, const float* label);
+
 // The task of an annotation folder, from the header of its first `.txt` file (by name).
 Task annotation_folder_task(const std::filesystem::path& folder);
 
