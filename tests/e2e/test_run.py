@@ -321,12 +321,14 @@ class Interrupt(Case):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def wait_for_markers(self, out, count):
+        # Generous: CI machines may be busy. The run has 40 videos, the signal comes after a few.
         state = os.path.join(out, "state")
-        for _ in range(600):
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
             if os.path.isdir(state) and len(os.listdir(state)) >= count:
                 return
             time.sleep(0.01)
-        self.fail("no video finished within 6 s")
+        self.fail("fewer than %d videos finished within 180 s" % count)
 
     def check_resume_matches(self, reference, out):
         result = tool("run", "--model-set", model_set("plain"), "--crops", self.crops, "--output", out,
