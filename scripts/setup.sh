@@ -17,6 +17,8 @@ packages=(
   python3-torch python3-opencv python3-numpy
   # The independent metric checks in tests/ use scikit-learn's f1_score.
   python3-sklearn
+  # libFuzzer targets for the parsers (scripts/fuzz.sh, run by the test suite).
+  clang-14 libclang-rt-14-dev
 )
 # npm fetches the default model set's weights (scripts/make_default_model_set.sh).
 command -v npm >/dev/null || packages+=(npm)
