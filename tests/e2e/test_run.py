@@ -429,6 +429,19 @@ class Failures(Case):
         self.assertIn("[1, 8, 8]", result.stderr)
         self.assertIn("expected [1, 8, 2]", result.stderr)
 
+    def test_corrupt_torchscript_is_a_model_error_naming_the_file(self):
+        path = os.path.join(WORK, "sets", "corrupt-head")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(model_set("plain"), path)
+        head = os.path.join(path, "head_au.pt")
+        with open(head, "r+b") as f:
+            f.truncate(os.path.getsize(head) // 2)
+        for command in (["info", "--model-set", path],
+                        ["run", "--model-set", path, "--crops", fixture("crops"), "--output", self.out("x")]):
+            result = tool(*command)
+            self.assertEqual(result.returncode, 4, result.stderr)
+            self.assertIn(head + ": cannot load TorchScript", result.stderr)
+
     def test_feature_dim_mismatch_names_encoder_and_shapes(self):
         path = os.path.join(WORK, "sets", "wrong-dim")
         shutil.rmtree(path, ignore_errors=True)
