@@ -218,6 +218,7 @@ class Run {
   json summary(const RunResult& result, double total_seconds) const;
   fs::path marker_for(const VideoEntry& video) const { return options_.output / "state" / (video.name + ".done"); }
   std::string video_key(const VideoEntry& video) const;
+  std::vector<std::string> video_keys_;  // per video, computed once: it stats every crop file
   bool resume_video(size_t index);
 
   const RunOptions& options_;
@@ -408,7 +409,7 @@ bool Run::resume_video(size_t index) {
   const VideoEntry& video = index_.videos[index];
   std::ifstream marker(marker_for(video));
   std::string key;
-  if (!(marker >> key) || key != video_key(video)) return false;
+  if (!(marker >> key) || key != video_keys_[index]) return false;
   std::map<Task, VideoResult> loaded;
   for (const auto& [task, frames] : video.task_frames) {
     const fs::path raw = options_.output / "raw" / task_name(task) / (video.name + ".csv");
@@ -442,7 +443,7 @@ void Run::finish_video(size_t index, ModelSet& models) {
     }
     for (const auto& [frames, tasks] : groups) predict_tasks(video, features, frames, tasks, models);
     // Written last: its presence says every raw file of this video is complete (--resume).
-    write_file_atomically(marker_for(video), video_key(video) + "\n");
+    write_file_atomically(marker_for(video), video_keys_[index] + "\n");
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kOutput) throw;  // a full disk fails every later video too
     spdlog::error("video {} failed: {}", video.name, e.what());
@@ -500,6 +501,7 @@ RunResult Run::execute(Clock::time_point start) {
   cached_.assign(index_.videos.size(), 0);
   resumed_.assign(index_.videos.size(), 0);
   outputs_key_ = outputs_key(manifest_);
+  for (const auto& video : index_.videos) video_keys_.push_back(video_key(video));
   if (options_.resume) {
     long resumed = 0;
     for (size_t v = 0; v < index_.videos.size(); ++v) {

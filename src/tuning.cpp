@@ -161,17 +161,18 @@ TuningResult tune(const TaskConfig& current, const fs::path& raw_folder, const f
       break;
     }
     case Task::kEXPR:
-      tuned.mode_filter = tune_width(current, &TaskConfig::mode_filter, mode_filter_grid(), videos, result.before.score);
-      result.fragment["tasks"][key]["mode_filter"] = tuned.mode_filter;
-      std::snprintf(line, sizeof line, "mode_filter: %d -> %d\n", current.mode_filter, tuned.mode_filter);
+    case Task::kVA: {
+      // EXPR tunes its label (mode) filter, VA its score (mean) filter; the search is the same.
+      const bool expr = current.task == Task::kEXPR;
+      int TaskConfig::*const width = expr ? &TaskConfig::mode_filter : &TaskConfig::mean_filter;
+      const char* name = expr ? "mode_filter" : "mean_filter";
+      tuned.*width = tune_width(current, width, expr ? mode_filter_grid() : mean_filter_grid(), videos,
+                                result.before.score);
+      result.fragment["tasks"][key][name] = tuned.*width;
+      std::snprintf(line, sizeof line, "%s: %d -> %d\n", name, current.*width, tuned.*width);
       result.report += line;
       break;
-    case Task::kVA:
-      tuned.mean_filter = tune_width(current, &TaskConfig::mean_filter, mean_filter_grid(), videos, result.before.score);
-      result.fragment["tasks"][key]["mean_filter"] = tuned.mean_filter;
-      std::snprintf(line, sizeof line, "mean_filter: %d -> %d\n", current.mean_filter, tuned.mean_filter);
-      result.report += line;
-      break;
+    }
   }
   result.after = score_config(tuned, videos);
   if (current.task == Task::kAU) {
