@@ -77,6 +77,7 @@ VideoIndex build_video_index(const IndexRequest& request) {
   VideoIndex index;
   std::map<std::string, VideoEntry> videos;
   std::map<std::string, std::vector<CropFile>> scanned;  // folders scanned for the crop fallback
+  std::set<std::string> reported_empty;                   // warn once per empty folder, not per task
 
   for (Task task : request.tasks) {
     TaskRows rows;
@@ -113,8 +114,11 @@ VideoIndex build_video_index(const IndexRequest& request) {
         if (!entry.is_directory() || !wanted(video) || counts.count(video)) continue;
         auto& crops = scanned.try_emplace(video, scan_crop_folder(entry.path())).first->second;
         if (crops.empty()) {
-          spdlog::warn("{}: no crops; without a frame list or annotations its frame count is unknown, skipped",
-                       entry.path().string());
+          if (reported_empty.insert(video).second) {
+            spdlog::warn("{}: empty video folder (no crops); without a frame list, annotations or {} its "
+                         "frame count is unknown, so it gets no rows",
+                         entry.path().string(), kFrameCountFile);
+          }
           continue;
         }
         counts[video] = crops.back().frame;
@@ -170,6 +174,9 @@ VideoIndex build_video_index(const IndexRequest& request) {
         spdlog::warn("{}: {} crop(s) past frame {} (the video's frame count), first '{}'; ignored", folder.string(),
                      entry.crops.end() - past_end, entry.frames, past_end->path.filename().string());
         entry.crops.erase(past_end, entry.crops.end());
+      }
+      if (entry.crops.empty()) {
+        spdlog::warn("{}: empty video folder (no crops); all {} frames are missing", folder.string(), entry.frames);
       }
     } else {
       spdlog::warn("{}: no crop folder for this video; all {} frames are missing", folder.string(), entry.frames);

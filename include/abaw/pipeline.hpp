@@ -1,4 +1,4 @@
-// One `run`: index the videos, decode and encode every crop in batches that span videos, run the
+// One `run`: index the videos, decode and encode every crop in batches (per video, see pipeline.cpp), run the
 // temporal heads per video, post-process, and write submissions, raw scores and a summary.
 #pragma once
 

@@ -537,6 +537,41 @@ torch.jit.script(NanOnDark(inner)).save(sys.argv[1])
         leftovers = [f for _, _, files in os.walk(out) for f in files if ".tmp-" in f]
         self.assertEqual(leftovers, [])
 
+    def test_empty_video_folder(self):
+        crops = os.path.join(WORK, "empty-video-folder")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        folder = os.path.join(crops, "vid_short")
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        # Listed in the frame lists, zero_feature: predicted from zero features, with a warning.
+        out, result = self.run_tool(model_set("plain"), crops=crops)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(folder + ": empty video folder (no crops); all", result.stderr)
+        raw = read_lines(os.path.join(out, "raw", "VA", "vid_short.csv"))
+        self.assertTrue(all(line.split(",")[1] == "0" for line in raw[1:] if line), raw)
+        # nearest_feature has nothing to copy from: that video fails, the others finish.
+        out, result = self.run_tool(model_set("mean"), crops=crops)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn("video vid_short failed", result.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "raw", "VA", "vid_dense.csv")))
+        # Without frame lists its frame count is unknown: warned once (not per task), no rows.
+        out = self.out("crops-only")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", crops, "--output", out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr.count(folder + ": empty video folder"), 1, result.stderr)
+        with open(os.path.join(out, "submission", "VA.txt")) as f:
+            self.assertNotIn("vid_short/", f.read())
+
+    def test_output_folder_that_cannot_be_created_is_an_output_error(self):
+        blocker = os.path.join(WORK, "a-regular-file")
+        with open(blocker, "w") as f:
+            f.write("x")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output",
+                      os.path.join(blocker, "out"), *frame_list_args())
+        self.assertEqual(result.returncode, 5, result.stderr)
+        self.assertIn(os.path.join(blocker, "out") + ": cannot create the output folder", result.stderr)
+
     def test_missing_crops_folder_is_a_usage_error(self):
         _, result = self.run_tool(model_set("plain"), crops=os.path.join(WORK, "nowhere"))
         self.assertEqual(result.returncode, 2, result.stderr)
