@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include <opencv2/core.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -13,7 +12,6 @@
 #include <fstream>
 #include <cmath>
 #include <set>
-#include <thread>
 
 #include "abaw/error.hpp"
 #include "abaw/feature_cache.hpp"
@@ -252,24 +250,16 @@ DecodedBatch Run::decode_batch(size_t batch_index) const {
   const int side = spec.output_side();
   DecodedBatch batch;
   const Chunk& chunk = chunks_[batch_index];
-  for (size_t crop = chunk.begin; crop < chunk.end; ++crop) batch.items.emplace_back(chunk.video, crop);
+  std::vector<fs::path> files;
+  for (size_t crop = chunk.begin; crop < chunk.end; ++crop) {
+    batch.items.emplace_back(chunk.video, crop);
+    files.push_back(index_.videos[chunk.video].crops[crop].path);
+  }
   const int64_t count = static_cast<int64_t>(batch.items.size());
   batch.images =
       torch::empty({count, spec.channels(), side, side}, torch::TensorOptions().pinned_memory(device_.is_cuda()));
-  batch.ok.assign(batch.items.size(), 0);
-  batch.errors.resize(batch.items.size());
-  float* data = batch.images.data_ptr<float>();
-  for (int64_t i = 0; i < count; ++i) {
-    const CropFile& crop = index_.videos[batch.items[i].first].crops[batch.items[i].second];
-    try {
-      preprocess_image(decode_crop(crop.path), spec, data + i * spec.tensor_size(), crop.path.string());
-      batch.ok[i] = 1;
-    } catch (const Error& e) {
-      batch.errors[i] = e.what();
-    } catch (const cv::Exception& e) {
-      batch.errors[i] = crop.path.string() + ": OpenCV: " + e.what();
-    }
-  }
+  batch.errors = decode_and_preprocess(files, spec, batch.images.data_ptr<float>());
+  for (const auto& error : batch.errors) batch.ok.push_back(error.empty() ? 1 : 0);
   batch.seconds = seconds_since(start);
   return batch;
 }
@@ -636,6 +626,7 @@ json Run::summary(const RunResult& result, double total_seconds) const {
       {"threads", at::get_num_threads()},
       {"decode_threads", options_.decode_threads},
       {"batch_size", options_.batch_size},
+      {"peak_rss_mb", peak_rss_megabytes()},
       {"tasks", tasks},
       {"videos",
        {{"total", index_.videos.size()},
@@ -682,14 +673,8 @@ RunResult run_pipeline(const RunOptions& options) {
                                            std::string(merge_name(manifest.sequence.merge)) + "'");
   std::vector<Task> tasks = resolve_tasks(options, manifest);
 
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  at::set_num_threads(options.threads > 0 ? options.threads : cores);
   RunOptions resolved = options;
-  // Half the cores decode ahead of the model: on a 2-core CPU one decoder keeps up with any real
-  // encoder, and on a 16-core GPU host eight decode ~40k crops/s.
-  resolved.decode_threads = options.decode_threads > 0 ? options.decode_threads : std::max(1, cores / 2);
-  // Decoding runs on its own threads, one image each; OpenCV's threads would only oversubscribe.
-  cv::setNumThreads(1);
+  resolved.decode_threads = configure_threads(options.threads, options.decode_threads);
   const torch::Device device = resolve_device(options.device);
   warn_about_slow_blas();
   spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}", manifest.name, device.str(),

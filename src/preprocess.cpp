@@ -125,4 +125,19 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
   }
 }
 
+std::vector<std::string> decode_and_preprocess(const std::vector<fs::path>& files, const PreprocessSpec& spec,
+                                               float* chw) {
+  std::vector<std::string> errors(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    try {
+      preprocess_image(decode_crop(files[i]), spec, chw + i * spec.tensor_size(), files[i].string());
+    } catch (const Error& e) {
+      errors[i] = e.what();
+    } catch (const cv::Exception& e) {
+      errors[i] = files[i].string() + ": OpenCV: " + e.what();
+    }
+  }
+  return errors;
+}
+
 }  // namespace abaw

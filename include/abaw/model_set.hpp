@@ -26,6 +26,14 @@ std::string loaded_blas_library();
 // Logs a warning when the BLAS in use is known to make Debian's LibTorch very slow.
 void warn_about_slow_blas();
 
+// Applies the thread policy `run` and `bench` share and returns the number of decode threads:
+// intra-op threads = `threads` (0: one per core); decode threads = `decode_threads` (0: half the
+// cores, at least 1); OpenCV's own thread pool off, since each decode thread handles whole images.
+int configure_threads(int threads, int decode_threads);
+
+// This process's peak resident set size so far, in MiB (run.json, `bench`).
+double peak_rss_megabytes();
+
 class ModelSet {
  public:
   // Loads every TorchScript file the manifest names onto `device`, in eval mode. Throws

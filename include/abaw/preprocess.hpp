@@ -49,4 +49,10 @@ cv::Mat decode_crop(const std::filesystem::path& file);
 void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
                       const std::string& source);
 
+// Decodes and preprocesses each file into consecutive spec.tensor_size() blocks of `chw` (room for
+// files.size() images). Never throws for a bad file: returns, per file, "" or the message saying
+// why it cannot be used, so the caller treats that frame as missing. `run` and `bench` share it.
+std::vector<std::string> decode_and_preprocess(const std::vector<std::filesystem::path>& files,
+                                               const PreprocessSpec& spec, float* chw);
+
 }  // namespace abaw

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "abaw/bench.hpp"
 #include "abaw/pipeline.hpp"
 
 namespace abaw::cli {
@@ -34,6 +35,9 @@ Action add_crop_command(CLI::App& app);
 
 // `merge`: shards and ensembles -> submissions.
 Action add_merge_command(CLI::App& app);
+
+// `bench`: one pipeline stage timed alone (exposed like `run` for parser tests).
+Action add_bench_command(CLI::App& app, BenchOptions& options);
 
 // Parses "TASK=VALUE" (TASK one of va, expr, au, any case). Throws CLI::ValidationError.
 std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option);

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   abaw::RunOptions run_options;
+  abaw::BenchOptions bench_options;
   std::map<CLI::App*, abaw::cli::Action> actions;
   auto remember = [&](abaw::cli::Action action) { actions[app.get_subcommands({}).back()] = std::move(action); };
   remember(abaw::cli::add_run_command(app, run_options));
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   remember(abaw::cli::add_tune_command(app));
   remember(abaw::cli::add_crop_command(app));
   remember(abaw::cli::add_merge_command(app));
+  remember(abaw::cli::add_bench_command(app, bench_options));
 
   try {
     app.parse(argc, argv);

@@ -381,6 +381,57 @@ class Interrupt(Case):
             self.check_resume_matches(reference, out)
 
 
+class Bench(Case):
+    """`bench` times decoding and the encoder alone; `run` reports its peak memory."""
+
+    def bench(self, *args):
+        result = tool("bench", "--model-set", model_set("plain"), "--json", *args)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout)
+
+    def test_decode_counts_every_crop_and_the_unreadable_ones(self):
+        crops = os.path.join(WORK, "bench-crops")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        with open(os.path.join(crops, "vid_dense", "00004.jpg"), "r+b") as f:
+            f.truncate(200)
+        on_disk = sum(1 for _, _, files in os.walk(crops) for name in files
+                      if name.endswith(".jpg") and name[:-4].isdigit())
+        measured = self.bench("--stage", "decode", "--crops", crops, "--batch-size", "4", "--decode-threads", "2")
+        self.assertEqual(measured["stage"], "decode")
+        self.assertEqual(measured["frames"], on_disk)
+        self.assertEqual(measured["unreadable"], 1)
+        self.assertEqual(measured["decode_threads"], 2)
+        self.assertGreater(measured["frames_per_second"], 0)
+        self.assertGreater(measured["peak_rss_mb"], 10)
+        limited = self.bench("--stage", "decode", "--crops", crops, "--frames", "7")
+        self.assertEqual(limited["frames"], 7)
+
+    def test_encode_runs_the_requested_frames(self):
+        measured = self.bench("--stage", "encode", "--frames", "10", "--batch-size", "4", "--threads", "1")
+        self.assertEqual((measured["stage"], measured["frames"], measured["threads"]), ("encode", 10, 1))
+        self.assertGreater(measured["seconds"], 0)
+        text = tool("bench", "--model-set", model_set("plain"), "--stage", "encode")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertRegex(text.stdout, r"^encode: 256 images in [0-9.]+ s, [0-9.]+ images/s \(batch 32,")
+
+    def test_mistakes_are_usage_errors(self):
+        result = tool("bench", "--model-set", model_set("plain"), "--stage", "decode")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("--stage decode needs --crops", result.stderr)
+        empty = os.path.join(WORK, "bench-empty")
+        os.makedirs(os.path.join(empty, "video"), exist_ok=True)
+        result = tool("bench", "--model-set", model_set("plain"), "--stage", "decode", "--crops", empty)
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn(empty + ": no crops in any video folder", result.stderr)
+
+    def test_run_reports_peak_rss(self):
+        out, result = self.run_tool_only(model_set("plain"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(out, "run.json")) as f:
+            self.assertGreater(json.load(f)["peak_rss_mb"], 10)
+
+
 class Failures(Case):
     """Bad input and bad models end in a clear message and a documented exit code."""
 

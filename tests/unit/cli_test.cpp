@@ -80,5 +80,59 @@ TEST_F(RunParser, RequiredOptionsAndExistingFolders) {
   EXPECT_THROW(other.parse(static_cast<int>(argv2.size()), argv2.data()), CLI::ValidationError);
 }
 
+// `bench`: the stage is required, decode needs crops, precision and counts are validated.
+class BenchParser : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::create_directories(dir_ / "set");
+    std::filesystem::create_directories(dir_ / "crops");
+  }
+
+  void parse(std::vector<std::string> extra) {
+    std::vector<std::string> args{"abaw-infer", "bench", "--model-set", (dir_ / "set").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    app_.parse(static_cast<int>(argv.size()), argv.data());
+  }
+
+  testing::ScratchDir dir_;
+  CLI::App app_;
+  BenchOptions options_;
+  cli::Action action_ = cli::add_bench_command(app_, options_);
+};
+
+TEST_F(BenchParser, DecodeAndEncode) {
+  parse({"--stage", "decode", "--crops", (dir_ / "crops").string(), "--decode-threads", "3", "--frames", "100"});
+  EXPECT_EQ(options_.stage, BenchStage::kDecode);
+  EXPECT_EQ(options_.crops, dir_ / "crops");
+  EXPECT_EQ(options_.decode_threads, 3);
+  EXPECT_EQ(options_.frames, 100);
+  EXPECT_FALSE(options_.precision.has_value());
+
+  CLI::App other;
+  BenchOptions encode;
+  cli::add_bench_command(other, encode);
+  std::vector<std::string> args{"abaw-infer", "bench", "--model-set", (dir_ / "set").string(), "--stage", "encode",
+                                "--precision", "bf16", "--batch-size", "8", "--threads", "2"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  other.parse(static_cast<int>(argv.size()), argv.data());
+  EXPECT_EQ(encode.stage, BenchStage::kEncode);
+  EXPECT_EQ(*encode.precision, Precision::kBf16);
+  EXPECT_EQ(encode.batch_size, 8);
+  EXPECT_EQ(encode.threads, 2);
+  EXPECT_EQ(encode.frames, 0);  // 8 batches
+}
+
+TEST_F(BenchParser, RejectsMistakes) {
+  EXPECT_THROW(parse({}), CLI::RequiredError);                            // no --stage
+  EXPECT_THROW(parse({"--stage", "heads"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--stage", "decode"}), CLI::ValidationError);       // no --crops
+  EXPECT_THROW(parse({"--stage", "encode", "--precision", "fp8"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--stage", "encode", "--frames", "-1"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--stage", "encode", "--batch-size", "0"}), CLI::ValidationError);
+}
+
 }  // namespace
 }  // namespace abaw

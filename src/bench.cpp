@@ -1,0 +1,149 @@
+#include "abaw/bench.hpp"
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "abaw/error.hpp"
+#include "abaw/model_set.hpp"
+#include "abaw/preprocess.hpp"
+#include "abaw/video_index.hpp"
+#include "ordered_queue.hpp"
+
+namespace fs = std::filesystem;
+
+namespace abaw {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Batches as `run` cuts them: per video, [0, B), [B, 2B), ...
+std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limit, size_t batch_size) {
+  std::error_code ec;
+  if (!fs::is_directory(crops, ec)) {
+    throw Error(ErrorKind::kUsage, "crops folder does not exist or is not a folder", crops.string());
+  }
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(crops)) {
+    if (entry.is_directory()) folders.push_back(entry.path());
+  }
+  std::sort(folders.begin(), folders.end());
+  std::vector<std::vector<fs::path>> batches;
+  long taken = 0;
+  for (const auto& folder : folders) {
+    std::vector<fs::path> batch;
+    for (const auto& crop : scan_crop_folder(folder)) {
+      if (limit > 0 && taken == limit) break;
+      batch.push_back(crop.path);
+      ++taken;
+      if (batch.size() == batch_size) batches.push_back(std::move(batch)), batch.clear();
+    }
+    if (!batch.empty()) batches.push_back(std::move(batch));
+  }
+  if (taken == 0) throw Error(ErrorKind::kInput, "no crops in any video folder", crops.string());
+  return batches;
+}
+
+struct DecodedImages {
+  torch::Tensor images;
+  long count = 0;
+  long unreadable = 0;
+};
+
+void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device, BenchResult& result) {
+  const PreprocessSpec& spec = manifest.encoder.preprocess;
+  const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size));
+  const auto start = Clock::now();
+  OrderedQueue<DecodedImages> queue(
+      batches.size(), result.decode_threads, static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
+        const auto& files = batches[i];
+        const int64_t side = spec.output_side();
+        DecodedImages decoded;
+        decoded.images = torch::empty({static_cast<int64_t>(files.size()), spec.channels(), side, side},
+                                      torch::TensorOptions().pinned_memory(device.is_cuda()));
+        for (const auto& error : decode_and_preprocess(files, spec, decoded.images.data_ptr<float>())) {
+          if (!error.empty()) ++decoded.unreadable;
+        }
+        decoded.count = static_cast<long>(files.size());
+        return decoded;
+      });
+  while (auto decoded = queue.next()) {
+    result.frames += decoded->count;
+    result.unreadable += decoded->unreadable;
+  }
+  result.seconds = seconds_since(start);
+  if (result.unreadable > 0) {
+    spdlog::warn("{} of {} crops could not be decoded (`run` names each)", result.unreadable, result.frames);
+  }
+}
+
+void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::Device device, BenchResult& result) {
+  ModelSet models(manifest, device);
+  const PreprocessSpec& spec = manifest.encoder.preprocess;
+  const int64_t batch = options.batch_size;
+  const long frames = options.frames > 0 ? options.frames : 8 * batch;
+  torch::manual_seed(0);
+  torch::Tensor images = torch::randn({batch, spec.channels(), spec.output_side(), spec.output_side()});
+  if (device.is_cuda()) images = images.pin_memory();
+  models.encode(images);  // warm-up: TorchScript's first call profiles and optimises
+  const auto start = Clock::now();
+  for (long done = 0; done < frames; done += batch) {
+    const int64_t count = std::min<int64_t>(batch, frames - done);
+    models.encode(count == batch ? images : images.narrow(0, 0, count));
+  }
+  result.seconds = seconds_since(start);
+  result.frames = frames;
+}
+
+}  // namespace
+
+const char* bench_stage_name(BenchStage stage) { return stage == BenchStage::kDecode ? "decode" : "encode"; }
+
+nlohmann::json BenchResult::to_json() const {
+  return {{"stage", bench_stage_name(stage)},
+          {"frames", frames},
+          {"unreadable", unreadable},
+          {"seconds", seconds},
+          {"frames_per_second", frames_per_second()},
+          {"batch_size", batch_size},
+          {"threads", threads},
+          {"decode_threads", decode_threads},
+          {"device", device},
+          {"precision", precision},
+          {"peak_rss_mb", peak_rss_mb}};
+}
+
+BenchResult run_bench(const BenchOptions& options) {
+  c10::InferenceMode inference_mode;
+  if (options.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
+  if (options.frames < 0) throw Error(ErrorKind::kUsage, "--frames must not be negative");
+  Manifest manifest = load_manifest(options.model_set, std::nullopt);
+  if (options.precision) manifest.encoder.precision = *options.precision;
+  BenchResult result;
+  result.stage = options.stage;
+  result.batch_size = options.batch_size;
+  result.decode_threads = configure_threads(options.threads, options.decode_threads);
+  result.threads = at::get_num_threads();
+  const torch::Device device = resolve_device(options.device);
+  result.device = device.str();
+  result.precision = precision_name(manifest.encoder.precision);
+  warn_about_slow_blas();
+  if (options.stage == BenchStage::kDecode) {
+    bench_decode(options, manifest, device, result);
+  } else {
+    bench_encode(options, manifest, device, result);
+  }
+  result.peak_rss_mb = peak_rss_megabytes();
+  return result;
+}
+
+}  // namespace abaw
