@@ -1,9 +1,25 @@
 #!/usr/bin/python3
 """Benchmark `abaw-infer run` against the usual plain-PyTorch way of doing the same job.
 
-Both sides get the same synthetic Aff-Wild2 crop folder (112x112 JPEGs, ~10% of the frames
-without a crop, official-style frame lists), the same model set and the same number of
-intra-op threads, and both write the three submission files:
+Four measurements on the same synthetic Aff-Wild2 crop folder (112x112 JPEGs, ~10% of the
+frames without a crop, official-style frame lists), the same model set, batch size and
+intra-op / decode threads; each is reported as images (crops) per second (median over the
+repeats) and peak RSS (max over the repeats):
+
+  (a) decode + preprocess only: `abaw-infer bench --stage decode` (every crop, decoded and
+      preprocessed in batches exactly as `run` does; no encoder; model loading not timed);
+  (b) encoder only: `abaw-infer bench --stage encode` (the encoder on pre-made random tensors
+      of the manifest's shape, one untimed warm-up batch, then as many frames as the data set
+      has crops; model loading not timed);
+  (c) the whole `abaw-infer run` (crops / (run.json total - load_models) in the table);
+  (d) the same job done the Python way (crops / the baseline's pipeline seconds).
+
+and the ratios (c)/(b) (what share of the encoder-only rate the whole run reaches; both
+exclude model loading) and (c)/(d) (Python seconds / abaw-infer seconds, both including
+model loading and both excluding it). (a) and (b) need a binary with the `bench`
+subcommand; with an older one they are reported as not available and (c), (d) still run.
+All four use the intra-op threads, decode threads, device and precision that the tool
+reports in run.json.
 
 - abaw-infer: `abaw-infer run --model-set M --crops C --output O --tasks va,expr,au
   --frame-list TASK=FILE ... --batch-size B [--threads T] [--decode-threads D]`; its
@@ -11,19 +27,27 @@ intra-op threads, and both write the three submission files:
 - Python: a torch.utils.data.Dataset reading each crop with cv2 and applying the manifest's
   preprocessing (cv2 resize, centre crop, colour order, normalise), a DataLoader
   (batch_size=B, num_workers=W, shuffle=False), torch.inference_mode(), the TorchScript
-  encoder per batch, features gathered per video (zero feature for frames without a crop),
-  each task's TorchScript head over windows of the manifest's size (concatenated),
-  softmax / sigmoid, the manifest's filters / thresholds, one submission CSV per task.
+  encoder per batch, features gathered per video, each task's TorchScript head over windows
+  of the manifest's size (concatenated), softmax / sigmoid, the manifest's class map,
+  filters / thresholds, one submission CSV per task. Frames without a crop as the manifest's
+  sequence.missing_frames says: zero_feature (a zero feature in the sequence) or
+  interpolate_predictions (the heads see only the frames with a crop; the activated,
+  class-mapped scores of the others are interpolated linearly by frame number, np.interp).
   torch.set_num_threads(T) with the T the tool reports in run.json; W defaults to the
   tool's decode threads. It runs in a fresh process per repeat; its clock runs from before
   the crop folder is indexed and the DataLoader is created to after the files are written
   (model loading is timed separately).
+- Peak RSS: ru_maxrss of os.wait4 on each child process, i.e. the largest resident set of
+  that process or of any descendant it waited for: for Python the largest of the main
+  process and its DataLoader workers, not their sum. run.json's peak_rss_mb and the
+  bench JSON's are shown as a cross-check.
 
 Both process wall times are reported too (the tool's includes loading its shared libraries;
 Python's interpreter start-up and `import torch`). The script checks that both wrote the
 same rows (same image_location column, line by line) and reports how far the values agree.
 
     /usr/bin/python3 scripts/benchmark.py --encoder tiny
+    /usr/bin/python3 scripts/benchmark.py --model-set models/default --tasks expr --frames 2000
     /usr/bin/python3 scripts/benchmark.py --encoder ViT-B/16 --frames 100
     /usr/bin/python3 scripts/benchmark.py --model-set models/my-set --frames 500 --repeat 3
 
@@ -56,6 +80,7 @@ K_OUT = {"va": 2, "expr": 8, "au": 12}
 ENCODERS = {"tiny": None, "ViT-B/32": "ViT-B/32", "ViT-B/16": "ViT-B/16"}
 DATASET_FORMAT = 1
 CHILD_MODE = "_python_baseline"
+CHILD_DATA = "_make_dataset"
 
 
 class BenchError(Exception):
@@ -110,6 +135,27 @@ class OtherCpu:
         busy, mine, wall = (e - s for e, s in zip(end, self.start))
         other = max(0.0, busy - mine)
         return {"other_cpu_s": other, "wall_s": wall, "share": other / (wall * (os.cpu_count() or 1))}
+
+
+def run_child(cmd, stdout, stderr):
+    """Runs cmd to its end; returns (exit code, wall seconds, peak RSS in MB, OtherCpu figures).
+    The peak RSS is ru_maxrss of os.wait4 (KiB on Linux): the largest resident set of the
+    child or of any descendant it waited for (a maximum, not a sum). Linux starts a child's
+    figure at its parent's peak RSS (exec records the old address space's high-water mark;
+    Python spawns with vfork), so this process keeps itself small (no numpy / cv2 / torch)
+    and the report prints its own peak as the floor."""
+    other = OtherCpu()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+    try:
+        _, status, usage = os.wait4(p.pid, 0)
+    except BaseException:  # e.g. Ctrl-C: do not leave the child running
+        p.kill()
+        p.wait()
+        raise
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+    return p.returncode, wall, usage.ru_maxrss / 1024.0, other.stop()
 
 
 # =========================================================================== synthetic data
@@ -172,16 +218,32 @@ def render_video(rng, T, size, missing, folder):
 
 
 def make_dataset(work, frames, videos, seed):
-    """Crop folder + frame lists, cached in WORK/data/...; returns its description."""
-    import numpy as np
+    """Crop folder + frame lists, cached in WORK/data/...; returns its description. Generated
+    in a child process: this process never imports numpy / cv2, because every process it
+    starts inherits its peak RSS as a floor under its own ru_maxrss (see run_child)."""
     folder = work / "data" / ("crops-%dframes-%dvideos-seed%d" % (frames, videos, seed))
     marker = folder / "dataset.json"
-    if marker.is_file():
-        with open(marker) as f:
-            info = json.load(f)
-        if info.get("format") == DATASET_FORMAT:
-            log("using cached crops %s" % folder)
-            return info
+    for attempt in range(2):
+        if marker.is_file():
+            with open(marker) as f:
+                info = json.load(f)
+            if info.get("format") == DATASET_FORMAT:
+                if attempt == 0:
+                    log("using cached crops %s" % folder)
+                return info
+        if attempt == 0:
+            cmd = [sys.executable, str(Path(__file__).resolve()), CHILD_DATA, str(folder),
+                   str(frames), str(videos), str(seed)]
+            if subprocess.run(cmd).returncode != 0:
+                break
+    raise BenchError("generating the synthetic crops in %s failed" % folder)
+
+
+def generate_dataset(folder, frames, videos, seed):
+    """The generation itself (runs in a child process); writes FOLDER/dataset.json last."""
+    import numpy as np
+    folder = Path(folder)
+    marker = folder / "dataset.json"
     if folder.exists():
         shutil.rmtree(folder)  # an unfinished or outdated generation of our own cache
     log("generating %d frames over %d videos in %s" % (frames, videos, folder))
@@ -209,7 +271,7 @@ def make_dataset(work, frames, videos, seed):
         info["frame_lists"][task] = str(path)
     with open(marker, "w") as f:  # written last: its presence means the folder is complete
         json.dump(info, f, indent=1)
-    return info
+    return 0
 
 
 # =========================================================================== model sets
@@ -244,9 +306,10 @@ def read_manifest(model_set, tasks):
     seq = m.get("sequence", {})
     merge = seq.get("merge", "concatenate")
     policy = seq.get("missing_frames", "zero_feature")
-    if merge != "concatenate" or policy != "zero_feature":
+    if merge != "concatenate" or policy not in ("zero_feature", "interpolate_predictions"):
         raise BenchError("%s: the Python baseline implements merge 'concatenate' with missing_frames "
-                         "'zero_feature' only (the set has %r, %r)" % (path, merge, policy))
+                         "'zero_feature' or 'interpolate_predictions' only (the set has %r, %r)"
+                         % (path, merge, policy))
     for t in tasks:
         if t not in m.get("tasks", {}):
             raise BenchError("%s: the model set has no %s task" % (path, t))
@@ -269,15 +332,11 @@ def run_tool(tool, model_set, data, out, tasks, args):
         cmd += ["--decode-threads", str(args.decode_threads)]
     log_path = out.parent / (out.name + ".log")
     with open(log_path, "w") as logf:
-        other = OtherCpu()
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT)
-        wall = time.perf_counter() - t0
-        other = other.stop()
-    if r.returncode != 0:
+        code, wall, rss, other = run_child(cmd, logf, subprocess.STDOUT)
+    if code != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-15:]
         raise BenchError("abaw-infer failed with exit code %d: %s\n  %s\n(log: %s)"
-                         % (r.returncode, " ".join(cmd), "\n  ".join(tail), log_path))
+                         % (code, " ".join(cmd), "\n  ".join(tail), log_path))
     try:
         with open(out / "run.json") as f:
             summary = json.load(f)
@@ -289,7 +348,69 @@ def run_tool(tool, model_set, data, out, tasks, args):
                          % (frames["total"], frames["crops"], data["frames"], data["crops"]))
     if frames["decoded"] != data["crops"]:
         raise BenchError("abaw-infer decoded %d of %d crops (see %s)" % (frames["decoded"], data["crops"], log_path))
-    return {"cmd": cmd, "wall": wall, "summary": summary, "other": other}
+    return {"cmd": cmd, "wall": wall, "summary": summary, "other": other, "peak_rss_mb": rss}
+
+
+def has_bench(tool):
+    """Whether the binary lists a `bench` subcommand in its --help."""
+    try:
+        r = subprocess.run([str(tool), "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    text = r.stdout.decode(errors="replace")
+    return any(line.split()[:1] == ["bench"] for line in text.split("Subcommands:", 1)[-1].splitlines())
+
+
+class NoBench(Exception):
+    """The binary has no `bench` subcommand."""
+
+
+def run_bench(tool, model_set, data, out, stage, summary, args):
+    """`abaw-infer bench --stage decode|encode --json` with the settings run.json reports;
+    returns its JSON object plus wall seconds and peak RSS. Raises NoBench when the binary
+    lacks the subcommand and BenchError when it fails or reports other settings."""
+    cmd = [str(tool), "bench", "--model-set", str(model_set), "--stage", stage,
+           "--batch-size", str(args.batch_size), "--threads", str(summary["threads"]),
+           "--decode-threads", str(summary["decode_threads"])]
+    if stage == "decode":
+        cmd += ["--crops", data["crops_dir"]]
+    else:
+        cmd += ["--frames", str(data["crops"])]
+    for key in ("device", "precision"):
+        if summary.get(key):
+            cmd += ["--" + key, str(summary[key])]
+    cmd += ["--json"]
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, log_path = out / ("bench-%s.json" % stage), out / ("bench-%s.log" % stage)
+    with open(json_path, "w") as outf, open(log_path, "w") as logf:
+        code, wall, rss, other = run_child(cmd, outf, logf)
+    err = log_path.read_text(errors="replace")
+    if code != 0:
+        if code == 109 or ("bench" in err and any(w in err.lower() for w in ("not expected", "unknown", "invalid"))):
+            raise NoBench("%s has no `bench` subcommand (exit code %d: %s)"
+                          % (tool, code, " ".join(err.split())[:200]))
+        raise BenchError("abaw-infer bench --stage %s failed with exit code %d: %s\n  %s\n(log: %s)"
+                         % (stage, code, " ".join(cmd), "\n  ".join(err.splitlines()[-15:]), log_path))
+    try:
+        with open(json_path) as f:
+            result = json.load(f)
+        seconds, frames = float(result["seconds"]), int(result["frames"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BenchError("abaw-infer bench --stage %s exited 0 but its stdout (%s) is not the JSON "
+                         "object expected: %s" % (stage, json_path, e))
+    expect = {"stage": stage, "frames": data["crops"], "batch_size": args.batch_size,
+              "threads": summary["threads"], "device": summary.get("device"),
+              "precision": summary.get("precision")}
+    if stage == "decode":
+        expect.update(decode_threads=summary["decode_threads"], unreadable=0)
+    wrong = ["%s %r (expected %r)" % (k, result.get(k), v) for k, v in expect.items()
+             if v is not None and result.get(k) != v]
+    if wrong or seconds <= 0:
+        raise BenchError("abaw-infer bench --stage %s reports %s: %s"
+                         % (stage, ", ".join(wrong) or "seconds %r" % seconds, json_path))
+    return {"cmd": cmd, "json": result, "wall": wall, "other": other, "peak_rss_mb": rss,
+            "frames_per_second": frames / seconds}
 
 
 # =========================================================================== Python baseline
@@ -310,19 +431,16 @@ def run_python(model_set, data, out, tasks, batch_size, threads, workers):
     cmd = [sys.executable, str(Path(__file__).resolve()), CHILD_MODE, str(config_path), str(result_path)]
     log_path = out.parent / (out.name + ".log")
     with open(log_path, "w") as logf:
-        other = OtherCpu()
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT)
-        wall = time.perf_counter() - t0
-        other = other.stop()
-    if r.returncode != 0 or not result_path.is_file():
+        code, wall, rss, other = run_child(cmd, logf, subprocess.STDOUT)
+    if code != 0 or not result_path.is_file():
         tail = log_path.read_text(errors="replace").splitlines()[-20:]
         raise BenchError("the Python baseline failed with exit code %d: %s\n  %s\n(log: %s)"
-                         % (r.returncode, " ".join(cmd), "\n  ".join(tail), log_path))
+                         % (code, " ".join(cmd), "\n  ".join(tail), log_path))
     with open(result_path) as f:
         result = json.load(f)
     result["wall"] = wall
     result["other"] = other
+    result["peak_rss_mb"] = rss  # main process and DataLoader workers: the largest one
     if result["frames"] != data["frames"] or result["crops"] != data["crops"]:
         raise BenchError("the Python baseline indexed %d frames / %d crops; the data set has %d / %d"
                          % (result["frames"], result["crops"], data["frames"], data["crops"]))
@@ -354,6 +472,9 @@ def python_baseline(config_path, result_path):
     std = np.array(pp.get("std", [1.0] * nch), np.float32)
     D = int(man["encoder"]["feature_dim"])
     window = int(man.get("sequence", {}).get("window", 300))
+    # frames without a crop: a zero feature, or (interpolate) left out of the heads' sequence
+    # and their scores interpolated from the nearest frames with a crop
+    interpolate = man.get("sequence", {}).get("missing_frames", "zero_feature") == "interpolate_predictions"
 
     torch.set_num_threads(int(cfg["threads"]))
     timings = {}
@@ -429,6 +550,7 @@ def python_baseline(config_path, result_path):
     loader = DataLoader(CropDataset(items), batch_size=int(cfg["batch_size"]),
                         num_workers=int(cfg["workers"]), shuffle=False)
     features = {v: np.zeros((frames_of[v], D), np.float32) for v in videos}
+    has_crop = {v: np.zeros(frames_of[v], bool) for v in videos}
     with torch.inference_mode():
         for x, vids, frames in loader:
             y = encoder(x)
@@ -437,13 +559,20 @@ def python_baseline(config_path, result_path):
             y = y.numpy()
             for i, (vi, frame) in enumerate(zip(vids.tolist(), frames.tolist())):
                 features[videos[vi]][frame - 1] = y[i]
+                has_crop[videos[vi]][frame - 1] = True
     timings["decode_encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    scores = {task: {} for task in tasks}  # task -> video -> float32 [T, K] activated scores
+    scores = {task: {} for task in tasks}  # task -> video -> activated scores [frames the heads saw, K]
     with torch.inference_mode():
         for video in videos:
-            seq = torch.from_numpy(features[video])
+            if interpolate:
+                if not has_crop[video].any():
+                    raise RuntimeError("video %s has no crop; missing_frames interpolate_predictions "
+                                       "needs at least one" % video)
+                seq = torch.from_numpy(features[video][has_crop[video]])  # frames with a crop only
+            else:
+                seq = torch.from_numpy(features[video])
             T = seq.shape[0]
             parts = {task: [] for task in tasks}
             for a in range(0, T, window):
@@ -500,6 +629,11 @@ def python_baseline(config_path, result_path):
                 s = p
             elif s.shape[1] != K_OUT[task]:
                 raise RuntimeError("%s head has %d outputs, expected %d" % (task, s.shape[1], K_OUT[task]))
+            if interpolate:  # scores of frames with a crop -> every frame, linear by frame number
+                with_crop = np.flatnonzero(has_crop[video])
+                every = np.arange(frames_of[video])
+                s = np.stack([np.interp(every, with_crop, s[:, k]) for k in range(s.shape[1])],
+                             axis=1).astype(np.float32)
             s = mean_filter(s, int(spec.get("mean_filter", 0)))
             if task == "va":
                 final[video] = np.clip(s, -1.0, 1.0)
@@ -528,7 +662,11 @@ def python_baseline(config_path, result_path):
 
     result = {"seconds": timings, "frames": sum(frames_of.values()), "crops": len(items),
               "submissions": written, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "workers": int(cfg["workers"]), "opencv": cv2.__version__}
+              "workers": int(cfg["workers"]), "opencv": cv2.__version__,
+              # ru_maxrss (KiB): this process, and the largest reaped DataLoader worker
+              "self_peak_rss_mb": {
+                  "main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}}
     with open(result_path, "w") as f:
         json.dump(result, f, indent=1)
     return 0
@@ -584,7 +722,7 @@ def stats(values):
     return min(values), statistics.median(values)
 
 
-def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads):
+def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads, bench_runs, bench_note):
     s0 = tool_runs[0]["summary"]
     py0 = py_runs[0]
     frames = data["frames"]
@@ -598,7 +736,8 @@ def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads):
     print()
     print("machine: %s, nproc %d, load average before / after: %s / %s"
           % (cpu_model(), os.cpu_count(), loads[0], loads[-1]))
-    others = [r["other"] for r in tool_runs + py_runs if r["other"] is not None]
+    bench_all = bench_runs["decode"] + bench_runs["encode"]
+    others = [r["other"] for r in tool_runs + py_runs + bench_all if r["other"] is not None]
     if others:
         worst = max(o["share"] for o in others)
         print("other processes during the timed runs: %.2f core-s in all, at most %.0f%% of the "
@@ -612,10 +751,10 @@ def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads):
     print("workload: %d frames (%d crops, %d without) over %d videos, 112x112 JPEG; model set %s "
           "(window %d); tasks %s" % (frames, data["crops"], frames - data["crops"], len(data["videos"]),
                                      model_set, s0["sequence"]["window"], ",".join(args.tasks)))
-    print("settings: batch %d, %d intra-op threads, abaw-infer %d decode threads, Python DataLoader "
-          "num_workers=%d; %d run%s of each after %d warm-up (min / median)"
-          % (args.batch_size, s0["threads"], s0["decode_threads"], py0["workers"], R, "s" if R > 1 else "",
-             args.warmup))
+    print("settings: batch %d, %d intra-op threads, abaw-infer %d decode threads (device %s, precision %s), "
+          "Python DataLoader num_workers=%d; %d run%s of each after %d warm-up (min / median)"
+          % (args.batch_size, s0["threads"], s0["decode_threads"], s0.get("device", "?"), s0.get("precision", "?"),
+             py0["workers"], R, "s" if R > 1 else "", args.warmup))
     print("abaw-infer: %s" % " ".join(tool_runs[0]["cmd"]))
     print()
     rows = [
@@ -662,7 +801,70 @@ def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads):
                           ", VA max |diff| %.2g" % a["max_abs_diff"] if t == "va"
                           else ", %d identical" % a["identical_rows"])
         for t, a in agreement.items()))
-    return {"speed_up": dict(speed)}
+    print()
+
+    # ---- the four measurements: images (crops) per second and peak RSS
+    crops = data["crops"]
+    tool_pipe = [r["summary"]["seconds"]["total"] - r["summary"]["seconds"]["load_models"] for r in tool_runs]
+    measured = [
+        ("a_decode", "(a) decode + preprocess only", [r["json"]["seconds"] for r in bench_runs["decode"]],
+         [r["frames_per_second"] for r in bench_runs["decode"]], [r["peak_rss_mb"] for r in bench_runs["decode"]]),
+        ("b_encode", "(b) encoder only", [r["json"]["seconds"] for r in bench_runs["encode"]],
+         [r["frames_per_second"] for r in bench_runs["encode"]], [r["peak_rss_mb"] for r in bench_runs["encode"]]),
+        ("c_run", "(c) abaw-infer run", tool_pipe, [crops / x for x in tool_pipe],
+         [r["peak_rss_mb"] for r in tool_runs]),
+        ("d_python", "(d) Python way", py_pipe, [crops / x for x in py_pipe], [r["peak_rss_mb"] for r in py_runs]),
+    ]
+    table = {}
+    print("images (crops) per second, median of %d run%s; peak RSS, max:" % (R, "s" if R > 1 else ""))
+    print("%-30s %7s %9s %9s %12s" % ("stage", "images", "median s", "images/s", "peak RSS MB"))
+    for key, label, secs, rates, rss in measured:
+        if not rates:
+            table[key] = None
+            print("%-30s %7d %9s %9s %12s" % (label, crops, "-", "-", "-"))
+            continue
+        table[key] = {"images": crops, "seconds_median": statistics.median(secs),
+                      "images_per_second_median": statistics.median(rates), "peak_rss_mb_max": max(rss)}
+        print("%-30s %7d %9.2f %9.1f %12.0f" % (label, crops, table[key]["seconds_median"],
+                                               table[key]["images_per_second_median"], max(rss)))
+    if bench_note:
+        print("(a), (b) not available: %s; (c), (d) are measured all the same" % bench_note)
+    else:
+        print("(a), (b): `abaw-infer bench --stage decode|encode` with the run's batch, threads, decode threads, "
+              "device and precision; model loading not timed; (b) on random tensors of the manifest's shape after "
+              "one untimed warm-up batch")
+    print("(c): crops / (run.json total - load_models); (d): crops / Python pipeline s; model loading excluded "
+          "in both")
+    rss_main = max(r.get("self_peak_rss_mb", {}).get("main", 0.0) for r in py_runs)
+    rss_workers = max(r.get("self_peak_rss_mb", {}).get("workers", 0.0) for r in py_runs)
+    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("peak RSS: ru_maxrss of os.wait4 on each process = the largest resident set of the process or of a "
+          "descendant it waited for; for (d) the largest of the Python process (%.0f MB) and its DataLoader "
+          "workers (largest %.0f MB), NOT their sum; no figure can be below this script's own peak RSS "
+          "(%.0f MB), which Linux carries into every child" % (rss_main, rss_workers, floor))
+    if any(v is not None and v["peak_rss_mb_max"] <= floor + 1.0 for v in table.values()):
+        print("WARNING: a peak RSS equals this script's own peak RSS: that figure is an upper bound only")
+    cross = []
+    run_json_rss = [r["summary"]["peak_rss_mb"] for r in tool_runs if "peak_rss_mb" in r["summary"]]
+    if run_json_rss:
+        cross.append("run.json peak_rss_mb %.0f" % max(run_json_rss))
+    for stage in ("decode", "encode"):
+        own = [r["json"]["peak_rss_mb"] for r in bench_runs[stage] if "peak_rss_mb" in r["json"]]
+        if own:
+            cross.append("bench %s peak_rss_mb %.0f" % (stage, max(own)))
+    if cross:
+        print("cross-check, as the tool reports itself (max): " + ", ".join(cross))
+    ratios = {"c_over_b": (table["c_run"]["images_per_second_median"] / table["b_encode"]["images_per_second_median"]
+                           if table["b_encode"] else None),
+              "c_over_d_incl_loading": speed[0][1], "c_over_d_excl_loading": speed[1][1]}
+    print()
+    print("(c)/(b) = %s: images/s of the whole run / of the encoder alone (both exclude model loading)"
+          % ("%.2f" % ratios["c_over_b"] if ratios["c_over_b"] is not None else "n/a"))
+    print("(c)/(d) = %.2fx including model loading, %.2fx excluding it (median Python s / median abaw-infer s)"
+          % (ratios["c_over_d_incl_loading"], ratios["c_over_d_excl_loading"]))
+    return {"speed_up": dict(speed), "table": table, "ratios": ratios, "bench_not_available": bench_note,
+            "peak_rss_cross_check": {"run_json_peak_rss_mb": run_json_rss, "python_main_mb": rss_main,
+                                     "python_largest_worker_mb": rss_workers, "benchmark_script_mb": floor}}
 
 
 # =========================================================================== main
@@ -735,8 +937,15 @@ def main(argv):
     data = make_dataset(work, args.frames, args.videos, args.seed)
 
     runs = work / "runs"
+    # (a) and (b) need `abaw-infer bench`; without it the note says why they are missing
+    bench_note = None if has_bench(tool) else \
+        "%s has no `bench` subcommand (not in its --help)" % tool
+    bench_error = None  # a bench-capable binary failed: reported, then exit code 1
+    bench_runs = {"decode": [], "encode": []}
     loads = [loadavg()]
     log("load average before: %s (nproc %d)" % (loads[0], os.cpu_count()))
+    if bench_note:
+        log("(a) decode only and (b) encoder only are not available: " + bench_note)
     tool_runs, py_runs, agreement = [], [], None
     for i in range(args.warmup + args.repeat):
         what = "warm-up %d/%d" % (i + 1, args.warmup) if i < args.warmup else \
@@ -744,26 +953,50 @@ def main(argv):
         log("%s: abaw-infer" % what)
         tr = run_tool(tool, model_set, data, runs / "abaw-infer", args.tasks, args)
         s = tr["summary"]
-        log("  %.2f s (run.json total), %.2f s process wall%s" % (s["seconds"]["total"], tr["wall"], busy(tr)))
+        log("  %.2f s (run.json total), %.2f s process wall, peak RSS %.0f MB%s"
+            % (s["seconds"]["total"], tr["wall"], tr["peak_rss_mb"], busy(tr)))
+        stages = ("decode", "encode") if bench_note is None else ()
+        for stage in stages:
+            log("%s: abaw-infer bench --stage %s" % (what, stage))
+            try:
+                br = run_bench(tool, model_set, data, runs / "bench", stage, s, args)
+            except NoBench as e:
+                bench_note = str(e)
+            except BenchError as e:
+                bench_error = str(e)
+                bench_note = "`abaw-infer bench --stage %s` failed (the error follows the report)" % stage
+                log(bench_error)
+            if bench_note is not None:
+                log("(a) decode only and (b) encoder only are not available: " + bench_note)
+                bench_runs = {"decode": [], "encode": []}
+                break
+            log("  %.2f s, %.1f images/s, peak RSS %.0f MB%s"
+                % (br["json"]["seconds"], br["frames_per_second"], br["peak_rss_mb"], busy(br)))
+            if i >= args.warmup:
+                bench_runs[stage].append(br)
         workers = args.workers if args.workers is not None else int(s["decode_threads"])
         log("%s: Python baseline (%d threads, %d DataLoader workers)" % (what, s["threads"], workers))
         pr = run_python(model_set, data, runs / "python", args.tasks, args.batch_size, int(s["threads"]), workers)
         if i >= args.warmup:
             tool_runs.append(tr)
             py_runs.append(pr)
-        log("  %.2f s (pipeline), %.2f s process wall%s" % (pr["seconds"]["pipeline"], pr["wall"], busy(pr)))
+        log("  %.2f s (pipeline), %.2f s process wall, peak RSS %.0f MB%s"
+            % (pr["seconds"]["pipeline"], pr["wall"], pr["peak_rss_mb"], busy(pr)))
         if pr["threads"] != s["threads"]:
             raise BenchError("Python ran with %d intra-op threads, abaw-infer with %d"
                              % (pr["threads"], s["threads"]))
         agreement = compare_outputs(runs / "abaw-infer", pr, args.tasks)
         loads.append(loadavg())
-    summary = print_report(args, data, model_set, tool_runs, py_runs, agreement, loads)
+    summary = print_report(args, data, model_set, tool_runs, py_runs, agreement, loads, bench_runs, bench_note)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                        "data": data, "model_set": str(model_set), "load_average": loads,
-                       "abaw_infer": [{"wall": r["wall"], "run_json": r["summary"]} for r in tool_runs],
-                       "python": py_runs, "agreement": agreement, **summary}, f, indent=1)
+                       "abaw_infer": [{"wall": r["wall"], "peak_rss_mb": r["peak_rss_mb"], "other": r["other"],
+                                       "run_json": r["summary"]} for r in tool_runs],
+                       "bench": bench_runs, "python": py_runs, "agreement": agreement, **summary}, f, indent=1)
+    if bench_error:
+        raise BenchError(bench_error)
     return 0
 
 
@@ -773,6 +1006,10 @@ if __name__ == "__main__":
             if len(sys.argv) != 4:
                 raise BenchError("usage: benchmark.py %s CONFIG.json RESULT.json" % CHILD_MODE)
             sys.exit(python_baseline(sys.argv[2], sys.argv[3]))
+        if len(sys.argv) > 1 and sys.argv[1] == CHILD_DATA:
+            if len(sys.argv) != 6:
+                raise BenchError("usage: benchmark.py %s FOLDER FRAMES VIDEOS SEED" % CHILD_DATA)
+            sys.exit(generate_dataset(sys.argv[2], *(int(x) for x in sys.argv[3:6])))
         sys.exit(main(sys.argv[1:]))
     except BenchError as e:
         sys.stderr.write("benchmark: error: %s\n" % e)
