@@ -59,7 +59,8 @@ struct DecodedImages {
   long unreadable = 0;
 };
 
-void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device, BenchResult& result) {
+void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device,
+                  PreprocessPlace place, BenchResult& result) {
   const PreprocessSpec& spec = manifest.encoder.preprocess;
   const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size));
   const auto start = Clock::now();
@@ -68,9 +69,17 @@ void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::
         const auto& files = batches[i];
         const int64_t side = spec.output_side();
         DecodedImages decoded;
-        decoded.images = torch::empty({static_cast<int64_t>(files.size()), spec.channels(), side, side},
-                                      torch::TensorOptions().pinned_memory(device.is_cuda()));
-        for (const auto& error : decode_and_preprocess(files, spec, decoded.images.data_ptr<float>())) {
+        const int64_t count = static_cast<int64_t>(files.size());
+        const auto pinned = torch::TensorOptions().pinned_memory(device.is_cuda());
+        std::vector<std::string> errors;
+        if (place == PreprocessPlace::kDevice) {
+          decoded.images = torch::empty({count, side, side, spec.channels()}, pinned.dtype(torch::kUInt8));
+          errors = decode_to_pixels(files, spec, decoded.images.data_ptr<uint8_t>());
+        } else {
+          decoded.images = torch::empty({count, spec.channels(), side, side}, pinned);
+          errors = decode_and_preprocess(files, spec, decoded.images.data_ptr<float>());
+        }
+        for (const auto& error : errors) {
           if (!error.empty()) ++decoded.unreadable;
         }
         decoded.count = static_cast<long>(files.size());
@@ -86,19 +95,26 @@ void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::
   }
 }
 
-void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::Device device, BenchResult& result) {
+void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::Device device,
+                  PreprocessPlace place, BenchResult& result) {
   ModelSet models(manifest, device);
   const PreprocessSpec& spec = manifest.encoder.preprocess;
-  const int64_t batch = options.batch_size;
+  const int64_t batch = options.batch_size, side = spec.output_side();
   const long frames = options.frames > 0 ? options.frames : 8 * batch;
   torch::manual_seed(0);
-  torch::Tensor images = torch::randn({batch, spec.channels(), spec.output_side(), spec.output_side()});
+  // What the decode threads hand over: float CHW tensors, or 8-bit pixels finished on the device.
+  torch::Tensor images = place == PreprocessPlace::kDevice
+                             ? torch::randint(0, 256, {batch, side, side, spec.channels()}, torch::kUInt8)
+                             : torch::randn({batch, spec.channels(), side, side});
   if (device.is_cuda()) images = images.pin_memory();
-  models.encode(images);  // warm-up: TorchScript's first call profiles and optimises
+  auto encode = [&](const torch::Tensor& input) {
+    return models.encode(place == PreprocessPlace::kDevice ? normalise_pixels(input, spec, device) : input);
+  };
+  encode(images);  // warm-up: TorchScript's first call profiles and optimises
   const auto start = Clock::now();
   for (long done = 0; done < frames; done += batch) {
     const int64_t count = std::min<int64_t>(batch, frames - done);
-    models.encode(count == batch ? images : images.narrow(0, 0, count));
+    encode(count == batch ? images : images.narrow(0, 0, count));
   }
   result.seconds = seconds_since(start);
   result.frames = frames;
@@ -119,6 +135,7 @@ nlohmann::json BenchResult::to_json() const {
           {"decode_threads", decode_threads},
           {"device", device},
           {"precision", precision},
+          {"preprocess_on", preprocess_on},
           {"peak_rss_mb", peak_rss_mb}};
 }
 
@@ -136,11 +153,13 @@ BenchResult run_bench(const BenchOptions& options) {
   const torch::Device device = resolve_device(options.device);
   result.device = device.str();
   result.precision = precision_name(manifest.encoder.precision);
+  const PreprocessPlace place = resolve_preprocess_place(options.preprocess_on, device);
+  result.preprocess_on = preprocess_place_name(place);
   warn_about_slow_blas();
   if (options.stage == BenchStage::kDecode) {
-    bench_decode(options, manifest, device, result);
+    bench_decode(options, manifest, device, place, result);
   } else {
-    bench_encode(options, manifest, device, result);
+    bench_encode(options, manifest, device, place, result);
   }
   result.peak_rss_mb = peak_rss_megabytes();
   return result;

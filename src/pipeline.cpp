@@ -140,7 +140,9 @@ uint64_t outputs_key(const Manifest& m) {
 // One encoder batch, decoded and preprocessed (on a decode thread).
 struct DecodedBatch {
   std::vector<std::pair<size_t, size_t>> items;  // (video, crop) per image
-  torch::Tensor images;                          // [items, C, S, S], pinned when the model is on CUDA
+  // float [items, C, S, S], or with PreprocessPlace::kDevice uint8 [items, S, S, C]; pinned when
+  // the model is on CUDA
+  torch::Tensor images;
   std::vector<uint8_t> ok;
   std::vector<std::string> errors;               // why an item could not be decoded
   double seconds = 0;
@@ -256,9 +258,14 @@ DecodedBatch Run::decode_batch(size_t batch_index) const {
     files.push_back(index_.videos[chunk.video].crops[crop].path);
   }
   const int64_t count = static_cast<int64_t>(batch.items.size());
-  batch.images =
-      torch::empty({count, spec.channels(), side, side}, torch::TensorOptions().pinned_memory(device_.is_cuda()));
-  batch.errors = decode_and_preprocess(files, spec, batch.images.data_ptr<float>());
+  const auto pinned = torch::TensorOptions().pinned_memory(device_.is_cuda());
+  if (options_.preprocess_on == PreprocessPlace::kDevice) {
+    batch.images = torch::empty({count, side, side, spec.channels()}, pinned.dtype(torch::kUInt8));
+    batch.errors = decode_to_pixels(files, spec, batch.images.data_ptr<uint8_t>());
+  } else {
+    batch.images = torch::empty({count, spec.channels(), side, side}, pinned);
+    batch.errors = decode_and_preprocess(files, spec, batch.images.data_ptr<float>());
+  }
   for (const auto& error : batch.errors) batch.ok.push_back(error.empty() ? 1 : 0);
   batch.seconds = seconds_since(start);
   return batch;
@@ -292,6 +299,9 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
   torch::Tensor input = static_cast<int64_t>(good.size()) == count
                             ? images
                             : images.index_select(0, torch::tensor(good, torch::kLong));
+  if (options_.preprocess_on == PreprocessPlace::kDevice) {
+    input = normalise_pixels(input, manifest_.encoder.preprocess, device_);
+  }
   torch::Tensor output = models.encode(input);
   torch::Tensor finite = torch::isfinite(output).all(1);
   const int dim = manifest_.encoder.feature_dim;
@@ -625,6 +635,7 @@ json Run::summary(const RunResult& result, double total_seconds) const {
       {"precision", precision_name(m.encoder.precision)},
       {"threads", at::get_num_threads()},
       {"decode_threads", options_.decode_threads},
+      {"preprocess_on", preprocess_place_name(options_.preprocess_on)},
       {"batch_size", options_.batch_size},
       {"peak_rss_mb", peak_rss_megabytes()},
       {"tasks", tasks},
@@ -676,10 +687,11 @@ RunResult run_pipeline(const RunOptions& options) {
   RunOptions resolved = options;
   resolved.decode_threads = configure_threads(options.threads, options.decode_threads);
   const torch::Device device = resolve_device(options.device);
+  resolved.preprocess_on = resolve_preprocess_place(options.preprocess_on, device);
   warn_about_slow_blas();
-  spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}", manifest.name, device.str(),
-               precision_name(manifest.encoder.precision), at::get_num_threads(), resolved.decode_threads,
-               options.batch_size);
+  spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}, normalising on the {}",
+               manifest.name, device.str(), precision_name(manifest.encoder.precision), at::get_num_threads(),
+               resolved.decode_threads, options.batch_size, preprocess_place_name(resolved.preprocess_on));
   check_output_folder(options.output);
   StopOnSignals stop_on_signals;
   Run run(resolved, std::move(manifest), std::move(tasks), device);

@@ -1,6 +1,9 @@
 #include "abaw/preprocess.hpp"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -56,8 +59,7 @@ cv::Mat decode_crop(const fs::path& file) {
   return image;
 }
 
-void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
-                      const std::string& source) {
+cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const std::string& source) {
   int interpolation = cv::INTER_CUBIC;
   switch (spec.interpolation) {
     case Interpolation::kBicubic: interpolation = cv::INTER_CUBIC; break;
@@ -100,13 +102,23 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
                     " (non-square crop with resize_mode shorter_side and no centre crop)",
                 source);
   }
-  const size_t plane = static_cast<size_t>(side) * side;
   if (spec.color_order == ColorOrder::kGray) {
     cv::Mat gray;
     cv::cvtColor(view, gray, cv::COLOR_BGR2GRAY);
+    return gray;
+  }
+  return view;
+}
+
+void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
+                      const std::string& source) {
+  const cv::Mat pixels = resize_and_crop(bgr, spec, source);
+  const int side = spec.output_side();
+  const size_t plane = static_cast<size_t>(side) * side;
+  if (spec.color_order == ColorOrder::kGray) {
     const float mean = spec.mean[0], inv_std = 1.0f / spec.std[0];
     for (int y = 0; y < side; ++y) {
-      const uint8_t* row = gray.ptr<uint8_t>(y);
+      const uint8_t* row = pixels.ptr<uint8_t>(y);
       for (int x = 0; x < side; ++x) chw[y * side + x] = (row[x] * spec.scale - mean) * inv_std;
     }
     return;
@@ -119,7 +131,7 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
     float* out = chw + c * plane;
     const int sc = source_channel[c];
     for (int y = 0; y < side; ++y) {
-      const uint8_t* row = view.ptr<uint8_t>(y);
+      const uint8_t* row = pixels.ptr<uint8_t>(y);
       for (int x = 0; x < side; ++x) out[y * side + x] = (row[x * 3 + sc] * spec.scale - mean) * inv_std;
     }
   }
@@ -138,6 +150,63 @@ std::vector<std::string> decode_and_preprocess(const std::vector<fs::path>& file
     }
   }
   return errors;
+}
+
+std::vector<std::string> decode_to_pixels(const std::vector<fs::path>& files, const PreprocessSpec& spec,
+                                          uint8_t* hwc) {
+  const int side = spec.output_side();
+  const size_t row_bytes = static_cast<size_t>(side) * spec.channels();
+  std::vector<std::string> errors(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    try {
+      const cv::Mat pixels = resize_and_crop(decode_crop(files[i]), spec, files[i].string());
+      uint8_t* out = hwc + i * row_bytes * side;
+      for (int y = 0; y < side; ++y) std::memcpy(out + y * row_bytes, pixels.ptr<uint8_t>(y), row_bytes);
+    } catch (const Error& e) {
+      errors[i] = e.what();
+    } catch (const cv::Exception& e) {
+      errors[i] = files[i].string() + ": OpenCV: " + e.what();
+    }
+  }
+  return errors;
+}
+
+const char* preprocess_place_name(PreprocessPlace place) {
+  switch (place) {
+    case PreprocessPlace::kAuto: return "auto";
+    case PreprocessPlace::kHost: return "host";
+    case PreprocessPlace::kDevice: return "device";
+  }
+  return "?";
+}
+
+std::optional<PreprocessPlace> parse_preprocess_place(const std::string& text) {
+  for (PreprocessPlace place : {PreprocessPlace::kAuto, PreprocessPlace::kHost, PreprocessPlace::kDevice}) {
+    if (text == preprocess_place_name(place)) return place;
+  }
+  return std::nullopt;
+}
+
+PreprocessPlace resolve_preprocess_place(PreprocessPlace place, c10::Device device) {
+  if (place != PreprocessPlace::kAuto) return place;
+  // On a GPU the decode threads then copy a quarter of the bytes and skip the float work. On a
+  // CPU the "device" is the model's own thread, which is the bottleneck: keep the work on the
+  // decode threads.
+  return device.is_cuda() ? PreprocessPlace::kDevice : PreprocessPlace::kHost;
+}
+
+at::Tensor normalise_pixels(const at::Tensor& pixels, const PreprocessSpec& spec, c10::Device device) {
+  const int channels = spec.channels();
+  std::vector<float> mean(spec.mean.begin(), spec.mean.begin() + channels);
+  std::vector<float> inv_std;
+  for (int c = 0; c < channels; ++c) inv_std.push_back(1.0f / spec.std[c]);  // as preprocess_image
+  const auto on_device = at::TensorOptions().dtype(at::kFloat).device(device);
+  const at::Tensor mean_t = at::tensor(mean).view({1, channels, 1, 1}).to(on_device);
+  const at::Tensor inv_std_t = at::tensor(inv_std).view({1, channels, 1, 1}).to(on_device);
+  at::Tensor x = pixels.to(device, /*non_blocking=*/true).permute({0, 3, 1, 2});
+  if (spec.color_order == ColorOrder::kRGB) x = x.flip({1});  // the pixels are BGR
+  // Three separate float32 operations, as the host loop computes (p * scale - mean) * inv_std.
+  return x.to(at::kFloat).mul(static_cast<double>(spec.scale)).sub(mean_t).mul(inv_std_t).contiguous();
 }
 
 }  // namespace abaw

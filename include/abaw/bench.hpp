@@ -10,6 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "abaw/manifest.hpp"
+#include "abaw/preprocess.hpp"
 
 namespace abaw {
 
@@ -32,6 +33,8 @@ struct BenchOptions {
   int decode_threads = 0;  // as RunOptions::decode_threads
   std::string device = "auto";
   std::optional<Precision> precision;  // overrides the manifest's encoder precision
+  // kDecode with kDevice stops at 8-bit pixels; kEncode with kDevice includes normalise_pixels().
+  PreprocessPlace preprocess_on = PreprocessPlace::kAuto;
 };
 
 // One measurement. Model loading and the encoder's warm-up batch are not in `seconds`.
@@ -45,6 +48,7 @@ struct BenchResult {
   int decode_threads = 0;
   std::string device;
   std::string precision;
+  std::string preprocess_on;  // resolved: "host" or "device"
   double peak_rss_mb = 0;  // the process's peak, model and buffers included
 
   double frames_per_second() const { return seconds > 0 ? frames / seconds : 0.0; }

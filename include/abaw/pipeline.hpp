@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "abaw/manifest.hpp"
+#include "abaw/preprocess.hpp"
 #include "abaw/tasks.hpp"
 
 namespace abaw {
@@ -31,6 +32,7 @@ struct RunOptions {
   std::optional<std::filesystem::path> manifest_patch;
   std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)
   std::optional<Precision> precision;  // overrides the manifest's encoder precision
+  PreprocessPlace preprocess_on = PreprocessPlace::kAuto;  // where pixels become normalised floats
   bool resume = false;
   int shard_index = 1;  // --shard K/N: this run handles the videos at positions K-1, K-1+N, ...
   int shard_count = 1;  // (name order); with N > 1 only raw outputs are written (see `merge`)  // reuse the outputs of videos an earlier run finished with the same key  // merged into the manifest (e.g. from `tune`)

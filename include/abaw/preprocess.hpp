@@ -2,10 +2,14 @@
 // (pixel * scale - mean) / std, written as float CHW. Semantics in models/README.md.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <opencv2/core.hpp>
 
 namespace abaw {
@@ -44,6 +48,28 @@ const char* resize_mode_name(ResizeMode mode);
 // Error(kInput) naming the file when it is empty, truncated or not an image.
 cv::Mat decode_crop(const std::filesystem::path& file);
 
+// Where the last, per-pixel part of the preprocessing (colour order, float conversion,
+// normalisation, HWC -> CHW) runs. Decoding, resizing and cropping always run on the host with
+// OpenCV, so the pixels match what cv2-based training code saw.
+enum class PreprocessPlace {
+  kAuto,    // kDevice when the encoder runs on CUDA, else kHost
+  kHost,    // decode threads write float CHW tensors
+  kDevice,  // decode threads write 8-bit HWC pixels (a quarter of the bytes to copy to the GPU);
+            // normalise_pixels() finishes them on the encoder's device
+};
+
+// "auto", "host", "device"; parse returns nullopt for anything else.
+const char* preprocess_place_name(PreprocessPlace place);
+std::optional<PreprocessPlace> parse_preprocess_place(const std::string& text);
+
+// kAuto resolved for an encoder on `device`.
+PreprocessPlace resolve_preprocess_place(PreprocessPlace place, c10::Device device);
+
+// Resizes and centre-crops one decoded BGR image as the spec says, and converts it to gray for
+// GRAY: an 8-bit side x side image, BGR (3 channels) or gray (1). Throws Error(kInput) naming
+// `source` when the result cannot be square (see preprocess_image).
+cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const std::string& source);
+
 // Writes spec.tensor_size() floats, CHW, for one decoded BGR image. `source` names the image in
 // errors (e.g. a crop smaller than the centre crop).
 void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
@@ -54,5 +80,15 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
 // why it cannot be used, so the caller treats that frame as missing. `run` and `bench` share it.
 std::vector<std::string> decode_and_preprocess(const std::vector<std::filesystem::path>& files,
                                                const PreprocessSpec& spec, float* chw);
+
+// As decode_and_preprocess, but stops after resize_and_crop: writes files.size() blocks of
+// side * side * channels bytes (HWC; BGR or gray) into `hwc`, for PreprocessPlace::kDevice.
+std::vector<std::string> decode_to_pixels(const std::vector<std::filesystem::path>& files,
+                                          const PreprocessSpec& spec, uint8_t* hwc);
+
+// Finishes decode_to_pixels' output on `device`: uint8 [N, S, S, C] (any device; pinned host
+// memory copies asynchronously) -> float32 [N, C, S, S] in the manifest's colour order, with
+// (pixel * scale - mean) / std computed in float32 exactly as preprocess_image does.
+at::Tensor normalise_pixels(const at::Tensor& pixels, const PreprocessSpec& spec, c10::Device device);
 
 }  // namespace abaw

@@ -35,15 +35,23 @@ Action add_bench_command(CLI::App& app, BenchOptions& options) {
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   bench->add_option("--device", options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  auto preprocess_on = std::make_shared<std::string>("auto");
+  bench->add_option("--preprocess-on", *preprocess_on,
+                 "Where pixels become normalised float tensors: host (decode threads), device (the encoder's "
+                 "device, from 8-bit pixels: a quarter of the bytes to copy to a GPU) or auto (device on CUDA, "
+                 "else host). Decoding and resizing are always on the host")
+      ->check(CLI::IsMember({"auto", "host", "device"}))
+      ->capture_default_str();
   auto precision = std::make_shared<std::string>();
   bench->add_option("--precision", *precision, "Encoder precision: fp32, fp16 (CUDA only) or bf16")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   auto json = std::make_shared<bool>(false);
   bench->add_flag("--json", *json, "Print the measurement as one JSON object");
 
-  bench->callback([stage, precision, &options] {
+  bench->callback([stage, precision, preprocess_on, &options] {
     options.stage = *stage == "decode" ? BenchStage::kDecode : BenchStage::kEncode;
     if (!precision->empty()) options.precision = parse_precision(*precision);
+    options.preprocess_on = *parse_preprocess_place(*preprocess_on);
     if (options.stage == BenchStage::kDecode && options.crops.empty()) {
       throw CLI::ValidationError("--crops", "--stage decode needs --crops");
     }
@@ -54,11 +62,11 @@ Action add_bench_command(CLI::App& app, BenchOptions& options) {
     if (*json) {
       std::cout << result.to_json().dump() << "\n";
     } else {
-      std::printf("%s: %ld images in %.3f s, %.1f images/s (batch %d, %d threads, %d decode threads, %s, %s); "
-                  "peak RSS %.0f MiB\n",
+      std::printf("%s: %ld images in %.3f s, %.1f images/s (batch %d, %d threads, %d decode threads, %s, %s, "
+                  "normalising on the %s); peak RSS %.0f MiB\n",
                   bench_stage_name(result.stage), result.frames, result.seconds, result.frames_per_second(),
                   result.batch_size, result.threads, result.decode_threads, result.device.c_str(),
-                  result.precision.c_str(), result.peak_rss_mb);
+                  result.precision.c_str(), result.preprocess_on.c_str(), result.peak_rss_mb);
     }
     return 0;
   };

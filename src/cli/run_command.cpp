@@ -71,6 +71,13 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_flag("--resume", options.resume,
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");
+  auto preprocess_on = std::make_shared<std::string>("auto");
+  run->add_option("--preprocess-on", *preprocess_on,
+                 "Where pixels become normalised float tensors: host (decode threads), device (the encoder's "
+                 "device, from 8-bit pixels: a quarter of the bytes to copy to a GPU) or auto (device on CUDA, "
+                 "else host). Decoding and resizing are always on the host")
+      ->check(CLI::IsMember({"auto", "host", "device"}))
+      ->capture_default_str();
   auto precision = std::make_shared<std::string>();
   run->add_option("--precision", *precision,
                   "Encoder precision: fp32, fp16 (CUDA only) or bf16; overrides the manifest's encoder.precision")
@@ -84,8 +91,9 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
                 "Score each task that has --annotations right after predicting (table on stdout, "
                 "evaluation.json in the output folder)");
 
-  run->callback([raw, score_after, shard, precision, &options] {
+  run->callback([raw, score_after, shard, precision, preprocess_on, &options] {
     if (!precision->empty()) options.precision = parse_precision(*precision);
+    options.preprocess_on = *parse_preprocess_place(*preprocess_on);
     if (!shard->empty()) {
       int k = 0, n = 0;
       char tail = 0;

@@ -207,6 +207,24 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
 
 
+    def test_normalising_on_the_device_gives_the_same_bytes(self):
+        """--preprocess-on device (8-bit pixels, normalised by LibTorch) equals the host path."""
+        host, _ = self.run_both(model_set("filters"), frame_list_args())  # auto: host on the CPU
+        ours = self.out("device")
+        result = tool("run", "--model-set", model_set("filters"), "--crops", fixture("crops"), "--output", ours,
+                      "--batch-size", "5", *frame_list_args(), "--preprocess-on", "device")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for folder in ("submission", "raw/VA", "raw/EXPR", "raw/AU"):
+            names = sorted(os.listdir(os.path.join(host, folder)))
+            self.assertEqual(names, sorted(os.listdir(os.path.join(ours, folder))))
+            for name in names:
+                with open(os.path.join(host, folder, name), "rb") as a, open(os.path.join(ours, folder, name), "rb") as b:
+                    self.assertEqual(a.read(), b.read(), os.path.join(folder, name))
+        for folder, place in ((host, "host"), (ours, "device")):
+            with open(os.path.join(folder, "run.json")) as f:
+                self.assertEqual(json.load(f)["preprocess_on"], place)
+
+
 class Shards(Case):
     """--shard K/N runs merged with `merge` reproduce one run byte for byte; merge also ensembles."""
 

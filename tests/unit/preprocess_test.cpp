@@ -5,6 +5,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <ATen/ATen.h>
+
+#include <cstring>
+
 #include "abaw/error.hpp"
 #include "test_util.hpp"
 
@@ -68,6 +72,47 @@ TEST(Preprocess, NonSquareWithoutCropIsAnError) {
   PreprocessSpec spec;
   spec.resize = 4;
   EXPECT_THROW(preprocess_image(bgr, spec, std::vector<float>(48).data(), "x.jpg"), Error);
+}
+
+// --preprocess-on device must give the encoder the very floats the host path gives it, so
+// the two placements produce byte-identical outputs (checked here on the CPU device).
+TEST(Preprocess, PixelsNormalisedOnTheDeviceEqualTheHostPathBitForBit) {
+  cv::Mat bgr(37, 29, CV_8UC3);
+  cv::randu(bgr, 0, 256);
+  for (ColorOrder order : {ColorOrder::kRGB, ColorOrder::kBGR, ColorOrder::kGray}) {
+    PreprocessSpec spec;
+    spec.resize = 24;
+    spec.crop = 20;
+    spec.color_order = order;
+    spec.mean = order == ColorOrder::kGray ? std::vector<float>{0.45f} : std::vector<float>{0.481f, 0.458f, 0.408f};
+    spec.std = order == ColorOrder::kGray ? std::vector<float>{0.27f} : std::vector<float>{0.269f, 0.261f, 0.276f};
+    std::vector<float> host(2 * spec.tensor_size());
+    preprocess_image(bgr, spec, host.data(), "a");
+    preprocess_image(255 - bgr, spec, host.data() + spec.tensor_size(), "b");
+
+    const int side = spec.output_side();
+    at::Tensor pixels = at::empty({2, side, side, spec.channels()}, at::kByte);
+    const size_t bytes = static_cast<size_t>(side) * side * spec.channels();
+    for (int i = 0; i < 2; ++i) {
+      const cv::Mat image = resize_and_crop(i == 0 ? bgr : cv::Mat(255 - bgr), spec, "x");
+      const size_t row = static_cast<size_t>(side) * spec.channels();  // a crop's rows are not contiguous
+      for (int y = 0; y < side; ++y) std::memcpy(pixels.data_ptr<uint8_t>() + i * bytes + y * row, image.ptr(y), row);
+    }
+    const at::Tensor device = normalise_pixels(pixels, spec, c10::Device(c10::kCPU));
+    ASSERT_EQ(device.sizes(), (std::vector<int64_t>{2, spec.channels(), side, side}));
+    ASSERT_EQ(device.scalar_type(), at::kFloat);
+    EXPECT_EQ(std::memcmp(device.data_ptr<float>(), host.data(), host.size() * sizeof(float)), 0)
+        << color_order_name(order);
+  }
+}
+
+TEST(Preprocess, PlaceNamesAndAuto) {
+  EXPECT_EQ(parse_preprocess_place("device"), PreprocessPlace::kDevice);
+  EXPECT_EQ(parse_preprocess_place("gpu"), std::nullopt);
+  EXPECT_STREQ(preprocess_place_name(PreprocessPlace::kHost), "host");
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCPU)), PreprocessPlace::kHost);
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCUDA, 0)), PreprocessPlace::kDevice);
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kHost, c10::Device(c10::kCUDA, 0)), PreprocessPlace::kHost);
 }
 
 TEST(Decode, RejectsEmptyTruncatedAndNonImageFiles) {
