@@ -314,7 +314,9 @@ def manifest(name: str) -> dict:
         "description": ("face-api.js FaceExpressionNet (npm " + PACKAGE + ", MIT), converted by "
                         "scripts/convert_faceapi.py: per-frame expression, 7 classes "
                         "(Other is never predicted); no VA or AU"),
-        "encoder": {"file": "encoder.pt", "feature_dim": FEATURE_DIM, "preprocess": PREPROCESS},
+        # channels_last: oneDNN's depthwise convolutions; measured 1.2-1.5x faster on 2 CPU cores
+        "encoder": {"file": "encoder.pt", "feature_dim": FEATURE_DIM, "memory_format": "channels_last",
+                    "preprocess": PREPROCESS},
         "sequence": {"window": 300, "stride": 300, "merge": "concatenate",
                      "missing_frames": "interpolate_predictions"},
         "tasks": {

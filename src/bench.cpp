@@ -136,6 +136,7 @@ nlohmann::json BenchResult::to_json() const {
           {"device", device},
           {"precision", precision},
           {"preprocess_on", preprocess_on},
+          {"memory_format", memory_format},
           {"peak_rss_mb", peak_rss_mb}};
 }
 
@@ -143,7 +144,7 @@ BenchResult run_bench(const BenchOptions& options) {
   c10::InferenceMode inference_mode;
   if (options.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
   if (options.frames < 0) throw Error(ErrorKind::kUsage, "--frames must not be negative");
-  Manifest manifest = load_manifest(options.model_set, std::nullopt);
+  Manifest manifest = load_manifest(options.model_set, options.manifest_patch);
   if (options.precision) manifest.encoder.precision = *options.precision;
   BenchResult result;
   result.stage = options.stage;
@@ -153,6 +154,7 @@ BenchResult run_bench(const BenchOptions& options) {
   const torch::Device device = resolve_device(options.device);
   result.device = device.str();
   result.precision = precision_name(manifest.encoder.precision);
+  result.memory_format = memory_format_name(manifest.encoder.memory_format);
   const PreprocessPlace place = resolve_preprocess_place(options.preprocess_on, device);
   result.preprocess_on = preprocess_place_name(place);
   warn_about_slow_blas();

@@ -33,6 +33,10 @@ const char* precision_name(Precision precision) {
   return "?";
 }
 
+const char* memory_format_name(MemoryFormat format) {
+  return format == MemoryFormat::kChannelsLast ? "channels_last" : "contiguous";
+}
+
 std::optional<Precision> parse_precision(const std::string& text) {
   for (Precision p : {Precision::kFp32, Precision::kFp16, Precision::kBf16}) {
     if (text == precision_name(p)) return p;
@@ -278,6 +282,8 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     if (manifest.encoder.feature_dim == 0) e.fail_key("feature_dim", "is required");
     manifest.encoder.preprocess = parse_preprocess(e.at("preprocess"), origin);
     manifest.encoder.precision = static_cast<Precision>(e.choice_or("precision", {"fp32", "fp16", "bf16"}, 0));
+    manifest.encoder.memory_format =
+        static_cast<MemoryFormat>(e.choice_or("memory_format", {"contiguous", "channels_last"}, 0));
     e.finish();
   }
   if (r.has("sequence")) {

@@ -152,7 +152,11 @@ torch::Tensor ModelSet::encode(const torch::Tensor& images) {
   const auto path = manifest_.file(manifest_.encoder.file).string();
   torch::Tensor output;
   try {
-    output = encoder_.forward({images.to(device_, encoder_dtype_, /*non_blocking=*/true)}).toTensor();
+    torch::Tensor input = images.to(device_, encoder_dtype_, /*non_blocking=*/true);
+    if (manifest_.encoder.memory_format == MemoryFormat::kChannelsLast) {
+      input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    }
+    output = encoder_.forward({input}).toTensor();
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " +
                                        first_line(e.what_without_backtrace()),

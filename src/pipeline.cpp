@@ -122,7 +122,7 @@ uint64_t outputs_key(const Manifest& m) {
   const auto& p = m.encoder.preprocess;
   std::string settings = std::to_string(p.resize) + resize_mode_name(p.resize_mode) +
                          interpolation_name(p.interpolation) + std::to_string(p.crop) + color_order_name(p.color_order) +
-                         precision_name(m.encoder.precision);
+                         precision_name(m.encoder.precision) + memory_format_name(m.encoder.memory_format);
   for (float v : p.mean) settings += "," + std::to_string(v);
   for (float v : p.std) settings += "," + std::to_string(v);
   settings += "|" + std::to_string(p.scale) + "|" + std::to_string(m.sequence.window) + "," +

@@ -84,7 +84,9 @@ def load_manifest(model_dir):
         raise RefError("manifest version must be 1")
 
     enc = m["encoder"]
-    check_keys(enc, ["file", "feature_dim", "preprocess"], "encoder")
+    check_keys(enc, ["file", "feature_dim", "memory_format", "preprocess"], "encoder")
+    if enc.get("memory_format", "contiguous") not in ("contiguous", "channels_last"):
+        raise RefError("bad encoder.memory_format %r" % enc["memory_format"])
     pp = dict(enc.get("preprocess", {}))
     check_keys(pp, ["resize", "resize_mode", "interpolation", "crop", "color_order",
                     "scale", "mean", "std"], "encoder.preprocess")
@@ -299,8 +301,9 @@ def preprocess(path, pp):
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def encode_video(encoder, feature_dim, pp, frames, T):
-    """{frame: float32 [D]} for frames 1..T with a usable crop; encoder called per frame."""
+def encode_video(encoder, feature_dim, pp, frames, T, channels_last=False):
+    """{frame: float32 [D]} for frames 1..T with a usable crop; encoder called per frame, its
+    input in the manifest's memory_format (NHWC in memory for channels_last)."""
     feats = {}
     for f in range(1, T + 1):
         if f not in frames:
@@ -308,8 +311,11 @@ def encode_video(encoder, feature_dim, pp, frames, T):
         x = preprocess(frames[f], pp)
         if x is None:
             continue
+        x = torch.from_numpy(x[None])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            y = encoder(torch.from_numpy(x[None]))
+            y = encoder(x)
         if tuple(y.shape) != (1, feature_dim):
             raise RefError("encoder output %s, expected [1, %d]" % (list(y.shape), feature_dim))
         feats[f] = y[0].to(torch.float32).numpy().copy()
@@ -598,7 +604,8 @@ def main(argv=None):
         frames = crop_frames(args.crops, v)
         if not frames:
             warn("no crop folder or no crops for video " + v)
-        feats[v] = encode_video(encoder, D, man["preprocess"], frames, t_max[v])
+        feats[v] = encode_video(encoder, D, man["preprocess"], frames, t_max[v],
+                                 enc_spec.get("memory_format") == "channels_last")
 
     for t in tasks:
         spec = man["tasks"][t]

@@ -33,6 +33,7 @@ struct BenchOptions {
   int decode_threads = 0;  // as RunOptions::decode_threads
   std::string device = "auto";
   std::optional<Precision> precision;  // overrides the manifest's encoder precision
+  std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest first, as in `run`
   // kDecode with kDevice stops at 8-bit pixels; kEncode with kDevice includes normalise_pixels().
   PreprocessPlace preprocess_on = PreprocessPlace::kAuto;
 };
@@ -49,6 +50,7 @@ struct BenchResult {
   std::string device;
   std::string precision;
   std::string preprocess_on;  // resolved: "host" or "device"
+  std::string memory_format;  // the encoder's input layout
   double peak_rss_mb = 0;  // the process's peak, model and buffers included
 
   double frames_per_second() const { return seconds > 0 ? frames / seconds : 0.0; }

@@ -17,11 +17,13 @@ enum class Merge { kConcatenate, kMean };
 enum class MissingFrames { kZeroFeature, kNearestFeature, kInterpolatePredictions };
 enum class Activation { kNone, kTanh, kSoftmax, kSigmoid };
 enum class Precision { kFp32, kFp16, kBf16 };
+enum class MemoryFormat { kContiguous, kChannelsLast };
 
 const char* merge_name(Merge merge);
 const char* missing_frames_name(MissingFrames policy);
 const char* activation_name(Activation activation);
 const char* precision_name(Precision precision);
+const char* memory_format_name(MemoryFormat format);
 
 // "fp32", "fp16" or "bf16"; nothing for anything else.
 std::optional<Precision> parse_precision(const std::string& text);
@@ -32,6 +34,10 @@ struct EncoderConfig {
   int feature_dim = 0;
   PreprocessSpec preprocess;
   Precision precision = Precision::kFp32;  // the encoder's weights and inputs; features are fp32
+  // Layout of the encoder's input batch. channels_last lets oneDNN's (and cuDNN's) faster
+  // convolution kernels run: ~1.7x for the default set's depthwise CNN on a CPU. Features then
+  // differ from contiguous in the last bits, so it is part of the resume and cache keys.
+  MemoryFormat memory_format = MemoryFormat::kContiguous;
 };
 
 // The manifest's `sequence` block: how the temporal heads see a video.

@@ -45,6 +45,10 @@ Action add_bench_command(CLI::App& app, BenchOptions& options) {
   auto precision = std::make_shared<std::string>();
   bench->add_option("--precision", *precision, "Encoder precision: fp32, fp16 (CUDA only) or bf16")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  bench->add_option("--manifest-patch", options.manifest_patch,
+                    "JSON merged into the manifest first (RFC 7396), e.g. {\"encoder\": {\"memory_format\": "
+                    "\"channels_last\"}} to compare layouts")
+      ->check(CLI::ExistingFile);
   auto json = std::make_shared<bool>(false);
   bench->add_flag("--json", *json, "Print the measurement as one JSON object");
 
@@ -63,10 +67,10 @@ Action add_bench_command(CLI::App& app, BenchOptions& options) {
       std::cout << result.to_json().dump() << "\n";
     } else {
       std::printf("%s: %ld images in %.3f s, %.1f images/s (batch %d, %d threads, %d decode threads, %s, %s, "
-                  "normalising on the %s); peak RSS %.0f MiB\n",
+                  "normalising on the %s, %s); peak RSS %.0f MiB\n",
                   bench_stage_name(result.stage), result.frames, result.seconds, result.frames_per_second(),
                   result.batch_size, result.threads, result.decode_threads, result.device.c_str(),
-                  result.precision.c_str(), result.preprocess_on.c_str(), result.peak_rss_mb);
+                  result.precision.c_str(), result.preprocess_on.c_str(), result.memory_format.c_str(), result.peak_rss_mb);
     }
     return 0;
   };

@@ -20,7 +20,8 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
   const auto& p = m.encoder.preprocess;
   std::cout << "model set   " << m.name << "  (" << m.folder.string() << ")\n";
   if (!m.description.empty()) std::cout << "            " << m.description << "\n";
-  std::cout << "encoder     " << m.encoder.file << "  feature_dim " << m.encoder.feature_dim << "\n"
+  std::cout << "encoder     " << m.encoder.file << "  feature_dim " << m.encoder.feature_dim << ", "
+            << precision_name(m.encoder.precision) << ", " << memory_format_name(m.encoder.memory_format) << "\n"
             << "preprocess  resize " << p.resize << " (" << resize_mode_name(p.resize_mode) << ", "
             << interpolation_name(p.interpolation) << ")";
   if (p.crop > 0) std::cout << ", centre crop " << p.crop;

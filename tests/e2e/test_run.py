@@ -207,6 +207,19 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
 
 
+    def test_channels_last_encoder_input(self):
+        """encoder.memory_format channels_last: same results as the reference, which does the same."""
+        path = os.path.join(WORK, "sets", "channels-last")
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(model_set("plain"), path)
+        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        manifest["encoder"]["memory_format"] = "channels_last"
+        json.dump(manifest, open(os.path.join(path, "manifest.json"), "w"))
+        self.run_both(path, frame_list_args())
+        info = tool("info", "--model-set", path)
+        self.assertEqual(info.returncode, 0, info.stderr)
+        self.assertIn("fp32, channels_last", info.stdout)
+
     def test_normalising_on_the_device_gives_the_same_bytes(self):
         """--preprocess-on device (8-bit pixels, normalised by LibTorch) equals the host path."""
         host, _ = self.run_both(model_set("filters"), frame_list_args())  # auto: host on the CPU

@@ -68,6 +68,20 @@ TEST(Manifest, DefaultsFollowTheDocumentation) {
   EXPECT_EQ(m.sequence.merge, Merge::kConcatenate);
   EXPECT_EQ(m.sequence.missing_frames, MissingFrames::kZeroFeature);
   EXPECT_EQ(m.tasks.at(Task::kAU).thresholds, std::vector<float>(12, 0.5f));
+  EXPECT_EQ(m.encoder.precision, Precision::kFp32);
+  EXPECT_EQ(m.encoder.memory_format, MemoryFormat::kContiguous);
+}
+
+TEST(Manifest, EncoderPrecisionAndMemoryFormat) {
+  auto j = valid_manifest();
+  j["encoder"]["precision"] = "bf16";
+  j["encoder"]["memory_format"] = "channels_last";
+  Manifest m = parse(j);
+  EXPECT_EQ(m.encoder.precision, Precision::kBf16);
+  EXPECT_EQ(m.encoder.memory_format, MemoryFormat::kChannelsLast);
+  EXPECT_STREQ(memory_format_name(m.encoder.memory_format), "channels_last");
+  j["encoder"]["memory_format"] = "nhwc";
+  expect_rejected(j, "'encoder.memory_format' is 'nhwc'");
 }
 
 TEST(Manifest, RejectsInvalidJsonAndUnknownKeys) {
