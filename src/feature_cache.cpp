@@ -58,12 +58,12 @@ uint64_t fnv1a(const void* data, size_t size, uint64_t seed) {
   return hash;
 }
 
-FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest)
+FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest, uint64_t encoder_file_hash)
     : folder_(std::move(folder)), feature_dim_(manifest.encoder.feature_dim) {
   std::error_code ec;
   fs::create_directories(folder_, ec);
   if (ec) throw Error(ErrorKind::kOutput, "cannot create the feature cache folder: " + ec.message(), folder_.string());
-  uint64_t hash = hash_file(manifest.file(manifest.encoder.file));
+  uint64_t hash = encoder_file_hash;
   const PreprocessSpec& p = manifest.encoder.preprocess;
   std::string spec = std::to_string(p.resize) + resize_mode_name(p.resize_mode) + interpolation_name(p.interpolation) +
                      std::to_string(p.crop) + color_order_name(p.color_order) + std::to_string(feature_dim_) +

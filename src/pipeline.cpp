@@ -114,8 +114,8 @@ std::string hex(uint64_t value) {
 
 // What makes a video's outputs reusable by --resume: every model file's bytes and every setting
 // that changes a prediction.
-uint64_t outputs_key(const Manifest& m) {
-  uint64_t key = hash_file(m.file(m.encoder.file));
+uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
+  uint64_t key = encoder_file_hash;
   std::set<std::string> heads;
   for (const auto& [task, config] : m.tasks) heads.insert(config.head_file);
   for (const auto& head : heads) key = hash_file(m.file(head), key);
@@ -500,7 +500,9 @@ RunResult Run::execute(Clock::time_point start) {
   features_.resize(index_.videos.size());
   cached_.assign(index_.videos.size(), 0);
   resumed_.assign(index_.videos.size(), 0);
-  outputs_key_ = outputs_key(manifest_);
+  // Hashed once: reading a ViT-L file takes about a second.
+  const uint64_t encoder_file_hash = hash_file(manifest_.file(manifest_.encoder.file));
+  outputs_key_ = outputs_key(manifest_, encoder_file_hash);
   for (const auto& video : index_.videos) video_keys_.push_back(video_key(video));
   if (options_.resume) {
     long resumed = 0;
@@ -514,7 +516,7 @@ RunResult Run::execute(Clock::time_point start) {
                  index_.videos.size());
   }
   if (options_.features) {
-    cache_ = std::make_unique<FeatureCache>(*options_.features, manifest_);
+    cache_ = std::make_unique<FeatureCache>(*options_.features, manifest_, encoder_file_hash);
     for (size_t v = 0; v < index_.videos.size(); ++v) {
       if (resumed_[v]) continue;
       auto hit = cache_->load(index_.videos[v]);

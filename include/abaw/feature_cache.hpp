@@ -37,9 +37,11 @@ struct CachedFeatures {
 
 class FeatureCache {
  public:
-  // Creates `folder` if needed. The encoder key hashes the encoder file's bytes, the
-  // preprocessing and feature_dim. Throws Error(kOutput) when the folder cannot be created.
-  FeatureCache(std::filesystem::path folder, const Manifest& manifest);
+  // Creates `folder` if needed. The encoder key hashes the encoder file's bytes (given as
+  // `encoder_file_hash` = hash_file(encoder file): `run` hashes it once for this and --resume),
+  // the preprocessing, precision, memory format and feature_dim. Throws Error(kOutput) when the
+  // folder cannot be created.
+  FeatureCache(std::filesystem::path folder, const Manifest& manifest, uint64_t encoder_file_hash);
 
   // The entry for `video` when present, complete and made by this encoder from these crop
   // files; otherwise nothing (a stale or corrupt entry is logged with the reason).
