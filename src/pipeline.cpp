@@ -7,6 +7,9 @@
 
 
 #include <atomic>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -105,6 +108,17 @@ class StopOnSignals {
   void (*previous_int_)(int) = SIG_DFL;
   void (*previous_term_)(int) = SIG_DFL;
 };
+
+// Hands the heap's free pages back to the OS. Every video ends with a batch of its own size, and
+// LibTorch's temporaries of each new size fragment glibc's heap: measured, the default set's
+// encoder grew the resident set ~15 MB per new batch size and ~170 MB over 50 videos, all of it
+// free memory that glibc kept. Trimming after each video keeps peak RSS flat in the number of
+// videos (milliseconds, next to seconds of encoding per video).
+void release_free_heap_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
 
 std::string hex(uint64_t value) {
   char buffer[17];
@@ -457,6 +471,7 @@ void Run::finish_video(size_t index, ModelSet& models) {
     fs::remove(marker_for(video), ec);
   }
   features = VideoFeatures{};  // bounded memory: a finished video's features are dropped
+  release_free_heap_memory();
 }
 
 RunResult Run::execute(Clock::time_point start) {
