@@ -559,6 +559,29 @@ class Failures(Case):
         summary = json.load(open(os.path.join(out, "run.json")))
         self.assertEqual(summary["frames"]["unreadable"], 1)
 
+    def test_crops_of_another_size_or_grayscale_are_used(self):
+        import cv2
+        crops = os.path.join(WORK, "odd-crops")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        rng = np.random.default_rng(3)
+        cv2.imwrite(os.path.join(crops, "vid_dense", "00003.jpg"), rng.integers(0, 256, (150, 200, 3), np.uint8))
+        cv2.imwrite(os.path.join(crops, "vid_dense", "00005.jpg"), rng.integers(0, 256, (112, 112), np.uint8))
+        ours, result = self.run_tool(model_set("plain"), crops=crops)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("treated as missing", result.stderr)
+        raw = read_lines(os.path.join(ours, "raw", "VA", "vid_dense.csv"))
+        self.assertTrue(raw[3].startswith("3,1,") and raw[5].startswith("5,1,"), raw[:6])
+        # The reference decodes and resizes them the same way.
+        ref = self.out("reference")
+        reference = subprocess.run([PYTHON, os.path.join(ROOT, "tests/reference_pipeline.py"), "--model-set",
+                                    model_set("plain"), "--crops", crops, "--output", ref, *frame_list_args()],
+                                   capture_output=True, text=True)
+        self.assertEqual(reference.returncode, 0, reference.stderr)
+        compared = subprocess.run([PYTHON, os.path.join(ROOT, "tests/compare_outputs.py"), "--model-set",
+                                   model_set("plain"), ref, ours], capture_output=True, text=True)
+        self.assertEqual(compared.returncode, 0, compared.stdout + compared.stderr)
+
     def test_one_failed_video_does_not_stop_the_others(self):
         crops = os.path.join(WORK, "no-crops-for-one-video")
         shutil.rmtree(crops, ignore_errors=True)
