@@ -14,17 +14,12 @@
 #include "abaw/preprocess.hpp"
 #include "abaw/video_index.hpp"
 #include "ordered_queue.hpp"
+#include "progress.hpp"
 
 namespace fs = std::filesystem;
 
 namespace abaw {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Batches as `run` cuts them: per video, [0, B), [B, 2B), ...
 std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limit, size_t batch_size) {
@@ -85,7 +80,11 @@ void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::
         decoded.count = static_cast<long>(files.size());
         return decoded;
       });
+  long total = 0;
+  for (const auto& batch : batches) total += static_cast<long>(batch.size());
+  Progress progress(total, "decoded", "crops");
   while (auto decoded = queue.next()) {
+    progress.advance(decoded->count);
     result.frames += decoded->count;
     result.unreadable += decoded->unreadable;
   }
@@ -111,10 +110,12 @@ void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::
     return models.encode(place == PreprocessPlace::kDevice ? normalise_pixels(input, spec, device) : input);
   };
   encode(images);  // warm-up: TorchScript's first call profiles and optimises
+  Progress progress(frames, "encoded", "images");
   const auto start = Clock::now();
   for (long done = 0; done < frames; done += batch) {
     const int64_t count = std::min<int64_t>(batch, frames - done);
     encode(count == batch ? images : images.narrow(0, 0, count));
+    progress.advance(count);
   }
   result.seconds = seconds_since(start);
   result.frames = frames;

@@ -27,48 +27,13 @@
 #include "abaw/windows.hpp"
 #include "abaw/writers.hpp"
 #include "ordered_queue.hpp"
+#include "progress.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace abaw {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string format_duration(double seconds) {
-  const long s = static_cast<long>(std::llround(seconds));
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-  return buffer;
-}
-
-// Logs encoding progress at most every few seconds: count, rate, ETA.
-class Progress {
- public:
-  explicit Progress(long total) : total_(total), start_(Clock::now()), last_(start_) {}
-
-  void advance(long done) {
-    done_ += done;
-    const auto now = Clock::now();
-    if (done_ < total_ && std::chrono::duration<double>(now - last_).count() < 3.0) return;
-    last_ = now;
-    const double elapsed = seconds_since(start_);
-    const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
-    spdlog::info("encoded {}/{} crops ({:.1f}%), {:.1f} frames/s, ETA {}", done_, total_,
-                 total_ ? 100.0 * done_ / total_ : 100.0, rate,
-                 rate > 0 ? format_duration((total_ - done_) / rate) : "?");
-  }
-
- private:
-  long total_;
-  long done_ = 0;
-  Clock::time_point start_, last_;
-};
 
 struct StageSeconds {
   double index = 0, load = 0, decode = 0, encode = 0, heads = 0, write = 0;
@@ -560,7 +525,7 @@ RunResult Run::execute(Clock::time_point start) {
     crops_to_encode += static_cast<long>(crops);
   }
   const int decode_threads = options_.decode_threads;
-  Progress progress(crops_to_encode);
+  Progress progress(crops_to_encode, "encoded", "crops");
   size_t finished = 0;  // videos before this one are finished
   {
     // Decode threads work ahead of the model on a bounded queue.
