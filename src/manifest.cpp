@@ -261,9 +261,11 @@ void validate_sequence(const SequenceConfig& sequence, const std::string& origin
 
 Manifest parse_manifest(const std::string& text, const fs::path& folder, const std::string& origin) {
   json root;
+  // json::exception, not just parse_error: a number too large for a double is out_of_range
+  // (found by fuzz_manifest).
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(ErrorKind::kModel, std::string("invalid JSON: ") + e.what(), origin);
   }
   ObjectReader r(root, "", origin);
@@ -343,12 +345,12 @@ Manifest load_manifest(const fs::path& folder, const std::optional<fs::path>& pa
     json merged, fragment;
     try {
       merged = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(ErrorKind::kModel, std::string("invalid JSON: ") + e.what(), file.string());
     }
     try {
       fragment = json::parse(read_json_text(*patch, ErrorKind::kUsage, "manifest patch"));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(ErrorKind::kUsage, std::string("invalid JSON: ") + e.what(), patch->string());
     }
     merged.merge_patch(fragment);  // RFC 7396: objects merge, other values replace

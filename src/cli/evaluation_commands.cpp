@@ -135,7 +135,12 @@ Action add_tune_command(CLI::App& app) {
     if (!o->fragment.empty()) write_json(o->fragment, result.fragment);
     if (o->write) {
       const std::filesystem::path manifest_file = std::filesystem::path(o->model_set) / "manifest.json";
-      nlohmann::json manifest = nlohmann::json::parse(std::ifstream(manifest_file));
+      nlohmann::json manifest;
+      try {
+        manifest = nlohmann::json::parse(std::ifstream(manifest_file));
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(ErrorKind::kModel, std::string("invalid JSON: ") + e.what(), manifest_file.string());
+      }
       manifest.merge_patch(result.fragment);
       parse_manifest(manifest.dump(), o->model_set, manifest_file.string());  // never write an invalid manifest
       write_json(manifest_file, manifest);
