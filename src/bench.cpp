@@ -48,45 +48,24 @@ std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limi
   return batches;
 }
 
-struct DecodedImages {
-  torch::Tensor images;
-  long count = 0;
-  long unreadable = 0;
-};
-
 void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device,
                   PreprocessPlace place, BenchResult& result) {
-  const PreprocessSpec& spec = manifest.encoder.preprocess;
   const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size));
-  const auto start = Clock::now();
-  OrderedQueue<DecodedImages> queue(
-      batches.size(), result.decode_threads, static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
-        const auto& files = batches[i];
-        const int64_t side = spec.output_side();
-        DecodedImages decoded;
-        const int64_t count = static_cast<int64_t>(files.size());
-        const auto pinned = torch::TensorOptions().pinned_memory(device.is_cuda());
-        std::vector<std::string> errors;
-        if (place == PreprocessPlace::kDevice) {
-          decoded.images = torch::empty({count, side, side, spec.channels()}, pinned.dtype(torch::kUInt8));
-          errors = decode_to_pixels(files, spec, decoded.images.data_ptr<uint8_t>());
-        } else {
-          decoded.images = torch::empty({count, spec.channels(), side, side}, pinned);
-          errors = decode_and_preprocess(files, spec, decoded.images.data_ptr<float>());
-        }
-        for (const auto& error : errors) {
-          if (!error.empty()) ++decoded.unreadable;
-        }
-        decoded.count = static_cast<long>(files.size());
-        return decoded;
-      });
   long total = 0;
   for (const auto& batch : batches) total += static_cast<long>(batch.size());
   Progress progress(total, "decoded", "crops");
+  const auto start = Clock::now();
+  OrderedQueue<DecodedImages> queue(batches.size(), result.decode_threads,
+                                    static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
+                                      return decode_batch(batches[i], manifest.encoder.preprocess, place,
+                                                          device.is_cuda());
+                                    });
   while (auto decoded = queue.next()) {
-    progress.advance(decoded->count);
-    result.frames += decoded->count;
-    result.unreadable += decoded->unreadable;
+    const long count = static_cast<long>(decoded->errors.size());
+    progress.advance(count);
+    result.frames += count;
+    result.unreadable += std::count_if(decoded->errors.begin(), decoded->errors.end(),
+                                       [](const std::string& error) { return !error.empty(); });
   }
   result.seconds = seconds_since(start);
   if (result.unreadable > 0) {
@@ -101,20 +80,17 @@ void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::
   const int64_t batch = options.batch_size, side = spec.output_side();
   const long frames = options.frames > 0 ? options.frames : 8 * batch;
   torch::manual_seed(0);
-  // What the decode threads hand over: float CHW tensors, or 8-bit pixels finished on the device.
+  // What the decode threads hand over: float CHW tensors, or 8-bit pixels encode() normalises.
   torch::Tensor images = place == PreprocessPlace::kDevice
                              ? torch::randint(0, 256, {batch, side, side, spec.channels()}, torch::kUInt8)
                              : torch::randn({batch, spec.channels(), side, side});
   if (device.is_cuda()) images = images.pin_memory();
-  auto encode = [&](const torch::Tensor& input) {
-    return models.encode(place == PreprocessPlace::kDevice ? normalise_pixels(input, spec, device) : input);
-  };
-  encode(images);  // warm-up: TorchScript's first call profiles and optimises
+  models.encode(images);  // warm-up: TorchScript's first call profiles and optimises
   Progress progress(frames, "encoded", "images");
   const auto start = Clock::now();
   for (long done = 0; done < frames; done += batch) {
     const int64_t count = std::min<int64_t>(batch, frames - done);
-    encode(count == batch ? images : images.narrow(0, 0, count));
+    models.encode(count == batch ? images : images.narrow(0, 0, count));
     progress.advance(count);
   }
   result.seconds = seconds_since(start);

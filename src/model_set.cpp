@@ -152,10 +152,12 @@ torch::Tensor ModelSet::encode(const torch::Tensor& images) {
   const auto path = manifest_.file(manifest_.encoder.file).string();
   torch::Tensor output;
   try {
-    torch::Tensor input = images.to(device_, encoder_dtype_, /*non_blocking=*/true);
-    if (manifest_.encoder.memory_format == MemoryFormat::kChannelsLast) {
-      input = input.contiguous(torch::MemoryFormat::ChannelsLast);
-    }
+    torch::Tensor input = images.scalar_type() == torch::kByte
+                              ? normalise_pixels(images, manifest_.encoder.preprocess, device_).to(encoder_dtype_)
+                              : images.to(device_, encoder_dtype_, /*non_blocking=*/true);
+    input = input.contiguous(manifest_.encoder.memory_format == MemoryFormat::kChannelsLast
+                                 ? torch::MemoryFormat::ChannelsLast
+                                 : torch::MemoryFormat::Contiguous);
     output = encoder_.forward({input}).toTensor();
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " +

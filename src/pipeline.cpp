@@ -119,11 +119,8 @@ uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
 // One encoder batch, decoded and preprocessed (on a decode thread).
 struct DecodedBatch {
   std::vector<std::pair<size_t, size_t>> items;  // (video, crop) per image
-  // float [items, C, S, S], or with PreprocessPlace::kDevice uint8 [items, S, S, C]; pinned when
-  // the model is on CUDA
-  torch::Tensor images;
-  std::vector<uint8_t> ok;
-  std::vector<std::string> errors;               // why an item could not be decoded
+  torch::Tensor images;                          // see DecodedImages; pinned when the model is on CUDA
+  std::vector<std::string> errors;               // per item: "" or why it could not be decoded
   double seconds = 0;
 };
 
@@ -227,8 +224,6 @@ class Run {
 
 DecodedBatch Run::decode_batch(size_t batch_index) const {
   const auto start = Clock::now();
-  const PreprocessSpec& spec = manifest_.encoder.preprocess;
-  const int side = spec.output_side();
   DecodedBatch batch;
   const Chunk& chunk = chunks_[batch_index];
   std::vector<fs::path> files;
@@ -236,16 +231,10 @@ DecodedBatch Run::decode_batch(size_t batch_index) const {
     batch.items.emplace_back(chunk.video, crop);
     files.push_back(index_.videos[chunk.video].crops[crop].path);
   }
-  const int64_t count = static_cast<int64_t>(batch.items.size());
-  const auto pinned = torch::TensorOptions().pinned_memory(device_.is_cuda());
-  if (options_.preprocess_on == PreprocessPlace::kDevice) {
-    batch.images = torch::empty({count, side, side, spec.channels()}, pinned.dtype(torch::kUInt8));
-    batch.errors = decode_to_pixels(files, spec, batch.images.data_ptr<uint8_t>());
-  } else {
-    batch.images = torch::empty({count, spec.channels(), side, side}, pinned);
-    batch.errors = decode_and_preprocess(files, spec, batch.images.data_ptr<float>());
-  }
-  for (const auto& error : batch.errors) batch.ok.push_back(error.empty() ? 1 : 0);
+  DecodedImages decoded =
+      abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on, device_.is_cuda());
+  batch.images = std::move(decoded.images);
+  batch.errors = std::move(decoded.errors);
   batch.seconds = seconds_since(start);
   return batch;
 }
@@ -260,7 +249,7 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
       features.rows.assign(index_.videos[video].crops.size() * manifest_.encoder.feature_dim, 0.0f);
       features.readable.assign(index_.videos[video].crops.size(), 0);
     }
-    if (batch.ok[i]) {
+    if (batch.errors[i].empty()) {
       good.push_back(i);
       continue;
     }
@@ -278,9 +267,6 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
   torch::Tensor input = static_cast<int64_t>(good.size()) == count
                             ? images
                             : images.index_select(0, torch::tensor(good, torch::kLong));
-  if (options_.preprocess_on == PreprocessPlace::kDevice) {
-    input = normalise_pixels(input, manifest_.encoder.preprocess, device_);
-  }
   torch::Tensor output = models.encode(input);
   torch::Tensor finite = torch::isfinite(output).all(1);
   const int dim = manifest_.encoder.feature_dim;

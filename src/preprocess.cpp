@@ -137,38 +137,32 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
   }
 }
 
-std::vector<std::string> decode_and_preprocess(const std::vector<fs::path>& files, const PreprocessSpec& spec,
-                                               float* chw) {
-  std::vector<std::string> errors(files.size());
+DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessSpec& spec, PreprocessPlace place,
+                           bool pinned) {
+  const int64_t count = static_cast<int64_t>(files.size()), side = spec.output_side(), channels = spec.channels();
+  const bool pixels_only = place == PreprocessPlace::kDevice;
+  DecodedImages batch;
+  batch.images = pixels_only ? at::empty({count, side, side, channels}, at::TensorOptions(at::kByte).pinned_memory(pinned))
+                             : at::empty({count, channels, side, side}, at::TensorOptions(at::kFloat).pinned_memory(pinned));
+  batch.errors.resize(files.size());
+  const size_t row_bytes = static_cast<size_t>(side) * channels;
   for (size_t i = 0; i < files.size(); ++i) {
     try {
-      preprocess_image(decode_crop(files[i]), spec, chw + i * spec.tensor_size(), files[i].string());
+      const cv::Mat image = decode_crop(files[i]);
+      if (pixels_only) {
+        const cv::Mat pixels = resize_and_crop(image, spec, files[i].string());
+        uint8_t* out = batch.images.data_ptr<uint8_t>() + i * row_bytes * side;
+        for (int y = 0; y < side; ++y) std::memcpy(out + y * row_bytes, pixels.ptr<uint8_t>(y), row_bytes);
+      } else {
+        preprocess_image(image, spec, batch.images.data_ptr<float>() + i * spec.tensor_size(), files[i].string());
+      }
     } catch (const Error& e) {
-      errors[i] = e.what();
+      batch.errors[i] = e.what();
     } catch (const cv::Exception& e) {
-      errors[i] = files[i].string() + ": OpenCV: " + e.what();
+      batch.errors[i] = files[i].string() + ": OpenCV: " + e.what();
     }
   }
-  return errors;
-}
-
-std::vector<std::string> decode_to_pixels(const std::vector<fs::path>& files, const PreprocessSpec& spec,
-                                          uint8_t* hwc) {
-  const int side = spec.output_side();
-  const size_t row_bytes = static_cast<size_t>(side) * spec.channels();
-  std::vector<std::string> errors(files.size());
-  for (size_t i = 0; i < files.size(); ++i) {
-    try {
-      const cv::Mat pixels = resize_and_crop(decode_crop(files[i]), spec, files[i].string());
-      uint8_t* out = hwc + i * row_bytes * side;
-      for (int y = 0; y < side; ++y) std::memcpy(out + y * row_bytes, pixels.ptr<uint8_t>(y), row_bytes);
-    } catch (const Error& e) {
-      errors[i] = e.what();
-    } catch (const cv::Exception& e) {
-      errors[i] = files[i].string() + ": OpenCV: " + e.what();
-    }
-  }
-  return errors;
+  return batch;
 }
 
 const char* preprocess_place_name(PreprocessPlace place) {
@@ -206,7 +200,7 @@ at::Tensor normalise_pixels(const at::Tensor& pixels, const PreprocessSpec& spec
   at::Tensor x = pixels.to(device, /*non_blocking=*/true).permute({0, 3, 1, 2});
   if (spec.color_order == ColorOrder::kRGB) x = x.flip({1});  // the pixels are BGR
   // Three separate float32 operations, as the host loop computes (p * scale - mean) * inv_std.
-  return x.to(at::kFloat).mul(static_cast<double>(spec.scale)).sub(mean_t).mul(inv_std_t).contiguous();
+  return x.to(at::kFloat).mul(static_cast<double>(spec.scale)).sub(mean_t).mul(inv_std_t);
 }
 
 }  // namespace abaw

@@ -43,7 +43,9 @@ class ModelSet {
   const Manifest& manifest() const { return manifest_; }
   torch::Device device() const { return device_; }
 
-  // images: float32 [N, C, S, S] on any device. Returns float32 [N, feature_dim] on the CPU.
+  // images: float32 [N, C, S, S], or decode_batch's uint8 [N, S, S, C] pixels (normalised here,
+  // on the model's device), on any device. Passed on in the manifest's memory format. Returns
+  // float32 [N, feature_dim] on the CPU.
   // Throws Error(kModel) naming the encoder file and both shapes when the output disagrees.
   torch::Tensor encode(const torch::Tensor& images);
 

@@ -55,7 +55,7 @@ enum class PreprocessPlace {
   kAuto,    // kDevice when the encoder runs on CUDA, else kHost
   kHost,    // decode threads write float CHW tensors
   kDevice,  // decode threads write 8-bit HWC pixels (a quarter of the bytes to copy to the GPU);
-            // normalise_pixels() finishes them on the encoder's device
+            // ModelSet::encode() finishes them with normalise_pixels() on the encoder's device
 };
 
 // "auto", "host", "device"; parse returns nullopt for anything else.
@@ -75,20 +75,24 @@ cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const st
 void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
                       const std::string& source);
 
-// Decodes and preprocesses each file into consecutive spec.tensor_size() blocks of `chw` (room for
-// files.size() images). Never throws for a bad file: returns, per file, "" or the message saying
-// why it cannot be used, so the caller treats that frame as missing. `run` and `bench` share it.
-std::vector<std::string> decode_and_preprocess(const std::vector<std::filesystem::path>& files,
-                                               const PreprocessSpec& spec, float* chw);
+// One encoder batch decoded from files, as the decode threads of `run` and `bench` make it.
+struct DecodedImages {
+  // kHost: float [N, C, S, S], preprocessed. kDevice: uint8 [N, S, S, C] (BGR or gray) after
+  // resize_and_crop, for normalise_pixels(). Pinned when requested (for copies to a GPU).
+  at::Tensor images;
+  // Per file: "" or why it cannot be used (that frame is then missing); a bad file never throws.
+  std::vector<std::string> errors;
+};
 
-// As decode_and_preprocess, but stops after resize_and_crop: writes files.size() blocks of
-// side * side * channels bytes (HWC; BGR or gray) into `hwc`, for PreprocessPlace::kDevice.
-std::vector<std::string> decode_to_pixels(const std::vector<std::filesystem::path>& files,
-                                          const PreprocessSpec& spec, uint8_t* hwc);
+// Decodes `files` (JPEG -> resize -> centre crop, then the rest of the preprocessing for kHost).
+// `place` must be resolved (kHost or kDevice).
+DecodedImages decode_batch(const std::vector<std::filesystem::path>& files, const PreprocessSpec& spec,
+                           PreprocessPlace place, bool pinned);
 
-// Finishes decode_to_pixels' output on `device`: uint8 [N, S, S, C] (any device; pinned host
+// Finishes decode_batch's kDevice pixels on `device`: uint8 [N, S, S, C] (any device; pinned host
 // memory copies asynchronously) -> float32 [N, C, S, S] in the manifest's colour order, with
-// (pixel * scale - mean) / std computed in float32 exactly as preprocess_image does.
+// (pixel * scale - mean) / std computed in float32 exactly as preprocess_image does. The result
+// keeps the pixels' channels-last strides; .contiguous() gives NCHW memory.
 at::Tensor normalise_pixels(const at::Tensor& pixels, const PreprocessSpec& spec, c10::Device device);
 
 }  // namespace abaw

@@ -98,7 +98,7 @@ TEST(Preprocess, PixelsNormalisedOnTheDeviceEqualTheHostPathBitForBit) {
       const size_t row = static_cast<size_t>(side) * spec.channels();  // a crop's rows are not contiguous
       for (int y = 0; y < side; ++y) std::memcpy(pixels.data_ptr<uint8_t>() + i * bytes + y * row, image.ptr(y), row);
     }
-    const at::Tensor device = normalise_pixels(pixels, spec, c10::Device(c10::kCPU));
+    const at::Tensor device = normalise_pixels(pixels, spec, c10::Device(c10::kCPU)).contiguous();
     ASSERT_EQ(device.sizes(), (std::vector<int64_t>{2, spec.channels(), side, side}));
     ASSERT_EQ(device.scalar_type(), at::kFloat);
     EXPECT_EQ(std::memcmp(device.data_ptr<float>(), host.data(), host.size() * sizeof(float)), 0)
