@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -38,6 +39,47 @@ Action add_merge_command(CLI::App& app);
 
 // `bench`: one pipeline stage timed alone (exposed like `run` for parser tests).
 Action add_bench_command(CLI::App& app, BenchOptions& options);
+
+// Declares, once, the options `run` and `bench` share: --device, --batch-size, --threads,
+// --decode-threads, --precision, --preprocess-on and --manifest-patch. `Options` is RunOptions or
+// BenchOptions. The returned function stores the parsed precision and placement in `options`;
+// the command's callback calls it.
+template <class Options>
+std::function<void()> add_compute_options(CLI::App& command, Options& options) {
+  command.add_option("--device", options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  command.add_option("--batch-size", options.batch_size, "Crops per encoder batch")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  command.add_option("--threads", options.threads, "Intra-op threads (0 = one per core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  command.add_option("--decode-threads", options.decode_threads,
+                     "Threads decoding and preprocessing crops ahead of the model (0 = half the cores)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  auto precision = std::make_shared<std::string>();
+  command
+      .add_option("--precision", *precision,
+                  "Encoder precision: fp32, fp16 (CUDA only) or bf16; overrides the manifest's encoder.precision")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  auto preprocess_on = std::make_shared<std::string>("auto");
+  command
+      .add_option("--preprocess-on", *preprocess_on,
+                  "Where pixels become normalised float tensors: host (decode threads), device (the encoder's "
+                  "device, from 8-bit pixels: a quarter of the bytes to copy to a GPU) or auto (device on CUDA, "
+                  "else host). Decoding and resizing are always on the host")
+      ->check(CLI::IsMember({"auto", "host", "device"}))
+      ->capture_default_str();
+  command
+      .add_option("--manifest-patch", options.manifest_patch,
+                  "JSON merged into the manifest first (RFC 7396): the fragment `tune` writes, or e.g. "
+                  "{\"encoder\": {\"memory_format\": \"channels_last\"}}")
+      ->check(CLI::ExistingFile);
+  return [precision, preprocess_on, &options] {
+    if (!precision->empty()) options.precision = parse_precision(*precision);
+    options.preprocess_on = *parse_preprocess_place(*preprocess_on);
+  };
+}
 
 // Parses "TASK=VALUE" (TASK one of va, expr, au, any case). Throws CLI::ValidationError.
 std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option);

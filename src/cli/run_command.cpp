@@ -48,40 +48,16 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--videos", raw->videos, "Only these videos (comma-separated names)")->delimiter(',');
   run->add_option("--video-list", raw->video_list, "Only the videos in this file (e.g. *_test_set_release.txt)")
       ->check(CLI::ExistingFile);
-  run->add_option("--device", options.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  run->add_option("--batch-size", options.batch_size, "Crops per encoder batch")
-      ->check(CLI::Range(1, 65536))
-      ->capture_default_str();
-  run->add_option("--threads", options.threads, "Intra-op threads (0 = one per core)")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
-  run->add_option("--decode-threads", options.decode_threads,
-                  "Threads decoding and preprocessing crops ahead of the model (0 = half the cores)")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
   run->add_option("--window", options.window, "Override the manifest's window (frames per head call)")
       ->check(CLI::PositiveNumber);
   run->add_option("--stride", options.stride, "Override the manifest's stride")->check(CLI::PositiveNumber);
-  run->add_option("--manifest-patch", options.manifest_patch,
-                  "JSON merged into the manifest first (RFC 7396), e.g. the fragment `tune` writes")
-      ->check(CLI::ExistingFile);
   run->add_option("--features", options.features,
                   "Feature cache folder: the encoder's output per video is stored there and reused by later "
                   "runs with the same encoder and crops (another head or post-processing skips the encoder)");
   run->add_flag("--resume", options.resume,
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");
-  auto preprocess_on = std::make_shared<std::string>("auto");
-  run->add_option("--preprocess-on", *preprocess_on,
-                 "Where pixels become normalised float tensors: host (decode threads), device (the encoder's "
-                 "device, from 8-bit pixels: a quarter of the bytes to copy to a GPU) or auto (device on CUDA, "
-                 "else host). Decoding and resizing are always on the host")
-      ->check(CLI::IsMember({"auto", "host", "device"}))
-      ->capture_default_str();
-  auto precision = std::make_shared<std::string>();
-  run->add_option("--precision", *precision,
-                  "Encoder precision: fp32, fp16 (CUDA only) or bf16; overrides the manifest's encoder.precision")
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  auto store_compute_options = add_compute_options(*run, options);
   auto shard = std::make_shared<std::string>();
   run->add_option("--shard", *shard,
                   "K/N: handle only every N-th video (name order), starting with the K-th; writes raw outputs "
@@ -91,9 +67,8 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
                 "Score each task that has --annotations right after predicting (table on stdout, "
                 "evaluation.json in the output folder)");
 
-  run->callback([raw, score_after, shard, precision, preprocess_on, &options] {
-    if (!precision->empty()) options.precision = parse_precision(*precision);
-    options.preprocess_on = *parse_preprocess_place(*preprocess_on);
+  run->callback([raw, score_after, shard, store_compute_options, &options] {
+    store_compute_options();
     if (!shard->empty()) {
       int k = 0, n = 0;
       char tail = 0;

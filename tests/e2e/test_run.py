@@ -71,6 +71,14 @@ def model_set(name):
     return _sets[name]
 
 
+def copy_of_plain_set(name):
+    """A fresh copy of the "plain" set in WORK/sets/NAME, for a test to break or patch."""
+    path = os.path.join(WORK, "sets", name)
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.copytree(model_set("plain"), path)
+    return path
+
+
 def frame_list_args():
     return ["--frame-list", "va=" + fixture("frame_lists", "VA.txt"),
             "--frame-list", "expr=" + fixture("frame_lists", "EXPR.txt"),
@@ -209,9 +217,7 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
 
     def test_channels_last_encoder_input(self):
         """encoder.memory_format channels_last: same results as the reference, which does the same."""
-        path = os.path.join(WORK, "sets", "channels-last")
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(model_set("plain"), path)
+        path = copy_of_plain_set("channels-last")
         manifest = json.load(open(os.path.join(path, "manifest.json")))
         manifest["encoder"]["memory_format"] = "channels_last"
         json.dump(manifest, open(os.path.join(path, "manifest.json"), "w"))
@@ -488,9 +494,7 @@ class Failures(Case):
             self.assertEqual(json.load(f)["precision"], "bf16")
 
     def test_invalid_manifest_is_a_model_error(self):
-        path = os.path.join(WORK, "sets", "broken")
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(model_set("plain"), path)
+        path = copy_of_plain_set("broken")
         manifest_path = os.path.join(path, "manifest.json")
         with open(manifest_path, "a") as f:
             f.write("}")
@@ -500,9 +504,7 @@ class Failures(Case):
         self.assertIn("invalid JSON", result.stderr)
 
     def test_head_output_width_mismatch_names_file_and_shapes(self):
-        path = os.path.join(WORK, "sets", "wrong-width")
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(model_set("plain"), path)
+        path = copy_of_plain_set("wrong-width")
         # An EXPR head (8 outputs) where the VA head (2) belongs.
         shutil.copy(os.path.join(path, "head_expr.pt"), os.path.join(path, "head_va.pt"))
         result = tool("info", "--model-set", path)
@@ -512,9 +514,7 @@ class Failures(Case):
         self.assertIn("expected [1, 8, 2]", result.stderr)
 
     def test_corrupt_torchscript_is_a_model_error_naming_the_file(self):
-        path = os.path.join(WORK, "sets", "corrupt-head")
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(model_set("plain"), path)
+        path = copy_of_plain_set("corrupt-head")
         head = os.path.join(path, "head_au.pt")
         with open(head, "r+b") as f:
             f.truncate(os.path.getsize(head) // 2)
@@ -525,9 +525,7 @@ class Failures(Case):
             self.assertIn(head + ": cannot load TorchScript", result.stderr)
 
     def test_feature_dim_mismatch_names_encoder_and_shapes(self):
-        path = os.path.join(WORK, "sets", "wrong-dim")
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(model_set("plain"), path)
+        path = copy_of_plain_set("wrong-dim")
         manifest = json.load(open(os.path.join(path, "manifest.json")))
         real = manifest["encoder"]["feature_dim"]
         manifest["encoder"]["feature_dim"] = real + 1
@@ -599,9 +597,7 @@ class Failures(Case):
         self.assertEqual([f["video"] for f in summary["videos"]["failed"]], ["vid_short"])
 
     def test_nan_from_the_encoder_fails_that_video_only(self):
-        path = os.path.join(WORK, "sets", "nan-encoder")
-        shutil.rmtree(path, ignore_errors=True)
-        shutil.copytree(model_set("plain"), path)
+        path = copy_of_plain_set("nan-encoder")
         manifest = json.load(open(os.path.join(path, "manifest.json")))
         script = os.path.join(WORK, "make_nan_encoder.py")
         with open(script, "w") as f:

@@ -8,6 +8,13 @@
 namespace abaw {
 namespace {
 
+// Parses a command line (program name first) as main() would.
+void parse_args(CLI::App& app, std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+}
+
 class RunParser : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -23,9 +30,7 @@ class RunParser : public ::testing::Test {
     std::vector<std::string> args{"abaw-infer",  "run", "--model-set", (dir_ / "set").string(), "--crops",
                                   (dir_ / "crops").string(), "--output", (dir_ / "out").string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    app_.parse(static_cast<int>(argv.size()), argv.data());
+    parse_args(app_, args);
   }
 
   testing::ScratchDir dir_;
@@ -66,18 +71,13 @@ TEST_F(RunParser, RejectsMistakes) {
 }
 
 TEST_F(RunParser, RequiredOptionsAndExistingFolders) {
-  std::vector<std::string> args{"abaw-infer", "run", "--crops", (dir_ / "crops").string()};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  EXPECT_THROW(app_.parse(static_cast<int>(argv.size()), argv.data()), CLI::RequiredError);
+  EXPECT_THROW(parse_args(app_, {"abaw-infer", "run", "--crops", (dir_ / "crops").string()}), CLI::RequiredError);
   CLI::App other;
   RunOptions options;
   cli::add_run_command(other, options);
-  std::vector<std::string> missing{"abaw-infer", "run", "--model-set", "/no/such/set", "--crops",
-                                   (dir_ / "crops").string(), "--output", "/tmp/o"};
-  std::vector<char*> argv2;
-  for (auto& a : missing) argv2.push_back(a.data());
-  EXPECT_THROW(other.parse(static_cast<int>(argv2.size()), argv2.data()), CLI::ValidationError);
+  EXPECT_THROW(parse_args(other, {"abaw-infer", "run", "--model-set", "/no/such/set", "--crops",
+                                 (dir_ / "crops").string(), "--output", "/tmp/o"}),
+               CLI::ValidationError);
 }
 
 // `bench`: the stage is required, decode needs crops, precision and counts are validated.
@@ -91,9 +91,7 @@ class BenchParser : public ::testing::Test {
   void parse(std::vector<std::string> extra) {
     std::vector<std::string> args{"abaw-infer", "bench", "--model-set", (dir_ / "set").string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    app_.parse(static_cast<int>(argv.size()), argv.data());
+    parse_args(app_, args);
   }
 
   testing::ScratchDir dir_;
@@ -113,11 +111,8 @@ TEST_F(BenchParser, DecodeAndEncode) {
   CLI::App other;
   BenchOptions encode;
   cli::add_bench_command(other, encode);
-  std::vector<std::string> args{"abaw-infer", "bench", "--model-set", (dir_ / "set").string(), "--stage", "encode",
-                                "--precision", "bf16", "--batch-size", "8", "--threads", "2"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  other.parse(static_cast<int>(argv.size()), argv.data());
+  parse_args(other, {"abaw-infer", "bench", "--model-set", (dir_ / "set").string(), "--stage", "encode",
+                     "--precision", "bf16", "--batch-size", "8", "--threads", "2"});
   EXPECT_EQ(encode.stage, BenchStage::kEncode);
   EXPECT_EQ(*encode.precision, Precision::kBf16);
   EXPECT_EQ(encode.batch_size, 8);
