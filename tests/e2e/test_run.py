@@ -89,6 +89,11 @@ def tool(*args):
     return subprocess.run([TOOL, *args], capture_output=True, text=True)
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def read_lines(path):
     with open(path, newline="") as f:
         return f.read().split("\n")
@@ -136,8 +141,8 @@ class Parity(Case):
     def test_concatenate_zero_feature(self):
         ours, result = self.run_both(model_set("plain"), frame_list_args())
         self.check_rows_match_frame_lists(ours)
-        summary = json.load(open(os.path.join(ours, "run.json")))
-        fx = json.load(open(fixture("fixture.json")))
+        summary = read_json(os.path.join(ours, "run.json"))
+        fx = read_json(fixture("fixture.json"))
         self.assertEqual(summary["videos"]["failed"], [])
         self.assertEqual(summary["frames"]["decoded"], summary["frames"]["crops"])
         self.assertGreater(summary["frames"]["filled"], 0)
@@ -192,7 +197,7 @@ class Multi(torch.nn.Module):
 torch.manual_seed(3)
 torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
 """
-        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        manifest = read_json(os.path.join(path, "manifest.json"))
         script_path = os.path.join(WORK, "make_multi_head.py")  # torch.jit.script needs a source file
         with open(script_path, "w") as f:
             f.write(script)
@@ -218,7 +223,7 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
     def test_channels_last_encoder_input(self):
         """encoder.memory_format channels_last: same results as the reference, which does the same."""
         path = copy_of_plain_set("channels-last")
-        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        manifest = read_json(os.path.join(path, "manifest.json"))
         manifest["encoder"]["memory_format"] = "channels_last"
         json.dump(manifest, open(os.path.join(path, "manifest.json"), "w"))
         self.run_both(path, frame_list_args())
@@ -308,7 +313,7 @@ class FeatureCache(Case):
             result = tool("run", "--model-set", set_dir, "--crops", crops, "--output", out, "--features", cache,
                           *frame_list_args())
             self.assertEqual(result.returncode, 0, result.stderr)
-            return out, result, json.load(open(os.path.join(out, "run.json")))
+            return out, result, read_json(os.path.join(out, "run.json"))
 
         first, _, summary = run("first", model_set("plain"))
         self.assertEqual(summary["frames"]["from_feature_cache"], 0)
@@ -362,7 +367,9 @@ class Interrupt(Case):
         state = os.path.join(out, "state")
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if os.path.isdir(state) and len(os.listdir(state)) >= count:
+            # Only finished markers count: `<video>.done.tmp-<pid>` exists while a marker is being
+            # written, and a kill at that moment leaves nothing to resume.
+            if os.path.isdir(state) and sum(name.endswith(".done") for name in os.listdir(state)) >= count:
                 return
             time.sleep(0.01)
         self.fail("fewer than %d videos finished within 180 s" % count)
@@ -371,7 +378,7 @@ class Interrupt(Case):
         result = tool("run", "--model-set", model_set("plain"), "--crops", self.crops, "--output", out,
                       "--tasks", "va,expr", "--batch-size", "1", "--resume")
         self.assertEqual(result.returncode, 0, result.stderr)
-        summary = json.load(open(os.path.join(out, "run.json")))
+        summary = read_json(os.path.join(out, "run.json"))
         self.assertGreater(summary["videos"]["resumed"], 0)
         self.assertLess(summary["videos"]["resumed"], 40)
         for task in ("VA", "EXPR"):
@@ -395,7 +402,7 @@ class Interrupt(Case):
             _, stderr = process.communicate(timeout=60)
             self.assertEqual(process.returncode, 130, stderr)
             self.assertIn("--resume", stderr)
-            summary = json.load(open(os.path.join(out, "run.json")))
+            summary = read_json(os.path.join(out, "run.json"))
             self.assertTrue(summary["interrupted"])
             self.assertFalse(os.path.exists(os.path.join(out, "submission", "VA.txt")))
             self.check_resume_matches(reference, out)
@@ -526,7 +533,7 @@ class Failures(Case):
 
     def test_feature_dim_mismatch_names_encoder_and_shapes(self):
         path = copy_of_plain_set("wrong-dim")
-        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        manifest = read_json(os.path.join(path, "manifest.json"))
         real = manifest["encoder"]["feature_dim"]
         manifest["encoder"]["feature_dim"] = real + 1
         json.dump(manifest, open(os.path.join(path, "manifest.json"), "w"))
@@ -554,7 +561,7 @@ class Failures(Case):
         self.assertIn(bad, result.stderr)
         raw = read_lines(os.path.join(out, "raw", "VA", "vid_dense.csv"))
         self.assertTrue(raw[4].startswith("4,0,"), raw[4])
-        summary = json.load(open(os.path.join(out, "run.json")))
+        summary = read_json(os.path.join(out, "run.json"))
         self.assertEqual(summary["frames"]["unreadable"], 1)
 
     def test_crops_of_another_size_or_grayscale_are_used(self):
@@ -593,12 +600,12 @@ class Failures(Case):
         self.assertFalse(os.path.exists(os.path.join(out, "raw", "VA", "vid_short.csv")))
         for task in ("VA", "EXPR", "AU"):
             self.assertFalse(os.path.exists(os.path.join(out, "submission", task + ".txt")), task)
-        summary = json.load(open(os.path.join(out, "run.json")))
+        summary = read_json(os.path.join(out, "run.json"))
         self.assertEqual([f["video"] for f in summary["videos"]["failed"]], ["vid_short"])
 
     def test_nan_from_the_encoder_fails_that_video_only(self):
         path = copy_of_plain_set("nan-encoder")
-        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        manifest = read_json(os.path.join(path, "manifest.json"))
         script = os.path.join(WORK, "make_nan_encoder.py")
         with open(script, "w") as f:
             f.write("""
