@@ -330,6 +330,8 @@ def run_tool(tool, model_set, data, out, tasks, args):
         cmd += ["--threads", str(args.threads)]
     if args.decode_threads is not None:
         cmd += ["--decode-threads", str(args.decode_threads)]
+    if args.pack_batches:
+        cmd += ["--pack-batches"]
     log_path = out.parent / (out.name + ".log")
     with open(log_path, "w") as logf:
         code, wall, rss, other = run_child(cmd, logf, subprocess.STDOUT)
@@ -374,7 +376,7 @@ def run_bench(tool, model_set, data, out, stage, summary, args):
            "--batch-size", str(args.batch_size), "--threads", str(summary["threads"]),
            "--decode-threads", str(summary["decode_threads"])]
     if stage == "decode":
-        cmd += ["--crops", data["crops_dir"]]
+        cmd += ["--crops", data["crops_dir"]] + (["--pack-batches"] if args.pack_batches else [])
     else:
         cmd += ["--frames", str(data["crops"])]
     for key in ("device", "precision"):
@@ -751,9 +753,9 @@ def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads, be
     print("workload: %d frames (%d crops, %d without) over %d videos, 112x112 JPEG; model set %s "
           "(window %d); tasks %s" % (frames, data["crops"], frames - data["crops"], len(data["videos"]),
                                      model_set, s0["sequence"]["window"], ",".join(args.tasks)))
-    print("settings: batch %d, %d intra-op threads, abaw-infer %d decode threads (device %s, precision %s), "
-          "Python DataLoader num_workers=%d; %d run%s of each after %d warm-up (min / median)"
-          % (args.batch_size, s0["threads"], s0["decode_threads"], s0.get("device", "?"), s0.get("precision", "?"),
+    print("settings: batch %d (abaw-infer: %s), %d intra-op threads, abaw-infer %d decode threads (device %s, "
+          "precision %s), Python DataLoader num_workers=%d; %d run%s of each after %d warm-up (min / median)"
+          % (args.batch_size, "packed across videos" if args.pack_batches else "per video", s0["threads"], s0["decode_threads"], s0.get("device", "?"), s0.get("precision", "?"),
              py0["workers"], R, "s" if R > 1 else "", args.warmup))
     print("abaw-infer: %s" % " ".join(tool_runs[0]["cmd"]))
     print()
@@ -882,6 +884,8 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic crops (default 0)")
     ap.add_argument("--tasks", default="va,expr,au", help="default va,expr,au")
     ap.add_argument("--batch-size", type=int, default=32, help="encoder batch, both sides (default 32)")
+    ap.add_argument("--pack-batches", action="store_true", help="abaw-infer --pack-batches: batches "
+                    "continue into the next video, as the Python DataLoader's do (default: per video)")
     ap.add_argument("--threads", type=int, help="intra-op threads (default: the tool's default, "
                     "one per core); Python uses what the tool reports")
     ap.add_argument("--decode-threads", type=int, help="abaw-infer --decode-threads (default: the "

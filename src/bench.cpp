@@ -13,6 +13,7 @@
 #include "abaw/model_set.hpp"
 #include "abaw/preprocess.hpp"
 #include "abaw/video_index.hpp"
+#include "abaw/windows.hpp"
 #include "ordered_queue.hpp"
 #include "progress.hpp"
 
@@ -21,8 +22,8 @@ namespace fs = std::filesystem;
 namespace abaw {
 namespace {
 
-// Batches as `run` cuts them: per video, [0, B), [B, 2B), ...
-std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limit, size_t batch_size) {
+// Batches as `run` cuts them (plan_encoder_batches), over the first `limit` crops (0 = all).
+std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limit, size_t batch_size, bool pack) {
   std::error_code ec;
   if (!fs::is_directory(crops, ec)) {
     throw Error(ErrorKind::kUsage, "crops folder does not exist or is not a folder", crops.string());
@@ -32,25 +33,30 @@ std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limi
     if (entry.is_directory()) folders.push_back(entry.path());
   }
   std::sort(folders.begin(), folders.end());
-  std::vector<std::vector<fs::path>> batches;
+  std::vector<std::vector<CropFile>> videos;
+  std::vector<size_t> counts;
   long taken = 0;
   for (const auto& folder : folders) {
-    std::vector<fs::path> batch;
-    for (const auto& crop : scan_crop_folder(folder)) {
-      if (limit > 0 && taken == limit) break;
-      batch.push_back(crop.path);
-      ++taken;
-      if (batch.size() == batch_size) batches.push_back(std::move(batch)), batch.clear();
-    }
-    if (!batch.empty()) batches.push_back(std::move(batch));
+    if (limit > 0 && taken == limit) break;
+    videos.push_back(scan_crop_folder(folder));
+    if (limit > 0 && taken + static_cast<long>(videos.back().size()) > limit) videos.back().resize(limit - taken);
+    counts.push_back(videos.back().size());
+    taken += static_cast<long>(counts.back());
   }
   if (taken == 0) throw Error(ErrorKind::kInput, "no crops in any video folder", crops.string());
+  std::vector<std::vector<fs::path>> batches;
+  for (const auto& plan : plan_encoder_batches(counts, batch_size, pack)) {
+    batches.emplace_back();
+    for (const CropSpan& span : plan) {
+      for (size_t crop = span.begin; crop < span.end; ++crop) batches.back().push_back(videos[span.video][crop].path);
+    }
+  }
   return batches;
 }
 
 void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device,
                   PreprocessPlace place, BenchResult& result) {
-  const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size));
+  const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size), options.pack_batches);
   long total = 0;
   for (const auto& batch : batches) total += static_cast<long>(batch.size());
   Progress progress(total, "decoded", "crops");

@@ -209,11 +209,7 @@ class Run {
   bool interrupted_ = false;
   std::vector<uint8_t> cached_;          // per video: features came from the cache
   long crops_cached_ = 0;
-  // Encoder batches: (video, first crop, end crop). See execute() for why they never span videos.
-  struct Chunk {
-    size_t video, begin, end;
-  };
-  std::vector<Chunk> chunks_;
+  std::vector<std::vector<CropSpan>> batches_;  // encoder batches (see plan_encoder_batches)
   std::map<Task, std::map<std::string, VideoResult>> results_;
   std::vector<std::pair<std::string, std::string>> failures_;  // video, message
   StageSeconds seconds_;
@@ -225,11 +221,12 @@ class Run {
 DecodedBatch Run::decode_batch(size_t batch_index) const {
   const auto start = Clock::now();
   DecodedBatch batch;
-  const Chunk& chunk = chunks_[batch_index];
   std::vector<fs::path> files;
-  for (size_t crop = chunk.begin; crop < chunk.end; ++crop) {
-    batch.items.emplace_back(chunk.video, crop);
-    files.push_back(index_.videos[chunk.video].crops[crop].path);
+  for (const CropSpan& span : batches_[batch_index]) {
+    for (size_t crop = span.begin; crop < span.end; ++crop) {
+      batch.items.emplace_back(span.video, crop);
+      files.push_back(index_.videos[span.video].crops[crop].path);
+    }
   }
   DecodedImages decoded =
       abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on, device_.is_cuda());
@@ -497,32 +494,30 @@ RunResult Run::execute(Clock::time_point start) {
     spdlog::info("feature cache {}: {} of {} videos reused ({} crops)", cache_->folder().string(),
                  std::count(cached_.begin(), cached_.end(), 1), index_.videos.size(), crops_cached_);
   }
-  // Each video is cut into batches of its own: crops [0, B), [B, 2B), ... A frame's features then
-  // depend only on its video, never on which other videos shared the batch: BLAS and oneDNN
-  // results vary in the last bits with a row's position and the batch's shape. So shards,
-  // resumed runs and cached videos reproduce one run's files byte for byte. The price is one
-  // short batch per video (< 1% of the frames of typical Aff-Wild2 videos).
-  const size_t batch_size = static_cast<size_t>(options_.batch_size);
+  // Per video unless --pack-batches: see plan_encoder_batches for what each choice guarantees.
+  std::vector<size_t> crops_to_encode_per_video(index_.videos.size(), 0);
   long crops_to_encode = 0;
   for (size_t v = 0; v < index_.videos.size(); ++v) {
     if (cached_[v] || resumed_[v]) continue;
-    const size_t crops = index_.videos[v].crops.size();
-    for (size_t begin = 0; begin < crops; begin += batch_size) chunks_.push_back({v, begin, std::min(crops, begin + batch_size)});
-    crops_to_encode += static_cast<long>(crops);
+    crops_to_encode_per_video[v] = index_.videos[v].crops.size();
+    crops_to_encode += static_cast<long>(crops_to_encode_per_video[v]);
   }
+  batches_ = plan_encoder_batches(crops_to_encode_per_video, static_cast<size_t>(options_.batch_size),
+                                  options_.pack_batches);
   const int decode_threads = options_.decode_threads;
   Progress progress(crops_to_encode, "encoded", "crops");
   size_t finished = 0;  // videos before this one are finished
   {
     // Decode threads work ahead of the model on a bounded queue.
-    OrderedQueue<DecodedBatch> queue(chunks_.size(), decode_threads, static_cast<size_t>(decode_threads) + 1,
+    OrderedQueue<DecodedBatch> queue(batches_.size(), decode_threads, static_cast<size_t>(decode_threads) + 1,
                                      [this](size_t i) { return decode_batch(i); });
     for (size_t i = 0; auto batch = queue.next(); ++i) {
       if (g_stop_requested) break;
       encode_batch(*batch, models);
       progress.advance(static_cast<long>(batch->items.size()));
-      const Chunk& chunk = chunks_[i];
-      const size_t done = chunk.end == index_.videos[chunk.video].crops.size() ? chunk.video + 1 : chunk.video;
+      // Videos before the batch's last one are complete; so is that one if the batch ends it.
+      const CropSpan& last = batches_[i].back();
+      const size_t done = last.end == index_.videos[last.video].crops.size() ? last.video + 1 : last.video;
       for (; finished < done; ++finished) finish_video(finished, models);
     }
   }
@@ -605,6 +600,8 @@ json Run::summary(const RunResult& result, double total_seconds) const {
       {"decode_threads", options_.decode_threads},
       {"preprocess_on", preprocess_place_name(options_.preprocess_on)},
       {"batch_size", options_.batch_size},
+      {"pack_batches", options_.pack_batches},
+      {"encoder_batches", batches_.size()},
       {"peak_rss_mb", peak_rss_megabytes()},
       {"tasks", tasks},
       {"videos",
@@ -657,9 +654,10 @@ RunResult run_pipeline(const RunOptions& options) {
   const torch::Device device = resolve_device(options.device);
   resolved.preprocess_on = resolve_preprocess_place(options.preprocess_on, device);
   warn_about_slow_blas();
-  spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}, normalising on the {}",
+  spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}{}, normalising on the {}",
                manifest.name, device.str(), precision_name(manifest.encoder.precision), at::get_num_threads(),
-               resolved.decode_threads, options.batch_size, preprocess_place_name(resolved.preprocess_on));
+               resolved.decode_threads, options.batch_size, options.pack_batches ? " (packed across videos)" : "",
+               preprocess_place_name(resolved.preprocess_on));
   check_output_folder(options.output);
   StopOnSignals stop_on_signals;
   Run run(resolved, std::move(manifest), std::move(tasks), device);

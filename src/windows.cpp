@@ -1,5 +1,7 @@
 #include "abaw/windows.hpp"
 
+#include <algorithm>
+
 #include "abaw/error.hpp"
 
 namespace abaw {
@@ -44,6 +46,29 @@ std::vector<float> WindowMerger::finish() const {
     }
   }
   return out;
+}
+
+std::vector<std::vector<CropSpan>> plan_encoder_batches(const std::vector<size_t>& crop_counts, size_t batch_size,
+                                                        bool pack) {
+  if (batch_size == 0) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
+  std::vector<std::vector<CropSpan>> batches;
+  std::vector<CropSpan> batch;
+  size_t filled = 0;
+  for (size_t video = 0; video < crop_counts.size(); ++video) {
+    for (size_t begin = 0; begin < crop_counts[video];) {
+      const size_t end = std::min(crop_counts[video], begin + (batch_size - filled));
+      batch.push_back({video, begin, end});
+      filled += end - begin;
+      begin = end;
+      if (filled == batch_size || (!pack && end == crop_counts[video])) {
+        batches.push_back(std::move(batch));
+        batch.clear();
+        filled = 0;
+      }
+    }
+  }
+  if (!batch.empty()) batches.push_back(std::move(batch));
+  return batches;
 }
 
 }  // namespace abaw

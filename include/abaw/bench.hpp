@@ -29,6 +29,7 @@ struct BenchOptions {
   std::filesystem::path crops;  // kDecode: the crops of every video folder in here
   long frames = 0;              // kDecode: at most this many crops (0 = all); kEncode: images (0 = 8 batches)
   int batch_size = 32;
+  bool pack_batches = false;  // kDecode: as RunOptions::pack_batches
   int threads = 0;         // as RunOptions::threads
   int decode_threads = 0;  // as RunOptions::decode_threads
   std::string device = "auto";

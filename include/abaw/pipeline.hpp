@@ -1,4 +1,4 @@
-// One `run`: index the videos, decode and encode every crop in batches (per video, see pipeline.cpp), run the
+// One `run`: index the videos, decode and encode every crop in batches (see plan_encoder_batches), run the
 // temporal heads per video, post-process, and write submissions, raw scores and a summary.
 #pragma once
 
@@ -25,17 +25,18 @@ struct RunOptions {
   std::vector<std::string> videos;  // subset; empty = all
   std::string device = "auto";
   int batch_size = 32;
+  bool pack_batches = false;  // batches continue into the next video (see plan_encoder_batches)
   int threads = 0;         // intra-op threads; 0 = one per core
   int decode_threads = 0;  // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
   std::optional<long> window;
   std::optional<long> stride;
-  std::optional<std::filesystem::path> manifest_patch;
+  std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest (e.g. from `tune`)
   std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)
   std::optional<Precision> precision;  // overrides the manifest's encoder precision
   PreprocessPlace preprocess_on = PreprocessPlace::kAuto;  // where pixels become normalised floats
-  bool resume = false;
+  bool resume = false;  // reuse the outputs of videos an earlier run finished with the same key
   int shard_index = 1;  // --shard K/N: this run handles the videos at positions K-1, K-1+N, ...
-  int shard_count = 1;  // (name order); with N > 1 only raw outputs are written (see `merge`)  // reuse the outputs of videos an earlier run finished with the same key  // merged into the manifest (e.g. from `tune`)
+  int shard_count = 1;  // (name order); with N > 1 only raw outputs are written (see `merge`)
 };
 
 // What a finished run produced.

@@ -1,6 +1,8 @@
-// How a video of T frames is cut into head windows, and how overlapping window scores merge.
+// How work is cut up: a video's frames into head windows (and how overlapping window scores
+// merge), and the crops of all videos into encoder batches.
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 #include "abaw/manifest.hpp"
@@ -35,5 +37,29 @@ class WindowMerger {
   std::vector<double> sums_;
   std::vector<int> counts_;
 };
+
+// Crops [begin, end) of video `video`, as one piece of an encoder batch.
+struct CropSpan {
+  size_t video = 0;
+  size_t begin = 0;
+  size_t end = 0;
+  size_t size() const { return end - begin; }
+};
+
+// Cuts the crops of videos 0..N-1 (`crop_counts[v]` each; 0 skips a video) into encoder batches
+// of at most `batch_size` crops, in video and crop order.
+//
+// Per video (`pack` false): each video's batches are [0, B), [B, 2B), ..., so a crop's batch
+// shape and position depend only on its own video. BLAS and oneDNN results vary in the last bits
+// with both (measured for the CLIP ViT encoders on CPU), and this is what lets shards, resumed
+// runs and cached features reproduce one run's files byte for byte. The price is one short
+// batch per video.
+//
+// Packed (`pack` true): every batch but the last is full, continuing into the next video, so
+// short videos do not leave batches half empty (on a GPU a batch of 5 costs about what a batch
+// of 64 costs). A crop's features can then differ in the last bits between runs over different
+// video sets (shards, resumes).
+std::vector<std::vector<CropSpan>> plan_encoder_batches(const std::vector<size_t>& crop_counts, size_t batch_size,
+                                                        bool pack);
 
 }  // namespace abaw

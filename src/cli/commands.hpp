@@ -40,8 +40,8 @@ Action add_merge_command(CLI::App& app);
 // `bench`: one pipeline stage timed alone (exposed like `run` for parser tests).
 Action add_bench_command(CLI::App& app, BenchOptions& options);
 
-// Declares, once, the options `run` and `bench` share: --device, --batch-size, --threads,
-// --decode-threads, --precision, --preprocess-on and --manifest-patch. `Options` is RunOptions or
+// Declares, once, the options `run` and `bench` share: --device, --batch-size, --pack-batches,
+// --threads, --decode-threads, --precision, --preprocess-on and --manifest-patch. `Options` is RunOptions or
 // BenchOptions. The returned function stores the parsed precision and placement in `options`;
 // the command's callback calls it.
 template <class Options>
@@ -50,6 +50,10 @@ std::function<void()> add_compute_options(CLI::App& command, Options& options) {
   command.add_option("--batch-size", options.batch_size, "Crops per encoder batch")
       ->check(CLI::Range(1, 65536))
       ->capture_default_str();
+  command.add_flag("--pack-batches", options.pack_batches,
+                   "Fill every encoder batch, continuing into the next video: faster when videos are short, "
+                   "but a frame's features may then differ in the last bits between runs over other video "
+                   "sets (shards, --resume). Default: each video's batches start at its first crop");
   command.add_option("--threads", options.threads, "Intra-op threads (0 = one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();

@@ -150,6 +150,38 @@ class Parity(Case):
         self.assertIn("VA submission:", result.stdout)
         self.assertTrue(fx)
 
+    def test_packed_batches(self):
+        """--pack-batches fills batches across videos and still agrees with the reference."""
+        set_dir = model_set("plain")
+        ours = self.out("tool")
+        result = tool("run", "--model-set", set_dir, "--crops", fixture("crops"), "--output", ours,
+                      "--batch-size", "5", "--pack-batches", *frame_list_args())
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.check_rows_match_frame_lists(ours)
+        ref = self.out("reference")
+        reference = subprocess.run([PYTHON, os.path.join(ROOT, "tests/reference_pipeline.py"), "--model-set",
+                                    set_dir, "--crops", fixture("crops"), "--output", ref, *frame_list_args()],
+                                   capture_output=True, text=True)
+        self.assertEqual(reference.returncode, 0, reference.stderr)
+        compared = subprocess.run([PYTHON, os.path.join(ROOT, "tests/compare_outputs.py"), "--model-set", set_dir,
+                                   ref, ours], capture_output=True, text=True)
+        self.assertEqual(compared.returncode, 0, compared.stdout + compared.stderr)
+
+        crops_per_video = [sum(1 for name in os.listdir(os.path.join(fixture("crops"), video))
+                               if name.endswith(".jpg"))
+                           for video in sorted(os.listdir(fixture("crops")))]
+        summary = read_json(os.path.join(ours, "run.json"))
+        self.assertTrue(summary["pack_batches"])
+        self.assertEqual(summary["encoder_batches"], -(-sum(crops_per_video) // 5))
+        per_video = self.out("per-video")
+        result = tool("run", "--model-set", set_dir, "--crops", fixture("crops"), "--output", per_video,
+                      "--batch-size", "5", *frame_list_args())
+        self.assertEqual(result.returncode, 0, result.stderr)
+        summary = read_json(os.path.join(per_video, "run.json"))
+        self.assertFalse(summary["pack_batches"])
+        self.assertEqual(summary["encoder_batches"], sum(-(-n // 5) for n in crops_per_video))
+        self.assertLess(-(-sum(crops_per_video) // 5), summary["encoder_batches"])
+
     def test_mean_merge_nearest_feature(self):
         ours, _ = self.run_both(model_set("mean"), frame_list_args())
         self.check_rows_match_frame_lists(ours)

@@ -43,6 +43,7 @@ TEST_F(RunParser, Defaults) {
   parse({});
   EXPECT_EQ(options_.device, "auto");
   EXPECT_EQ(options_.batch_size, 32);
+  EXPECT_FALSE(options_.pack_batches);
   EXPECT_TRUE(options_.tasks.empty());
   EXPECT_FALSE(options_.window.has_value());
 }
@@ -50,7 +51,7 @@ TEST_F(RunParser, Defaults) {
 TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
   parse({"--tasks", "VA,expr", "--frame-list", "va=/x/VA.txt", "--frame-list", "EXPR=/x/EXPR.txt",
          "--annotations", (dir_ / "ann").string(), "--videos", "a,b", "--video-list", (dir_ / "list.txt").string(),
-         "--window", "16", "--stride", "8", "--device", "cpu", "--batch-size", "4", "--threads", "2"});
+         "--window", "16", "--stride", "8", "--device", "cpu", "--batch-size", "4", "--pack-batches", "--threads", "2"});
   EXPECT_EQ(options_.tasks, (std::vector<Task>{Task::kVA, Task::kEXPR}));
   EXPECT_EQ(options_.frame_lists.at(Task::kVA), "/x/VA.txt");
   EXPECT_EQ(options_.frame_lists.at(Task::kEXPR), "/x/EXPR.txt");
@@ -59,6 +60,7 @@ TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
   EXPECT_EQ(*options_.window, 16);
   EXPECT_EQ(*options_.stride, 8);
   EXPECT_EQ(options_.batch_size, 4);
+  EXPECT_TRUE(options_.pack_batches);
 }
 
 TEST_F(RunParser, RejectsMistakes) {
@@ -101,8 +103,10 @@ class BenchParser : public ::testing::Test {
 };
 
 TEST_F(BenchParser, DecodeAndEncode) {
-  parse({"--stage", "decode", "--crops", (dir_ / "crops").string(), "--decode-threads", "3", "--frames", "100"});
+  parse({"--stage", "decode", "--crops", (dir_ / "crops").string(), "--decode-threads", "3", "--frames", "100",
+         "--pack-batches"});
   EXPECT_EQ(options_.stage, BenchStage::kDecode);
+  EXPECT_TRUE(options_.pack_batches);
   EXPECT_EQ(options_.crops, dir_ / "crops");
   EXPECT_EQ(options_.decode_threads, 3);
   EXPECT_EQ(options_.frames, 100);

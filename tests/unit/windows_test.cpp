@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 namespace abaw {
 namespace {
 
@@ -52,6 +54,60 @@ TEST(Windows, InvalidCombinationsAreRejected) {
   EXPECT_ANY_THROW(validate_sequence({4, 8, Merge::kMean, MissingFrames::kZeroFeature}, "test"));
   EXPECT_ANY_THROW(validate_sequence({0, 0, Merge::kMean, MissingFrames::kZeroFeature}, "test"));
   EXPECT_NO_THROW(validate_sequence({8, 4, Merge::kMean, MissingFrames::kZeroFeature}, "test"));
+}
+
+// Batches as (video, begin, end) triples, one inner list per batch.
+using BatchPlan = std::vector<std::vector<std::tuple<size_t, size_t, size_t>>>;
+
+BatchPlan batches(const std::vector<size_t>& counts, size_t batch_size, bool pack) {
+  BatchPlan out;
+  for (const auto& batch : plan_encoder_batches(counts, batch_size, pack)) {
+    out.emplace_back();
+    for (const auto& span : batch) out.back().emplace_back(span.video, span.begin, span.end);
+  }
+  return out;
+}
+
+TEST(EncoderBatches, PerVideoBatchesStartAtEachVideo) {
+  EXPECT_EQ(batches({5, 0, 2, 4}, 4, false),
+            (BatchPlan{{{0, 0, 4}}, {{0, 4, 5}}, {{2, 0, 2}}, {{3, 0, 4}}}));
+}
+
+TEST(EncoderBatches, PackedBatchesContinueIntoTheNextVideo) {
+  EXPECT_EQ(batches({5, 0, 2, 4}, 4, true),
+            (BatchPlan{{{0, 0, 4}}, {{0, 4, 5}, {2, 0, 2}, {3, 0, 1}}, {{3, 1, 4}}}));
+  // A video longer than several batches, then short ones filling one batch.
+  EXPECT_EQ(batches({9, 1, 1, 1}, 4, true),
+            (BatchPlan{{{0, 0, 4}}, {{0, 4, 8}}, {{0, 8, 9}, {1, 0, 1}, {2, 0, 1}, {3, 0, 1}}}));
+}
+
+TEST(EncoderBatches, EveryCropOnceInOrderWithinTheBatchSize) {
+  const std::vector<size_t> counts{0, 7, 1, 30, 0, 3, 64, 2};
+  for (bool pack : {false, true}) {
+    for (size_t batch_size : {1, 2, 3, 8, 64, 1000}) {
+      size_t video = 0, next = 0, total = 0, batches_seen = 0;
+      const auto plan = plan_encoder_batches(counts, batch_size, pack);
+      for (const auto& batch : plan) {
+        size_t size = 0;
+        for (const auto& span : batch) {
+          while (video < counts.size() && next == counts[video]) ++video, next = 0;
+          ASSERT_EQ(span.video, video);
+          ASSERT_EQ(span.begin, next);
+          ASSERT_GT(span.end, span.begin);
+          next = span.end;
+          size += span.size();
+        }
+        ASSERT_LE(size, batch_size);
+        // Packed: only the last batch may be short.
+        if (pack && ++batches_seen < plan.size()) ASSERT_EQ(size, batch_size);
+        if (!pack) ASSERT_EQ(batch.size(), 1u);
+        total += size;
+      }
+      EXPECT_EQ(total, 107u) << "batch " << batch_size << (pack ? " packed" : "");
+    }
+  }
+  EXPECT_TRUE(plan_encoder_batches({0, 0}, 4, true).empty());
+  EXPECT_ANY_THROW(plan_encoder_batches({1}, 0, false));
 }
 
 }  // namespace
