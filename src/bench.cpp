@@ -133,6 +133,7 @@ BenchResult run_bench(const BenchOptions& options) {
   result.stage = options.stage;
   result.batch_size = options.batch_size;
   result.decode_threads = configure_threads(options.threads, options.decode_threads);
+  keep_freed_memory_for_reuse();  // as `run` does
   result.threads = at::get_num_threads();
   const torch::Device device = resolve_device(options.device);
   result.device = device.str();

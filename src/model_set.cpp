@@ -1,6 +1,9 @@
 #include "abaw/model_set.hpp"
 
 #include <link.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -101,6 +104,32 @@ int configure_threads(int threads, int decode_threads) {
   // On a 2-core CPU one decoder keeps up with any real encoder; on a 16-core GPU host eight
   // decode ~40k crops/s.
   return decode_threads > 0 ? decode_threads : std::max(1, cores / 2);
+}
+
+void keep_freed_memory_for_reuse() {
+#ifdef __GLIBC__
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::string(tunables).find("glibc.malloc.") != std::string::npos) {
+    spdlog::debug("GLIBC_TUNABLES sets malloc options; keeping them");
+    return;
+  }
+  // Every allocation from the heap (large ones too), and a heap top released only beyond 256 MB.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
+
+bool release_free_heap_memory(size_t limit_bytes) {
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
+  const struct mallinfo2 heap = mallinfo2();
+  if (heap.fordblks <= limit_bytes) return false;
+  malloc_trim(0);
+  spdlog::debug("returned free heap memory to the OS ({} MB were free)", heap.fordblks >> 20);
+  return true;
+#else
+  (void)limit_bytes;
+  return false;
+#endif
 }
 
 double peak_rss_megabytes() {

@@ -7,9 +7,6 @@
 
 
 #include <atomic>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -74,16 +71,12 @@ class StopOnSignals {
   void (*previous_term_)(int) = SIG_DFL;
 };
 
-// Hands the heap's free pages back to the OS. Every video ends with a batch of its own size, and
-// LibTorch's temporaries of each new size fragment glibc's heap: measured, the default set's
-// encoder grew the resident set ~15 MB per new batch size and ~170 MB over 50 videos, all of it
-// free memory that glibc kept. Trimming after each video keeps peak RSS flat in the number of
-// videos (milliseconds, next to seconds of encoding per video).
-void release_free_heap_memory() {
-#ifdef __GLIBC__
-  malloc_trim(0);
-#endif
-}
+// Free heap memory the run may keep between videos: beyond it, release_free_heap_memory trims.
+// LibTorch's temporaries of each new shape (every video ends with a batch of its own size, and
+// head windows follow video lengths) fragment the heap: measured, the default set's resident set
+// grew ~170 MB over 50 videos, all of it free memory glibc kept. Trimming after every video
+// instead cost 15-35% of its throughput (each trim makes the next batches fault their pages in).
+constexpr size_t kFreeHeapLimitBytes = size_t{256} << 20;
 
 std::string hex(uint64_t value) {
   char buffer[17];
@@ -419,7 +412,7 @@ void Run::finish_video(size_t index, ModelSet& models) {
     fs::remove(marker_for(video), ec);
   }
   features = VideoFeatures{};  // bounded memory: a finished video's features are dropped
-  release_free_heap_memory();
+  release_free_heap_memory(kFreeHeapLimitBytes);
 }
 
 RunResult Run::execute(Clock::time_point start) {
@@ -651,6 +644,7 @@ RunResult run_pipeline(const RunOptions& options) {
 
   RunOptions resolved = options;
   resolved.decode_threads = configure_threads(options.threads, options.decode_threads);
+  keep_freed_memory_for_reuse();
   const torch::Device device = resolve_device(options.device);
   resolved.preprocess_on = resolve_preprocess_place(options.preprocess_on, device);
   warn_about_slow_blas();

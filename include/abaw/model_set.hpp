@@ -31,6 +31,18 @@ void warn_about_slow_blas();
 // cores, at least 1); OpenCV's own thread pool off, since each decode thread handles whole images.
 int configure_threads(int threads, int decode_threads);
 
+// Makes glibc's malloc keep freed memory for reuse instead of returning it to the OS at once (the
+// process-wide setting of `run` and `bench`). LibTorch allocates and frees each layer's
+// activations on every batch; above glibc's mmap threshold (at most 32 MB) each is a fresh mmap
+// whose pages fault in and are zeroed again. Measured on the default set: 30-40% of a run was
+// kernel time, and runs took 1.5-2x as long. Skipped when GLIBC_TUNABLES sets malloc options:
+// the user's choice wins. release_free_heap_memory() keeps what is held bounded.
+void keep_freed_memory_for_reuse();
+
+// Hands free heap pages back to the OS when glibc holds more than `limit_bytes` of them (between
+// videos, so fragmentation cannot grow the resident set without bound). Returns whether it did.
+bool release_free_heap_memory(size_t limit_bytes);
+
 // This process's peak resident set size so far, in MiB (run.json, `bench`).
 double peak_rss_megabytes();
 
