@@ -12,10 +12,12 @@
 #include <opencv2/core.hpp>
 #include <opencv2/core/version.hpp>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -119,15 +121,25 @@ void keep_freed_memory_for_reuse() {
 #endif
 }
 
-bool release_free_heap_memory(size_t limit_bytes) {
-#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 33)
-  const struct mallinfo2 heap = mallinfo2();
-  if (heap.fordblks <= limit_bytes) return false;
+size_t resident_set_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t total_pages = 0, resident_pages = 0;
+  if (!(statm >> total_pages >> resident_pages)) return 0;
+  return resident_pages * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+HeapTrimmer::HeapTrimmer(size_t growth_limit_bytes)
+    : growth_limit_bytes_(growth_limit_bytes), baseline_bytes_(resident_set_bytes()) {}
+
+bool HeapTrimmer::trim_if_grown() {
+#ifdef __GLIBC__
+  const size_t before = resident_set_bytes();
+  if (before <= baseline_bytes_ + growth_limit_bytes_) return false;
   malloc_trim(0);
-  spdlog::debug("returned free heap memory to the OS ({} MB were free)", heap.fordblks >> 20);
+  baseline_bytes_ = resident_set_bytes();
+  spdlog::debug("resident set {} MB -> {} MB after returning free heap memory", before >> 20, baseline_bytes_ >> 20);
   return true;
 #else
-  (void)limit_bytes;
   return false;
 #endif
 }

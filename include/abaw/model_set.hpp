@@ -36,12 +36,29 @@ int configure_threads(int threads, int decode_threads);
 // activations on every batch; above glibc's mmap threshold (at most 32 MB) each is a fresh mmap
 // whose pages fault in and are zeroed again. Measured on the default set: 30-40% of a run was
 // kernel time, and runs took 1.5-2x as long. Skipped when GLIBC_TUNABLES sets malloc options:
-// the user's choice wins. release_free_heap_memory() keeps what is held bounded.
+// the user's choice wins. HeapTrimmer keeps what is held bounded.
 void keep_freed_memory_for_reuse();
 
-// Hands free heap pages back to the OS when glibc holds more than `limit_bytes` of them (between
-// videos, so fragmentation cannot grow the resident set without bound). Returns whether it did.
-bool release_free_heap_memory(size_t limit_bytes);
+// Hands free heap pages back to the OS when the resident set has grown by more than a limit since
+// the last time (or since construction). `run` calls it between videos: LibTorch's temporaries of
+// each new shape fragment the heap, and without trimming the resident set creeps up with every
+// video; trimming after every video instead makes the next batches fault their pages in again.
+class HeapTrimmer {
+ public:
+  explicit HeapTrimmer(size_t growth_limit_bytes);
+
+  // Trims when the resident set exceeds the baseline by more than the limit; the resident set
+  // after trimming becomes the new baseline, so memory genuinely in use never triggers it twice.
+  // Returns whether it trimmed.
+  bool trim_if_grown();
+
+ private:
+  size_t growth_limit_bytes_;
+  size_t baseline_bytes_;
+};
+
+// This process's resident set size now, in bytes (0 where /proc is unavailable).
+size_t resident_set_bytes();
 
 // This process's peak resident set size so far, in MiB (run.json, `bench`).
 double peak_rss_megabytes();
