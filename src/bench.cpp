@@ -132,8 +132,7 @@ BenchResult run_bench(const BenchOptions& options) {
   BenchResult result;
   result.stage = options.stage;
   result.batch_size = options.batch_size;
-  result.decode_threads = configure_threads(options.threads, options.decode_threads);
-  keep_freed_memory_for_reuse();  // as `run` does
+  result.decode_threads = configure_runtime(options.threads, options.decode_threads);
   result.threads = at::get_num_threads();
   const torch::Device device = resolve_device(options.device);
   result.device = device.str();

@@ -99,7 +99,8 @@ void warn_about_slow_blas() {
   }
 }
 
-int configure_threads(int threads, int decode_threads) {
+int configure_runtime(int threads, int decode_threads) {
+  keep_freed_memory_for_reuse();
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   at::set_num_threads(threads > 0 ? threads : cores);
   cv::setNumThreads(1);

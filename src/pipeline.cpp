@@ -257,12 +257,15 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
                             ? images
                             : images.index_select(0, torch::tensor(good, torch::kLong));
   torch::Tensor output = models.encode(input);
-  torch::Tensor finite = torch::isfinite(output).all(1);
+  // encode() returns contiguous float rows on the CPU: read them in place.
+  const torch::Tensor finite = torch::isfinite(output).all(1).contiguous();
+  const bool* row_finite = finite.data_ptr<bool>();
+  const float* rows = output.data_ptr<float>();
   const int dim = manifest_.encoder.feature_dim;
   for (size_t g = 0; g < good.size(); ++g) {
     const auto [video, crop] = items[good[g]];
     VideoFeatures& features = features_[video];
-    if (!finite[static_cast<int64_t>(g)].item<bool>()) {
+    if (!row_finite[g]) {
       if (features.error.empty()) {
         features.error = "the encoder produced NaN/Inf for frame " +
                          std::to_string(index_.videos[video].crops[crop].frame) + " (" +
@@ -270,7 +273,7 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
       }
       continue;
     }
-    std::copy_n(output[static_cast<int64_t>(g)].data_ptr<float>(), dim, features.rows.data() + crop * dim);
+    std::copy_n(rows + g * dim, dim, features.rows.data() + crop * dim);
     features.readable[crop] = 1;
   }
   seconds_.encode += seconds_since(encode_start);
@@ -643,8 +646,7 @@ RunResult run_pipeline(const RunOptions& options) {
   std::vector<Task> tasks = resolve_tasks(options, manifest);
 
   RunOptions resolved = options;
-  resolved.decode_threads = configure_threads(options.threads, options.decode_threads);
-  keep_freed_memory_for_reuse();
+  resolved.decode_threads = configure_runtime(options.threads, options.decode_threads);
   const torch::Device device = resolve_device(options.device);
   resolved.preprocess_on = resolve_preprocess_place(options.preprocess_on, device);
   warn_about_slow_blas();

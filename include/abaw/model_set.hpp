@@ -26,13 +26,14 @@ std::string loaded_blas_library();
 // Logs a warning when the BLAS in use is known to make Debian's LibTorch very slow.
 void warn_about_slow_blas();
 
-// Applies the thread policy `run` and `bench` share and returns the number of decode threads:
+// Applies the process-wide policy `run` and `bench` share and returns the number of decode threads:
 // intra-op threads = `threads` (0: one per core); decode threads = `decode_threads` (0: half the
-// cores, at least 1); OpenCV's own thread pool off, since each decode thread handles whole images.
-int configure_threads(int threads, int decode_threads);
+// cores, at least 1); OpenCV's own thread pool off, since each decode thread handles whole images;
+// and keep_freed_memory_for_reuse().
+int configure_runtime(int threads, int decode_threads);
 
 // Makes glibc's malloc keep freed memory for reuse instead of returning it to the OS at once (the
-// process-wide setting of `run` and `bench`). LibTorch allocates and frees each layer's
+// process-wide setting of `run` and `bench`, through configure_runtime). LibTorch allocates and frees each layer's
 // activations on every batch; above glibc's mmap threshold (at most 32 MB) each is a fresh mmap
 // whose pages fault in and are zeroed again. Measured on the default set: 30-40% of a run was
 // kernel time, and runs took 1.5-2x as long. Skipped when GLIBC_TUNABLES sets malloc options:

@@ -51,13 +51,13 @@ struct CropSpan {
 //
 // Per video (`pack` false): each video's batches are [0, B), [B, 2B), ..., so a crop's batch
 // shape and position depend only on its own video. BLAS and oneDNN results vary in the last bits
-// with both (measured for the CLIP ViT encoders on CPU), and this is what lets shards, resumed
+// with both (measured for ViT-B/16 on the CPU), and this is what lets shards, resumed
 // runs and cached features reproduce one run's files byte for byte. The price is one short
 // batch per video.
 //
 // Packed (`pack` true): every batch but the last is full, continuing into the next video, so
-// short videos do not leave batches half empty (on a GPU a batch of 5 costs about what a batch
-// of 64 costs). A crop's features can then differ in the last bits between runs over different
+// short videos do not leave batches half empty (a GPU typically takes about as long for a short
+// batch as for a full one). A crop's features can then differ in the last bits between runs over different
 // video sets (shards, resumes).
 std::vector<std::vector<CropSpan>> plan_encoder_batches(const std::vector<size_t>& crop_counts, size_t batch_size,
                                                         bool pack);
