@@ -11,9 +11,11 @@
 #include <ATen/Parallel.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/version.hpp>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
@@ -99,14 +101,89 @@ void warn_about_slow_blas() {
   }
 }
 
+int cpus_in_cpu_quota(long long quota_us, long long period_us) {
+  if (quota_us <= 0 || period_us <= 0) return 0;
+  const long long cpus = (quota_us + period_us - 1) / period_us;
+  return static_cast<int>(std::min<long long>(cpus, INT_MAX));
+}
+
+int cpus_in_cgroup_cpu_max(const std::string& cpu_max) {
+  std::istringstream fields(cpu_max);
+  std::string quota;
+  long long period_us = 0;
+  if (!(fields >> quota >> period_us) || quota == "max") return 0;
+  char* end = nullptr;
+  const long long quota_us = std::strtoll(quota.c_str(), &end, 10);
+  if (end == quota.c_str() || *end != '\0') return 0;
+  return cpus_in_cpu_quota(quota_us, period_us);
+}
+
+namespace {
+
+std::string first_line_of(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+int cpus_in_cgroup_limits(const std::string& membership, const std::filesystem::path& cgroup_root) {
+  int tightest = 0;
+  const auto consider = [&tightest](int cpus) {
+    if (cpus > 0 && (tightest == 0 || cpus < tightest)) tightest = cpus;
+  };
+  std::istringstream lines(membership);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // "<id>:<controllers>:<path>"; id 0 with no controllers is cgroup v2.
+    const size_t first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    std::filesystem::path path = std::filesystem::path(line.substr(second + 1)).relative_path();
+    const bool v2 = controllers.empty();
+    bool v1_cpu = false;
+    std::istringstream names(controllers);
+    for (std::string name; std::getline(names, name, ',');) v1_cpu = v1_cpu || name == "cpu";
+    if (!v2 && !v1_cpu) continue;
+    const std::filesystem::path mount = v2 ? cgroup_root : cgroup_root / controllers;
+    for (;; path = path.parent_path()) {
+      const std::filesystem::path dir = mount / path;
+      if (v2) {
+        consider(cpus_in_cgroup_cpu_max(first_line_of(dir / "cpu.max")));
+      } else {
+        const std::string quota = first_line_of(dir / "cpu.cfs_quota_us");
+        const std::string period = first_line_of(dir / "cpu.cfs_period_us");
+        if (!quota.empty() && !period.empty()) consider(cpus_in_cgroup_cpu_max(quota + " " + period));
+      }
+      if (path.empty()) break;
+    }
+  }
+  return tightest;
+}
+
+int usable_cpu_count() {
+  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) cpus = CPU_COUNT(&allowed);
+  std::ifstream membership_file("/proc/self/cgroup");
+  std::stringstream membership;
+  membership << membership_file.rdbuf();
+  const int quota = cpus_in_cgroup_limits(membership.str(), "/sys/fs/cgroup");
+  if (quota > 0 && (cpus <= 0 || quota < cpus)) cpus = quota;
+  return std::max(1, cpus);
+}
+
 int configure_runtime(int threads, int decode_threads) {
   keep_freed_memory_for_reuse();
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  at::set_num_threads(threads > 0 ? threads : cores);
+  const int cpus = usable_cpu_count();
+  at::set_num_threads(threads > 0 ? threads : cpus);
   cv::setNumThreads(1);
-  // On a 2-core CPU one decoder keeps up with any real encoder; on a 16-core GPU host eight
-  // decode ~40k crops/s.
-  return decode_threads > 0 ? decode_threads : std::max(1, cores / 2);
+  // On 2 CPUs one decoder keeps up with the encoders measured (README "Benchmarks"); a GPU host
+  // needs many, and half the CPUs leaves the rest to the model thread and LibTorch.
+  return decode_threads > 0 ? decode_threads : std::max(1, cpus / 2);
 }
 
 void keep_freed_memory_for_reuse() {

@@ -592,6 +592,7 @@ json Run::summary(const RunResult& result, double total_seconds) const {
       {"libraries", runtime_versions()},
       {"device", device_.str()},
       {"precision", precision_name(m.encoder.precision)},
+      {"usable_cpus", usable_cpu_count()},
       {"threads", at::get_num_threads()},
       {"decode_threads", options_.decode_threads},
       {"preprocess_on", preprocess_place_name(options_.preprocess_on)},

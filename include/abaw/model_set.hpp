@@ -2,6 +2,7 @@
 // inference mode, with every input and output shape checked against the manifest.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,10 +27,31 @@ std::string loaded_blas_library();
 // Logs a warning when the BLAS in use is known to make Debian's LibTorch very slow.
 void warn_about_slow_blas();
 
+// The CPUs this process may run on: its affinity mask (taskset, Slurm's --cpus-per-task cpuset)
+// capped by any cgroup CPU quota on its way to the root (Kubernetes' limits.cpu, docker --cpus),
+// rounded up, at least 1. std::thread::hardware_concurrency() counts every CPU of the machine:
+// on a 64-core node with a 4-CPU slot, threads sized by it would oversubscribe the slot 16x.
+int usable_cpu_count();
+
+// A cgroup CPU quota as whole CPUs, rounded up (150000 us per 100000 us -> 2); 0 when
+// `quota_us` is not positive (no limit) or `period_us` is not positive.
+int cpus_in_cpu_quota(long long quota_us, long long period_us);
+
+// cgroup v2's cpu.max text ("max 100000" or "150000 100000") as whole CPUs, rounded up; 0 for no
+// limit or text that is not a quota (an unreadable limit must not shrink the thread pools).
+int cpus_in_cgroup_cpu_max(const std::string& cpu_max);
+
+// The tightest CPU quota, in whole CPUs (0: none), on the way from each cgroup named in
+// `membership` (/proc/self/cgroup's text) to the root of its hierarchy under `cgroup_root`
+// (/sys/fs/cgroup): v2's cpu.max, v1's cpu.cfs_quota_us over cpu.cfs_period_us. Limits set on an
+// ancestor (a Kubernetes pod, a systemd slice) bind its children too; inside a container whose
+// cgroup path is not visible, the walk ends at the mount's root, the container's own cgroup.
+int cpus_in_cgroup_limits(const std::string& membership, const std::filesystem::path& cgroup_root);
+
 // Applies the process-wide policy `run` and `bench` share and returns the number of decode threads:
-// intra-op threads = `threads` (0: one per core); decode threads = `decode_threads` (0: half the
-// cores, at least 1); OpenCV's own thread pool off, since each decode thread handles whole images;
-// and keep_freed_memory_for_reuse().
+// intra-op threads = `threads` (0: one per usable CPU); decode threads = `decode_threads` (0: half
+// the usable CPUs, at least 1); OpenCV's own thread pool off, since each decode thread handles whole
+// images; and keep_freed_memory_for_reuse().
 int configure_runtime(int threads, int decode_threads);
 
 // Makes glibc's malloc keep freed memory for reuse instead of returning it to the OS at once (the

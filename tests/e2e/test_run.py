@@ -448,7 +448,8 @@ class Interrupt(Case):
 
 
 class Bench(Case):
-    """`bench` times decoding and the encoder alone; `run` reports its peak memory."""
+    """`bench` times decoding and the encoder alone; `run` reports its peak memory and sizes its
+    thread pools to the CPUs it may use."""
 
     def bench(self, *args):
         result = tool("bench", "--model-set", model_set("plain"), "--json", *args)
@@ -496,6 +497,19 @@ class Bench(Case):
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(os.path.join(out, "run.json")) as f:
             self.assertGreater(json.load(f)["peak_rss_mb"], 10)
+
+
+    def test_thread_defaults_follow_the_cpus_the_process_may_use(self):
+        # Pinned to one CPU, as taskset or a one-CPU Slurm cpuset would: one intra-op thread, one
+        # decoder, however many CPUs the machine has.
+        cpu = min(os.sched_getaffinity(0))
+        out = self.out("pinned")
+        result = subprocess.run([TOOL, "run", "--model-set", model_set("plain"), "--crops", fixture("crops"),
+                                 "--output", out, *frame_list_args()], capture_output=True, text=True,
+                                preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        summary = read_json(os.path.join(out, "run.json"))
+        self.assertEqual((summary["usable_cpus"], summary["threads"], summary["decode_threads"]), (1, 1, 1))
 
 
 class Failures(Case):

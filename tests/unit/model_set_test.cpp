@@ -2,10 +2,13 @@
 #include "abaw/model_set.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <memory>
 #include <vector>
+
+#include "test_util.hpp"
 
 namespace abaw {
 namespace {
@@ -38,6 +41,62 @@ TEST(HeapMemory, FreedMemoryIsKeptAndHandedBackOnlyPastTheLimit) {
   EXPECT_LT(resident_set_bytes() + (size_t{32} << 20), before);
   EXPECT_FALSE(strict.trim_if_grown());  // what is left is in use: no second trim
 #endif
+}
+
+TEST(UsableCpus, CgroupQuotasRoundUpToWholeCpus) {
+  EXPECT_EQ(cpus_in_cpu_quota(100000, 100000), 1);
+  EXPECT_EQ(cpus_in_cpu_quota(150000, 100000), 2);  // 1.5 CPUs: two threads, not one
+  EXPECT_EQ(cpus_in_cpu_quota(50000, 100000), 1);
+  EXPECT_EQ(cpus_in_cpu_quota(-1, 100000), 0);  // cgroup v1's "no limit"
+  EXPECT_EQ(cpus_in_cpu_quota(100000, 0), 0);
+  EXPECT_EQ(cpus_in_cgroup_cpu_max("400000 100000"), 4);
+  EXPECT_EQ(cpus_in_cgroup_cpu_max("250000 100000\n"), 3);
+  EXPECT_EQ(cpus_in_cgroup_cpu_max("max 100000"), 0);
+  for (const char* unreadable : {"", "100000", "abc 100000", "12x 100000", "100000 abc"}) {
+    EXPECT_EQ(cpus_in_cgroup_cpu_max(unreadable), 0) << unreadable;
+  }
+}
+
+TEST(UsableCpus, TheTightestCgroupQuotaOnTheWayToTheRootBinds) {
+  testing::ScratchDir scratch;
+  const std::filesystem::path v2 = scratch / "v2", v1 = scratch / "v1";
+  // v2: the pod allows 3 CPUs, the container below it has no limit of its own.
+  testing::write_text(v2 / "cpu.max", "max 100000\n");
+  testing::write_text(v2 / "kubepods/pod1/cpu.max", "300000 100000\n");
+  testing::write_text(v2 / "kubepods/pod1/ctr/cpu.max", "max 100000\n");
+  EXPECT_EQ(cpus_in_cgroup_limits("0::/kubepods/pod1/ctr\n", v2), 3);
+  EXPECT_EQ(cpus_in_cgroup_limits("0::/\n", v2), 0);
+  // A path that is not visible (a container without its own cgroup namespace): the mount's root.
+  testing::write_text(v2 / "cpu.max", "200000 100000\n");
+  EXPECT_EQ(cpus_in_cgroup_limits("0::/elsewhere/ctr\n", v2), 2);
+  // v1: only the hierarchy holding the cpu controller counts.
+  testing::write_text(v1 / "cpu,cpuacct/slurm/job7/cpu.cfs_quota_us", "400000\n");
+  testing::write_text(v1 / "cpu,cpuacct/slurm/job7/cpu.cfs_period_us", "100000\n");
+  testing::write_text(v1 / "cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+  testing::write_text(v1 / "cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  testing::write_text(v1 / "memory/slurm/job7/cpu.cfs_quota_us", "100000\n");
+  testing::write_text(v1 / "memory/slurm/job7/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(cpus_in_cgroup_limits("5:memory:/slurm/job7\n3:cpu,cpuacct:/slurm/job7\n1:name=systemd:/\n", v1),
+            4);
+  EXPECT_EQ(cpus_in_cgroup_limits("", v1), 0);
+  EXPECT_EQ(cpus_in_cgroup_limits("not a cgroup line\n", v1), 0);
+}
+
+TEST(UsableCpus, FollowTheAffinityMask) {
+  cpu_set_t original;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(original), &original), 0);
+  const int allowed = CPU_COUNT(&original);
+  EXPECT_GE(usable_cpu_count(), 1);
+  EXPECT_LE(usable_cpu_count(), allowed);
+  int first = 0;
+  while (!CPU_ISSET(first, &original)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  const int pinned = usable_cpu_count();
+  ASSERT_EQ(sched_setaffinity(0, sizeof(original), &original), 0);
+  EXPECT_EQ(pinned, 1);
 }
 
 }  // namespace
