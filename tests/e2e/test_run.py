@@ -85,8 +85,10 @@ def frame_list_args():
             "--frame-list", "au=" + fixture("frame_lists", "AU.txt")]
 
 
-def tool(*args):
-    return subprocess.run([TOOL, *args], capture_output=True, text=True)
+def tool(*args, env=None):
+    """Runs the tool; `env`: variables added to this process's environment."""
+    return subprocess.run([TOOL, *args], capture_output=True, text=True,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def read_json(path):
@@ -241,6 +243,22 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         rows = read_lines(os.path.join(ours, "submission", "VA.txt"))[1:-1]
         self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
 
+
+    def test_either_torchscript_executor_gives_the_same_bytes(self):
+        submissions = {}
+        for executor in ("legacy", "profiling"):
+            out = self.out(executor)
+            result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", out,
+                          *frame_list_args(), env={"ABAW_JIT_EXECUTOR": executor})
+            self.assertEqual(result.returncode, 0, result.stderr)
+            folder = os.path.join(out, "submission")
+            submissions[executor] = {name: read_lines(os.path.join(folder, name)) for name in os.listdir(folder)}
+        self.assertEqual(sorted(submissions["legacy"]), ["AU.txt", "EXPR.txt", "VA.txt"])
+        self.assertEqual(submissions["legacy"], submissions["profiling"])
+        unknown = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output",
+                       self.out("unknown"), *frame_list_args(), env={"ABAW_JIT_EXECUTOR": "fast"})
+        self.assertEqual(unknown.returncode, 2)
+        self.assertIn("ABAW_JIT_EXECUTOR='fast': expected legacy or profiling", unknown.stderr)
 
     def test_channels_last_encoder_input(self):
         """encoder.memory_format channels_last: same results as the reference, which does the same."""
