@@ -887,7 +887,7 @@ def parse_args(argv):
     ap.add_argument("--pack-batches", action="store_true", help="abaw-infer --pack-batches: batches "
                     "continue into the next video, as the Python DataLoader's do (default: per video)")
     ap.add_argument("--threads", type=int, help="intra-op threads (default: the tool's default, "
-                    "one per core); Python uses what the tool reports")
+                    "one per usable CPU); Python uses what the tool reports")
     ap.add_argument("--decode-threads", type=int, help="abaw-infer --decode-threads (default: the "
                     "tool's default)")
     ap.add_argument("--workers", type=int, help="Python DataLoader num_workers (default: the "
