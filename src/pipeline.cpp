@@ -510,7 +510,12 @@ RunResult Run::execute(Clock::time_point start) {
     for (size_t i = 0; auto batch = queue.next(); ++i) {
       if (g_stop_requested) break;
       encode_batch(*batch, models);
-      progress.advance(static_cast<long>(batch->items.size()));
+      const long crops_in_batch = static_cast<long>(batch->items.size());
+      batch.reset();  // its pixels are free before the resident set is measured
+      // Checked per batch, not only per video: Aff-Wild2 videos run to tens of thousands of
+      // frames, and the free memory glibc keeps must stay bounded inside one of them too.
+      heap_trimmer_.trim_if_grown();
+      progress.advance(crops_in_batch);
       // Videos before the batch's last one are complete; so is that one if the batch ends it.
       const CropSpan& last = batches_[i].back();
       const size_t done = last.end == index_.videos[last.video].crops.size() ? last.video + 1 : last.video;

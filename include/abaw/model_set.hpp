@@ -63,9 +63,11 @@ int configure_runtime(int threads, int decode_threads);
 void keep_freed_memory_for_reuse();
 
 // Hands free heap pages back to the OS when the resident set has grown by more than a limit since
-// the last time (or since construction). `run` calls it between videos: LibTorch's temporaries of
-// each new shape fragment the heap, and without trimming the resident set creeps up with every
-// video; trimming after every video instead makes the next batches fault their pages in again.
+// the last time (or since construction). `run` calls it after every encoder batch and every
+// video: LibTorch's temporaries of each new shape fragment the heap, and without trimming the
+// resident set creeps up with every video; trimming after every video regardless instead makes the
+// next batches fault their pages in again. The peak resident set is then bounded by the memory in
+// use after a trim, plus the limit, plus what one batch touches.
 class HeapTrimmer {
  public:
   explicit HeapTrimmer(size_t growth_limit_bytes);
