@@ -22,7 +22,8 @@ All four use the intra-op threads, decode threads, device and precision that the
 reports in run.json.
 
 - abaw-infer: `abaw-infer run --model-set M --crops C --output O --tasks va,expr,au
-  --frame-list TASK=FILE ... --batch-size B [--threads T] [--decode-threads D]`; its
+  --frame-list TASK=FILE ... --batch-size B [--threads T] [--decode-threads D] [--device X]
+  [--precision P] [--preprocess-on H]`; its
   run.json gives the stage split (load_models, index, decode, encode, heads, write, total).
 - Python: a torch.utils.data.Dataset reading each crop with cv2 and applying the manifest's
   preprocessing (cv2 resize, centre crop, colour order, normalise), a DataLoader
@@ -36,7 +37,9 @@ reports in run.json.
   torch.set_num_threads(T) with the T the tool reports in run.json; W defaults to the
   tool's decode threads. It runs in a fresh process per repeat; its clock runs from before
   the crop folder is indexed and the DataLoader is created to after the files are written
-  (model loading is timed separately).
+  (model loading is timed separately). On a GPU (the device the tool reports) the models
+  are loaded onto it, the encoder is cast to the run's precision, the DataLoader pins its
+  batches (pin_memory=True) and each batch is copied with non_blocking=True.
 - Peak RSS: ru_maxrss of os.wait4 on each child process, i.e. the largest resident set of
   that process or of any descendant it waited for: for Python the largest of the main
   process and its DataLoader workers, not their sum. run.json's peak_rss_mb and the
@@ -50,6 +53,7 @@ same rows (same image_location column, line by line) and reports how far the val
     /usr/bin/python3 scripts/benchmark.py --model-set models/default --tasks expr --frames 2000
     /usr/bin/python3 scripts/benchmark.py --encoder ViT-B/16 --frames 100
     /usr/bin/python3 scripts/benchmark.py --model-set models/my-set --frames 500 --repeat 3
+    python3 scripts/benchmark.py --encoder ViT-L/14 --device cuda --precision fp16 --frames 20000
 
 Generated data and exported model sets are cached under --work (default build/benchmark).
 Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy, python3-opencv).
@@ -77,7 +81,7 @@ HEADERS = {
 }
 DUMMY_VALUES = {"va": ",0,0", "expr": ",0", "au": "," + ",".join(["0"] * 12)}
 K_OUT = {"va": 2, "expr": 8, "au": 12}
-ENCODERS = {"tiny": None, "ViT-B/32": "ViT-B/32", "ViT-B/16": "ViT-B/16"}
+ENCODERS = {"tiny": None, "ViT-B/32": "ViT-B/32", "ViT-B/16": "ViT-B/16", "ViT-L/14": "ViT-L/14"}
 DATASET_FORMAT = 1
 CHILD_MODE = "_python_baseline"
 CHILD_DATA = "_make_dataset"
@@ -318,6 +322,17 @@ def read_manifest(model_set, tasks):
 
 # =========================================================================== abaw-infer
 
+def compute_options(args):
+    """The --device / --precision / --preprocess-on given to this script, passed on to `run`
+    (`bench` then gets what run.json reports, so both sides use the same)."""
+    cmd = []
+    for name in ("device", "precision", "preprocess_on"):
+        value = getattr(args, name)
+        if value is not None:
+            cmd += ["--" + name.replace("_", "-"), value]
+    return cmd
+
+
 def run_tool(tool, model_set, data, out, tasks, args):
     if out.exists():
         shutil.rmtree(out)
@@ -332,6 +347,7 @@ def run_tool(tool, model_set, data, out, tasks, args):
         cmd += ["--decode-threads", str(args.decode_threads)]
     if args.pack_batches:
         cmd += ["--pack-batches"]
+    cmd += compute_options(args)
     log_path = out.parent / (out.name + ".log")
     with open(log_path, "w") as logf:
         code, wall, rss, other = run_child(cmd, logf, subprocess.STDOUT)
@@ -379,9 +395,9 @@ def run_bench(tool, model_set, data, out, stage, summary, args):
         cmd += ["--crops", data["crops_dir"]] + (["--pack-batches"] if args.pack_batches else [])
     else:
         cmd += ["--frames", str(data["crops"])]
-    for key in ("device", "precision"):
+    for key in ("device", "precision", "preprocess_on"):
         if summary.get(key):
-            cmd += ["--" + key, str(summary[key])]
+            cmd += ["--" + key.replace("_", "-"), str(summary[key])]
     cmd += ["--json"]
     out.mkdir(parents=True, exist_ok=True)
     json_path, log_path = out / ("bench-%s.json" % stage), out / ("bench-%s.log" % stage)
@@ -403,7 +419,7 @@ def run_bench(tool, model_set, data, out, stage, summary, args):
                          "object expected: %s" % (stage, json_path, e))
     expect = {"stage": stage, "frames": data["crops"], "batch_size": args.batch_size,
               "threads": summary["threads"], "device": summary.get("device"),
-              "precision": summary.get("precision")}
+              "precision": summary.get("precision"), "preprocess_on": summary.get("preprocess_on")}
     if stage == "decode":
         expect.update(decode_threads=summary["decode_threads"], unreadable=0)
     wrong = ["%s %r (expected %r)" % (k, result.get(k), v) for k, v in expect.items()
@@ -417,7 +433,7 @@ def run_bench(tool, model_set, data, out, stage, summary, args):
 
 # =========================================================================== Python baseline
 
-def run_python(model_set, data, out, tasks, batch_size, threads, workers):
+def run_python(model_set, data, out, tasks, batch_size, threads, workers, device, precision):
     """Runs the baseline in a fresh interpreter (no JIT state or page cache of models from an
     earlier repeat inside the process) and returns its timings."""
     if out.exists():
@@ -425,7 +441,7 @@ def run_python(model_set, data, out, tasks, batch_size, threads, workers):
     out.mkdir(parents=True)
     config = {"model_set": str(model_set), "crops": data["crops_dir"], "output": str(out),
               "tasks": tasks, "frame_lists": data["frame_lists"], "batch_size": batch_size,
-              "threads": threads, "workers": workers}
+              "threads": threads, "workers": workers, "device": device, "precision": precision}
     config_path = out / "config.json"
     result_path = out / "result.json"
     with open(config_path, "w") as f:
@@ -479,17 +495,21 @@ def python_baseline(config_path, result_path):
     interpolate = man.get("sequence", {}).get("missing_frames", "zero_feature") == "interpolate_predictions"
 
     torch.set_num_threads(int(cfg["threads"]))
+    # on a GPU: what a user writes there (models on the device, the encoder in the run's
+    # precision, pinned batches copied without blocking, results back as float32)
+    device = torch.device(cfg.get("device") or "cpu")
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.get("precision") or "fp32"]
     timings = {}
 
     t = time.perf_counter()
-    encoder = torch.jit.load(str(model_dir / man["encoder"]["file"]), map_location="cpu").eval()
+    encoder = torch.jit.load(str(model_dir / man["encoder"]["file"]), map_location=device).eval().to(dtype)
     heads = {}  # file -> module (tasks naming one file share it and its forward pass)
     task_head = {}
     for task in tasks:
         spec = man["tasks"][task]["head"]
         file, key = (spec, None) if isinstance(spec, str) else (spec["file"], spec["output"])
         if file not in heads:
-            heads[file] = torch.jit.load(str(model_dir / file), map_location="cpu").eval()
+            heads[file] = torch.jit.load(str(model_dir / file), map_location=device).eval()
         task_head[task] = (file, key)
     timings["load_models"] = time.perf_counter() - t
 
@@ -550,15 +570,15 @@ def python_baseline(config_path, result_path):
 
     t = time.perf_counter()
     loader = DataLoader(CropDataset(items), batch_size=int(cfg["batch_size"]),
-                        num_workers=int(cfg["workers"]), shuffle=False)
+                        num_workers=int(cfg["workers"]), shuffle=False, pin_memory=device.type == "cuda")
     features = {v: np.zeros((frames_of[v], D), np.float32) for v in videos}
     has_crop = {v: np.zeros(frames_of[v], bool) for v in videos}
     with torch.inference_mode():
         for x, vids, frames in loader:
-            y = encoder(x)
+            y = encoder(x.to(device, non_blocking=True).to(dtype))
             if tuple(y.shape) != (x.shape[0], D):
                 raise RuntimeError("encoder returned %s for %s" % (list(y.shape), list(x.shape)))
-            y = y.numpy()
+            y = y.float().cpu().numpy()
             for i, (vi, frame) in enumerate(zip(vids.tolist(), frames.tolist())):
                 features[videos[vi]][frame - 1] = y[i]
                 has_crop[videos[vi]][frame - 1] = True
@@ -578,7 +598,7 @@ def python_baseline(config_path, result_path):
             T = seq.shape[0]
             parts = {task: [] for task in tasks}
             for a in range(0, T, window):
-                x = seq[a:a + window].unsqueeze(0)
+                x = seq[a:a + window].unsqueeze(0).to(device)
                 outputs = {file: head(x) for file, head in heads.items()}
                 for task in tasks:
                     file, key = task_head[task]
@@ -592,7 +612,7 @@ def python_baseline(config_path, result_path):
                         y = torch.sigmoid(y)
                     elif act == "tanh":
                         y = torch.tanh(y)
-                    parts[task].append(y.numpy())
+                    parts[task].append(y.float().cpu().numpy())
             for task in tasks:
                 scores[task][video] = np.concatenate(parts[task], axis=0)
     timings["heads"] = time.perf_counter() - t
@@ -664,6 +684,9 @@ def python_baseline(config_path, result_path):
 
     result = {"seconds": timings, "frames": sum(frames_of.values()), "crops": len(items),
               "submissions": written, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "device": str(device), "precision": cfg.get("precision") or "fp32",
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "cuda": torch.version.cuda,
               "workers": int(cfg["workers"]), "opencv": cv2.__version__,
               # ru_maxrss (KiB): this process, and the largest reaped DataLoader worker
               "self_peak_rss_mb": {
@@ -747,6 +770,8 @@ def print_report(args, data, model_set, tool_runs, py_runs, agreement, loads, be
         if worst > 0.05:
             print("WARNING: other processes used more than 5%% of the CPU during a timed run "
                   "(%.0f%%): these figures are disturbed; rerun on a quiet machine" % (100 * worst))
+    if py0.get("gpu"):
+        print("GPU: %s (CUDA %s)" % (py0["gpu"], py0.get("cuda", "?")))
     print("libraries: BLAS %s; LibTorch %s, OpenCV %s (abaw-infer); torch %s, OpenCV %s (Python)"
           % (s0["libraries"]["blas"], s0["libraries"]["libtorch"], s0["libraries"]["opencv"],
              py0["torch"], py0["opencv"]))
@@ -892,6 +917,12 @@ def parse_args(argv):
                     "tool's default)")
     ap.add_argument("--workers", type=int, help="Python DataLoader num_workers (default: the "
                     "decode threads the tool reports)")
+    ap.add_argument("--device", help="abaw-infer --device (default: the tool's, auto); Python uses the "
+                    "device the tool reports")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="abaw-infer --precision "
+                    "(default: the manifest's); Python casts its encoder to what the tool reports")
+    ap.add_argument("--preprocess-on", choices=["auto", "host", "device"], help="abaw-infer "
+                    "--preprocess-on (default: auto); Python always normalises in its DataLoader workers")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each side, alternating (default 1)")
     ap.add_argument("--warmup", type=int, default=0, help="untimed runs of each side first (default 0)")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "benchmark",
@@ -980,7 +1011,8 @@ def main(argv):
                 bench_runs[stage].append(br)
         workers = args.workers if args.workers is not None else int(s["decode_threads"])
         log("%s: Python baseline (%d threads, %d DataLoader workers)" % (what, s["threads"], workers))
-        pr = run_python(model_set, data, runs / "python", args.tasks, args.batch_size, int(s["threads"]), workers)
+        pr = run_python(model_set, data, runs / "python", args.tasks, args.batch_size, int(s["threads"]), workers,
+                        s.get("device", "cpu"), s.get("precision", "fp32"))
         if i >= args.warmup:
             tool_runs.append(tr)
             py_runs.append(pr)
