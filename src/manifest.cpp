@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -56,6 +58,10 @@ const char* activation_name(Activation activation) {
 
 namespace {
 
+// Bounds that keep values inside the int fields they land in, and far above any real model.
+constexpr long kMaxImageSide = 16384;
+constexpr long kMaxHeadOutputs = 65536;
+
 // Reads typed values out of one JSON object, naming the full key path in every error, and
 // rejects keys nobody asked for (a typo must not silently become a default).
 class ObjectReader {
@@ -82,19 +88,43 @@ class ObjectReader {
   std::string string_or(const std::string& key, const std::string& fallback) {
     return has(key) ? string(key) : fallback;
   }
-  long integer_or(const std::string& key, long fallback, long min) {
+  // A free-text field: may be empty, but must be a string if present.
+  std::string text_or(const std::string& key, const std::string& fallback) {
     if (!has(key)) return fallback;
     const json& v = at(key);
-    if (!v.is_number_integer() || v.get<long>() < min) {
-      fail_key(key, "must be an integer >= " + std::to_string(min));
+    if (!v.is_string()) fail_key(key, "must be a string");
+    return v.get<std::string>();
+  }
+  // Integers end up in int fields: a value past `max` is refused rather than truncated by the cast.
+  long integer_or(const std::string& key, long fallback, long min, long max = std::numeric_limits<int>::max()) {
+    if (!has(key)) return fallback;
+    return integer_in(at(key), key, min, max);
+  }
+  // `what` replaces the default message ("must be an integer from min to max").
+  long integer_in(const json& v, const std::string& key, long min, long max, const std::string& what = "") const {
+    // Checked in the JSON's own kind: an unsigned value above LONG_MAX would wrap in get<long>().
+    bool in_range = false;
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<unsigned long>();
+      in_range = u <= static_cast<unsigned long>(max) && static_cast<long>(u) >= min;
+    } else if (v.is_number_integer()) {
+      in_range = v.get<long>() >= min && v.get<long>() <= max;
+    }
+    if (!in_range) {
+      fail_key(key, what.empty() ? "must be an integer from " + std::to_string(min) + " to " + std::to_string(max) : what);
     }
     return v.get<long>();
   }
-  double number_or(const std::string& key, double fallback) {
+  // A number that must stay finite once narrowed to float (1e300 is a valid double but inf as float).
+  float finite_float(const json& v, const std::string& key, const std::string& what) const {
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || !std::isfinite(static_cast<float>(v.get<double>()))) {
+      fail_key(key, what);
+    }
+    return static_cast<float>(v.get<double>());
+  }
+  float number_or(const std::string& key, float fallback) {
     if (!has(key)) return fallback;
-    const json& v = at(key);
-    if (!v.is_number()) fail_key(key, "must be a number");
-    return v.get<double>();
+    return finite_float(at(key), key, "must be a finite number");
   }
   // One of `choices` (by name); returns its index.
   size_t choice_or(const std::string& key, const std::vector<std::string>& choices, size_t fallback) {
@@ -110,12 +140,10 @@ class ObjectReader {
   }
   std::vector<float> numbers(const std::string& key, size_t count) {
     const json& v = at(key);
-    if (!v.is_array() || v.size() != count) fail_key(key, "must be an array of " + std::to_string(count) + " numbers");
+    const std::string what = "must be an array of " + std::to_string(count) + " finite numbers";
+    if (!v.is_array() || v.size() != count) fail_key(key, what);
     std::vector<float> out;
-    for (const auto& x : v) {
-      if (!x.is_number()) fail_key(key, "must be an array of " + std::to_string(count) + " numbers");
-      out.push_back(x.get<float>());
-    }
+    for (const auto& x : v) out.push_back(finite_float(x, key, what));
     return out;
   }
   // Call after reading every key.
@@ -142,14 +170,14 @@ class ObjectReader {
 PreprocessSpec parse_preprocess(const json& value, const std::string& origin) {
   ObjectReader r(value, "encoder.preprocess", origin);
   PreprocessSpec spec;
-  spec.resize = static_cast<int>(r.integer_or("resize", 224, 1));
+  spec.resize = static_cast<int>(r.integer_or("resize", 224, 1, kMaxImageSide));
   spec.resize_mode = r.choice_or("resize_mode", {"shorter_side", "stretch"}, 0) == 0 ? ResizeMode::kShorterSide
                                                                                      : ResizeMode::kStretch;
   spec.interpolation =
       static_cast<Interpolation>(r.choice_or("interpolation", {"bicubic", "bilinear", "nearest", "area"}, 0));
-  spec.crop = static_cast<int>(r.integer_or("crop", 0, 0));
+  spec.crop = static_cast<int>(r.integer_or("crop", 0, 0, kMaxImageSide));
   spec.color_order = static_cast<ColorOrder>(r.choice_or("color_order", {"RGB", "BGR", "GRAY"}, 0));
-  spec.scale = static_cast<float>(r.number_or("scale", 1.0 / 255.0));
+  spec.scale = r.number_or("scale", static_cast<float>(1.0 / 255.0));
   const size_t channels = static_cast<size_t>(spec.channels());
   spec.mean = r.has("mean") ? r.numbers("mean", channels) : std::vector<float>(channels, 0.0f);
   spec.std = r.has("std") ? r.numbers("std", channels) : std::vector<float>(channels, 1.0f);
@@ -201,10 +229,9 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
             config.class_map.push_back(-1);
             continue;
           }
-          if (!entry.is_number_integer() || entry.get<int>() < 0) {
-            r.fail_key("class_map", "entries must be head output indices (>= 0) or null");
-          }
-          const int index = entry.get<int>();
+          const int index = static_cast<int>(r.integer_in(entry, "class_map", 0, kMaxHeadOutputs - 1,
+                                                          "entries must be head output indices (0 to " +
+                                                              std::to_string(kMaxHeadOutputs - 1) + ") or null"));
           if (!used.insert(index).second) r.fail_key("class_map", "uses head output " + std::to_string(index) + " twice");
           largest = std::max(largest, index);
           config.class_map.push_back(index);
@@ -226,7 +253,7 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
       if (r.has("threshold")) {
         const json& t = r.at("threshold");
         if (t.is_number()) {
-          config.thresholds.assign(12, t.get<float>());
+          config.thresholds.assign(12, r.finite_float(t, "threshold", "must be a finite number or 12 of them"));
         } else {
           config.thresholds = r.numbers("threshold", 12);
         }
@@ -275,7 +302,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
   if (format != "abaw-infer-model-set") r.fail_key("format", "must be \"abaw-infer-model-set\"");
   if (r.integer_or("version", 0, 0) != 1) r.fail_key("version", "must be 1 (the only version this build reads)");
   manifest.name = r.string("name");
-  manifest.description = r.has("description") ? r.at("description").get<std::string>() : "";
+  manifest.description = r.text_or("description", "");
 
   {
     ObjectReader e(r.at("encoder"), "encoder", origin);

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -15,6 +16,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [task, config] : m.tasks) {
       if (task == abaw::Task::kEXPR && config.class_map.size() != 8) __builtin_trap();
       if (task == abaw::Task::kAU && config.thresholds.size() != 12) __builtin_trap();
+      for (int index : config.class_map) {
+        if (index >= config.head_outputs) __builtin_trap();
+      }
+      for (float t : config.thresholds) {
+        if (!std::isfinite(t)) __builtin_trap();
+      }
+    }
+    const abaw::PreprocessSpec& p = m.encoder.preprocess;
+    if (p.resize < 1 || p.crop < 0 || p.crop > p.resize || !std::isfinite(p.scale)) __builtin_trap();
+    for (float v : p.mean) {
+      if (!std::isfinite(v)) __builtin_trap();
+    }
+    for (float v : p.std) {
+      if (!(v > 0.0f) || !std::isfinite(v)) __builtin_trap();
     }
   } catch (const abaw::Error&) {
   }

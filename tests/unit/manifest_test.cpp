@@ -101,7 +101,7 @@ TEST(Manifest, RejectsBadValuesNamingTheKey) {
   expect_rejected(j, "'encoder.preprocess.interpolation' is 'lanczos'");
   j = valid_manifest();
   j["encoder"]["preprocess"]["mean"] = {0.5, 0.5};
-  expect_rejected(j, "'encoder.preprocess.mean' must be an array of 3 numbers");
+  expect_rejected(j, "'encoder.preprocess.mean' must be an array of 3 finite numbers");
   j = valid_manifest();
   j["tasks"]["expr"]["class_map"] = {0, 1, 2};
   expect_rejected(j, "class_map");
@@ -110,7 +110,7 @@ TEST(Manifest, RejectsBadValuesNamingTheKey) {
   expect_rejected(j, "twice");
   j = valid_manifest();
   j["tasks"]["au"]["threshold"] = {0.5, 0.5};
-  expect_rejected(j, "'tasks.au.threshold' must be an array of 12 numbers");
+  expect_rejected(j, "'tasks.au.threshold' must be an array of 12 finite numbers");
   j = valid_manifest();
   j["tasks"]["va"]["mode_filter"] = 5;
   expect_rejected(j, "'tasks.va.mode_filter' is not a known key");
@@ -126,6 +126,47 @@ TEST(Manifest, RejectsBadValuesNamingTheKey) {
   j = valid_manifest();
   j["tasks"]["au"]["head"] = "multi.pt";
   expect_rejected(j, "both as a plain head and as a multi-task head");
+}
+
+// Values of the wrong JSON type or beyond the int/float fields they land in: each found or suggested
+// by fuzz_manifest (a non-string description once escaped as nlohmann::type_error and aborted).
+TEST(Manifest, RejectsWrongTypesAndOutOfRangeNumbers) {
+  auto j = valid_manifest();
+  j["description"] = 5;
+  expect_rejected(j, "'description' must be a string");
+  j = valid_manifest();
+  j["description"] = "";
+  EXPECT_EQ(parse(j).description, "");
+  j = valid_manifest();
+  j["encoder"]["feature_dim"] = 4294967312ull;  // 2^32 + 16: an int cast would read 16
+  expect_rejected(j, "'encoder.feature_dim' must be an integer from 1 to");
+  j = valid_manifest();
+  j["encoder"]["feature_dim"] = 18446744073709551615ull;  // wraps to -1 as a long
+  expect_rejected(j, "'encoder.feature_dim' must be an integer from 1 to");
+  j = valid_manifest();
+  j["encoder"]["feature_dim"] = 16.5;
+  expect_rejected(j, "'encoder.feature_dim' must be an integer");
+  j = valid_manifest();
+  j["encoder"]["preprocess"]["resize"] = 100000;
+  expect_rejected(j, "'encoder.preprocess.resize' must be an integer from 1 to 16384");
+  j = valid_manifest();
+  j["tasks"]["expr"]["class_map"] = {5, 0, 2, 3, 4, 6, 4294967297ull, 1};
+  expect_rejected(j, "'tasks.expr.class_map' entries must be head output indices (0 to 65535) or null");
+  j = valid_manifest();
+  j["tasks"]["expr"]["class_map"] = {5, 0, 2, 3, 4, 6, "7", 1};
+  expect_rejected(j, "'tasks.expr.class_map' entries must be head output indices (0 to 65535) or null");
+  j = valid_manifest();
+  j["encoder"]["preprocess"]["std"] = {0.25, 1e300, 0.25};  // a double, but inf as a float
+  expect_rejected(j, "'encoder.preprocess.std' must be an array of 3 finite numbers");
+  j = valid_manifest();
+  j["encoder"]["preprocess"]["scale"] = -1e300;
+  expect_rejected(j, "'encoder.preprocess.scale' must be a finite number");
+  j = valid_manifest();
+  j["tasks"]["au"]["threshold"] = 1e39;
+  expect_rejected(j, "'tasks.au.threshold' must be a finite number");
+  j = valid_manifest();
+  j["tasks"]["au"]["threshold"] = 0.25;
+  EXPECT_EQ(parse(j).tasks.at(Task::kAU).thresholds, std::vector<float>(12, 0.25f));
 }
 
 TEST(Manifest, LoadChecksThatNamedFilesExist) {
