@@ -14,12 +14,21 @@ for target in annotation frame_list submission manifest crop_name; do
   corpus="$build/corpus/$target"
   mkdir -p "$corpus"
   seeds="tests/fuzz/corpus/$target"
-  if "$build/fuzz_$target" -max_total_time="$seconds" -max_len=4096 -timeout=10 "$corpus" "$seeds" \
-      >"$build/fuzz_$target.log" 2>&1; then
+  artifacts="$build/artifacts/$target/"
+  rm -rf "$artifacts" && mkdir -p "$artifacts"
+  if "$build/fuzz_$target" -max_total_time="$seconds" -max_len=4096 -timeout=10 -artifact_prefix="$artifacts" \
+      "$corpus" "$seeds" >"$build/fuzz_$target.log" 2>&1; then
     echo "fuzz_$target: clean for ${seconds}s ($(grep -o 'Done [0-9]* runs' "$build/fuzz_$target.log" | tail -n 1))"
   else
-    echo "fuzz_$target: FAILED, see $build/fuzz_$target.log (crash input saved in the working folder)" >&2
+    echo "fuzz_$target: FAILED, see $build/fuzz_$target.log" >&2
     tail -n 30 "$build/fuzz_$target.log" >&2
+    # CI machines are thrown away: print the failing input so it can be replayed elsewhere
+    # (base64 -d > crash; build-fuzz/fuzz_<target> crash).
+    for input in "$artifacts"*; do
+      [ -f "$input" ] || continue
+      echo "fuzz_$target: failing input $(basename "$input") ($(stat -c %s "$input") bytes), base64:" >&2
+      base64 -w 0 "$input" >&2 && echo >&2
+    done
     failed=1
   fi
 done
