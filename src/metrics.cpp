@@ -108,15 +108,15 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
     const std::string video = file.stem().string();
     ++videos;
     auto found = predictions.videos.find(video);
-    const ScoreMatrix* predicted = found == predictions.videos.end() ? nullptr : &found->second;
+    const VideoPredictions* predicted = found == predictions.videos.end() ? nullptr : &found->second;
     for (long f = 0; f < annotation.frames; ++f) {
       const float* label = &annotation.values[static_cast<size_t>(f) * width];
       if (label_is_invalid(task, label)) {
         ++excluded;
         continue;
       }
-      const float* guess = predicted && f < predicted->frames ? predicted->row(f) : nullptr;
-      if (!guess || std::isnan(guess[0])) {
+      const float* guess = predicted ? predicted->find(f + 1) : nullptr;
+      if (!guess) {
         if (!allow_missing) {
           throw Error(ErrorKind::kInput,
                       "no prediction for annotated frame " + format_image_location(video, f + 1) + " (" +

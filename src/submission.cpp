@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <limits>
 #include <sstream>
 #include <unordered_map>
 
@@ -47,23 +46,17 @@ bool to_long(const std::string& text, long* value) {
   return end == text.c_str() + text.size() && errno == 0;
 }
 
-constexpr float kNoPrediction = std::numeric_limits<float>::quiet_NaN();
-
 void store(PredictionSet& set, const std::string& video, long frame, const float* values, const fs::path& file,
            long line) {
-  ScoreMatrix& m = set.videos[video];
+  VideoPredictions& predictions = set.videos[video];
   const int width = submission_width(set.task);
-  if (m.width == 0) m.width = width;
-  if (frame > m.frames) {
-    m.values.resize(static_cast<size_t>(frame) * width, kNoPrediction);
-    m.frames = frame;
-  }
-  float* row = m.row(frame - 1);
-  if (!std::isnan(row[0])) {
+  predictions.width = width;
+  const size_t row = predictions.row_of_frame.size();
+  if (!predictions.row_of_frame.emplace(frame, row).second) {
     throw Error(ErrorKind::kInput, "second prediction for " + format_image_location(video, frame), file.string(),
                 line);
   }
-  std::copy_n(values, width, row);
+  predictions.values.insert(predictions.values.end(), values, values + width);
 }
 
 void read_submission_file(PredictionSet& set, const fs::path& file) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "abaw/annotations.hpp"
@@ -29,12 +30,28 @@ std::string raw_score_header(Task task);
 // column into `has_crop` when given. Throws Error(kInput) naming file and line.
 ScoreMatrix read_raw_scores(const std::filesystem::path& file, Task task, std::vector<uint8_t>* has_crop = nullptr);
 
-// Per-frame predictions of one task: per video, frames x submission_width values, NaN where a
-// frame has no prediction. VA values, EXPR class indices, AU 0/1 labels.
+// The predictions one file gives for one video: submission_width values per listed frame (VA
+// values, EXPR class indices, AU 0/1 labels). Sparse on purpose: memory follows the rows read,
+// not the largest frame number a file names (one "v/9999999.jpg" must not cost a row per frame).
+struct VideoPredictions {
+  int width = 0;
+  std::unordered_map<long, size_t> row_of_frame;  // 1-based frame -> row in `values`
+  std::vector<float> values;                       // rows x width, in reading order
+
+  // The values for 1-based `frame`, or nullptr when the file has no row for it.
+  const float* find(long frame) const {
+    auto it = row_of_frame.find(frame);
+    return it == row_of_frame.end() ? nullptr : values.data() + it->second * static_cast<size_t>(width);
+  }
+  // Frames with a prediction.
+  size_t size() const { return row_of_frame.size(); }
+};
+
+// Per-frame predictions of one task, per video.
 struct PredictionSet {
   Task task = Task::kVA;
   std::string origin;
-  std::map<std::string, ScoreMatrix> videos;
+  std::map<std::string, VideoPredictions> videos;
 };
 
 // Reads predictions from a single-file submission, or from a folder of per-video files: ABAW 1-3

@@ -41,14 +41,29 @@ TEST(Submission, ReadsSingleFileLegacyAndRawPredictions) {
   ScratchDir dir;
   write_text(dir / "sub.txt", std::string(kExprHeader) + "\r\nb/00002.jpg,4\r\nb/00001.jpg,0");
   PredictionSet single = read_predictions(dir / "sub.txt", Task::kEXPR);
-  ASSERT_EQ(single.videos.at("b").frames, 2);
-  EXPECT_EQ(single.videos.at("b").row(1)[0], 4);
+  ASSERT_EQ(single.videos.at("b").size(), 2u);
+  ASSERT_NE(single.videos.at("b").find(2), nullptr);
+  EXPECT_EQ(single.videos.at("b").find(2)[0], 4);
   write_text(dir / "legacy/a.txt", "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n6\n7\n");
   write_text(dir / "legacy/c.csv", "frame,has_crop,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
                                    "1,1,0.1,0.1,0.1,0.1,0.1,0.1,0.3,0.1\n");
   PredictionSet folder = read_predictions(dir / "legacy", Task::kEXPR);
-  EXPECT_EQ(folder.videos.at("a").row(1)[0], 7);
-  EXPECT_EQ(folder.videos.at("c").row(0)[0], 6);
+  EXPECT_EQ(folder.videos.at("a").find(2)[0], 7);
+  EXPECT_EQ(folder.videos.at("c").find(1)[0], 6);
+}
+
+// Found by fuzz_submission: rows were stored densely up to the largest frame number, so one
+// typo'd frame number allocated gigabytes (10 digits: 40 GB for EXPR) before anything was checked.
+TEST(Submission, MemoryFollowsRowsNotFrameNumbers) {
+  ScratchDir dir;
+  write_text(dir / "sub.txt", std::string(kExprHeader) + "\nv/00001.jpg,3\nv/9999999999.jpg,5\n");
+  PredictionSet set = read_predictions(dir / "sub.txt", Task::kEXPR);
+  const VideoPredictions& v = set.videos.at("v");
+  EXPECT_EQ(v.size(), 2u);
+  EXPECT_EQ(v.values.size(), 2u);
+  EXPECT_EQ(v.find(9999999999L)[0], 5);
+  EXPECT_EQ(v.find(1)[0], 3);
+  EXPECT_EQ(v.find(2), nullptr);
 }
 
 TEST(Submission, DuplicatePredictionsAndOtherHeadersAreErrors) {
