@@ -129,7 +129,8 @@ FrameList read_frame_list(const fs::path& file, std::optional<Task> expected) {
     std::string location = trim(body[i].substr(0, body[i].find(',')));
     auto parsed = parse_image_location(location);
     if (!parsed) {
-      throw Error(ErrorKind::kInput, "expected 'video/NNNNN.jpg' at the start of the line, got '" +
+      throw Error(ErrorKind::kInput, "expected 'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) +
+                                         ") at the start of the line, got '" +
                                          location.substr(0, 80) + "'",
                   file.string(), static_cast<long>(i + 2));
     }
@@ -256,9 +257,10 @@ std::map<std::string, long> read_frame_counts(const fs::path& file) {
   for (size_t i = 0; i < body.size(); ++i) {
     auto fields = split_commas(body[i]);
     long frames = 0;
-    if (fields.size() != 2 || fields[0].empty() || !parse_int(fields[1], &frames) || frames < 1) {
-      throw Error(ErrorKind::kInput, "expected 'video,frames' with frames >= 1", file.string(),
-                  static_cast<long>(i + 2));
+    if (fields.size() != 2 || fields[0].empty() || !parse_int(fields[1], &frames) || frames < 1 ||
+        frames > kMaxFrameNumber) {
+      throw Error(ErrorKind::kInput, "expected 'video,frames' with frames from 1 to " + std::to_string(kMaxFrameNumber),
+                  file.string(), static_cast<long>(i + 2));
     }
     counts[fields[0]] = frames;
   }

@@ -210,6 +210,11 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   auto last_log = start;
   while (capture.read(frame)) {
     const long number = ++result.frames_decoded;
+    if (number > kMaxFrameNumber) {
+      throw Error(ErrorKind::kInput, "more than " + std::to_string(kMaxFrameNumber) +
+                                         " frames: past the frame numbers crop names can carry",
+                  video.string());
+    }
     const auto faces = detector.detect(frame);
     if (faces.size() > 1) ++result.frames_with_several_faces;
     boxes += std::to_string(number);

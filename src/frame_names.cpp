@@ -25,14 +25,14 @@ std::optional<long> parse_crop_file_name(std::string_view name) {
       break;
     }
   }
-  // Ten digits already exceed any video's frame count; the limit keeps `long` from overflowing.
+  // Ten digits (leading zeros included) keep `long` from overflowing before the range check.
   if (stem.empty() || stem.size() > 10) return std::nullopt;
   long value = 0;
   for (char c : stem) {
     if (c < '0' || c > '9') return std::nullopt;
     value = value * 10 + (c - '0');
   }
-  if (value <= 0) return std::nullopt;
+  if (value <= 0 || value > kMaxFrameNumber) return std::nullopt;
   return value;
 }
 

@@ -74,7 +74,12 @@ void read_submission_file(PredictionSet& set, const fs::path& file) {
     if (lines[i].empty() && i + 1 == lines.size()) break;
     auto fields = split_fields(lines[i]);
     auto location = parse_image_location(fields[0]);
-    if (!location) throw Error(ErrorKind::kInput, "expected 'video/NNNNN.jpg' first", file.string(), line);
+    if (!location) {
+      throw Error(ErrorKind::kInput,
+                  "expected 'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) + ") first, got '" +
+                      fields[0].substr(0, 80) + "'",
+                  file.string(), line);
+    }
     fields.erase(fields.begin());
     std::string kind;
     const std::string problem = parse_prediction_values(set.task, fields, values, &kind);

@@ -42,8 +42,8 @@ std::vector<CropFile> scan_crop_folder(const fs::path& folder) {
   }
   if (!strays.empty()) {
     std::sort(strays.begin(), strays.end());
-    spdlog::warn("{}: {} entr{} not named like a frame (e.g. '{}'); ignored", folder.string(), strays.size(),
-                 strays.size() == 1 ? "y" : "ies", strays.front());
+    spdlog::warn("{}: {} entr{} not named like a frame (1 to {}, .jpg/.jpeg/.png; e.g. '{}'); ignored",
+                 folder.string(), strays.size(), strays.size() == 1 ? "y" : "ies", kMaxFrameNumber, strays.front());
   }
   std::sort(crops.begin(), crops.end(), [](const CropFile& a, const CropFile& b) {
     if (a.frame != b.frame) return a.frame < b.frame;

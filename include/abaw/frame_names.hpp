@@ -8,8 +8,14 @@
 
 namespace abaw {
 
+// The largest frame number any reader accepts (92 hours at 30 fps, far past any Aff-Wild2 video).
+// A video gets one row per frame up to its frame count, so a stray name such as a Unix timestamp
+// ("1700000000.jpg") must be refused, not turned into a 1.7-billion-frame video.
+inline constexpr long kMaxFrameNumber = 9'999'999;
+
 // The frame number of a crop file name such as "00042.jpg" (also "123456.jpg", "7.jpg"),
-// or nothing when the name is not a positive frame number with a .jpg/.jpeg/.png extension.
+// or nothing when the name is not a frame number 1..kMaxFrameNumber with a .jpg/.jpeg/.png
+// extension.
 std::optional<long> parse_crop_file_name(std::string_view file_name);
 
 // "00042.jpg" for frame 42; frames past 99999 are written as the plain number.

@@ -9,11 +9,14 @@ TEST(FrameNames, ParsesFiveDigitAndPlainNumbers) {
   EXPECT_EQ(parse_crop_file_name("00042.JPG"), 42);
   EXPECT_EQ(parse_crop_file_name("123456.jpg"), 123456);
   EXPECT_EQ(parse_crop_file_name("7.png"), 7);
+  EXPECT_EQ(parse_crop_file_name("9999999.jpg"), kMaxFrameNumber);
+  EXPECT_EQ(parse_crop_file_name("0009999999.jpg"), kMaxFrameNumber);
 }
 
 TEST(FrameNames, RejectsNamesThatAreNotFrameNumbers) {
   for (const char* name : {"00000.jpg", "abc.jpg", "00001.txt", ".jpg", "0001a.jpg", "-0001.jpg", "00001",
-                           "12345678901.jpg", "00001.jpg.tmp"}) {
+                           "12345678901.jpg", "00001.jpg.tmp",
+                           "10000000.jpg", "1700000000.jpg"}) {  // past kMaxFrameNumber: e.g. a Unix timestamp
     EXPECT_FALSE(parse_crop_file_name(name).has_value()) << name;
   }
 }

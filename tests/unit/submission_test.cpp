@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "abaw/error.hpp"
+#include "abaw/frame_names.hpp"
 #include "test_util.hpp"
 
 namespace abaw {
@@ -53,17 +54,26 @@ TEST(Submission, ReadsSingleFileLegacyAndRawPredictions) {
 }
 
 // Found by fuzz_submission: rows were stored densely up to the largest frame number, so one
-// typo'd frame number allocated gigabytes (10 digits: 40 GB for EXPR) before anything was checked.
+// typo'd frame number allocated up to 40 GB (10 digits, EXPR) before anything was checked.
 TEST(Submission, MemoryFollowsRowsNotFrameNumbers) {
   ScratchDir dir;
-  write_text(dir / "sub.txt", std::string(kExprHeader) + "\nv/00001.jpg,3\nv/9999999999.jpg,5\n");
+  write_text(dir / "sub.txt", std::string(kExprHeader) + "\nv/00001.jpg,3\nv/9999999.jpg,5\n");
   PredictionSet set = read_predictions(dir / "sub.txt", Task::kEXPR);
   const VideoPredictions& v = set.videos.at("v");
   EXPECT_EQ(v.size(), 2u);
   EXPECT_EQ(v.values.size(), 2u);
-  EXPECT_EQ(v.find(9999999999L)[0], 5);
+  EXPECT_EQ(v.find(kMaxFrameNumber)[0], 5);
   EXPECT_EQ(v.find(1)[0], 3);
   EXPECT_EQ(v.find(2), nullptr);
+  write_text(dir / "past.txt", std::string(kExprHeader) + "\nv/00001.jpg,3\nv/1700000000.jpg,5\n");
+  try {
+    read_predictions(dir / "past.txt", Task::kEXPR);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.line(), 3);
+    EXPECT_NE(std::string(e.what()).find("(frame 1 to 9999999) first, got 'v/1700000000.jpg'"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Submission, DuplicatePredictionsAndOtherHeadersAreErrors) {

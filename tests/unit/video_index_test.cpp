@@ -51,6 +51,8 @@ TEST(VideoIndex, WithoutListsTheHighestCropNumberIsTheFrameCount) {
   write_text(dir / "crops/v/00002.jpg", "x");
   write_text(dir / "crops/v/00005.jpg", "x");
   write_text(dir / "crops/v/notes.txt", "x");
+  // Named by a Unix timestamp: taken as a frame it would make a 1.7-billion-row video.
+  write_text(dir / "crops/v/1700000000.jpg", "x");
   VideoIndex index = build_video_index(IndexRequest{dir / "crops", {Task::kAU}, {}, {}, {}});
   EXPECT_EQ(index.videos.at(0).frames, 5);
   EXPECT_EQ(index.rows.at(Task::kAU).rows.size(), 5u);
