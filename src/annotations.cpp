@@ -129,9 +129,9 @@ FrameList read_frame_list(const fs::path& file, std::optional<Task> expected) {
     std::string location = trim(body[i].substr(0, body[i].find(',')));
     auto parsed = parse_image_location(location);
     if (!parsed) {
-      throw Error(ErrorKind::kInput, "expected 'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) +
-                                         ") at the start of the line, got '" +
-                                         location.substr(0, 80) + "'",
+      throw Error(ErrorKind::kInput,
+                  "expected " + image_location_form() + " at the start of the line, got '" + location.substr(0, 80) +
+                      "'",
                   file.string(), static_cast<long>(i + 2));
     }
     list.rows.push_back(FrameRow{location, std::move(parsed->video), parsed->frame});

@@ -25,14 +25,14 @@ std::optional<long> parse_crop_file_name(std::string_view name) {
       break;
     }
   }
-  // Ten digits (leading zeros included) keep `long` from overflowing before the range check.
-  if (stem.empty() || stem.size() > 10) return std::nullopt;
+  if (stem.empty()) return std::nullopt;
   long value = 0;
   for (char c : stem) {
     if (c < '0' || c > '9') return std::nullopt;
     value = value * 10 + (c - '0');
+    if (value > kMaxFrameNumber) return std::nullopt;  // also keeps `long` from overflowing
   }
-  if (value <= 0 || value > kMaxFrameNumber) return std::nullopt;
+  if (value == 0) return std::nullopt;
   return value;
 }
 
@@ -52,6 +52,10 @@ std::optional<ImageLocation> parse_image_location(std::string_view location) {
 
 std::string format_image_location(const std::string& video, long frame) {
   return video + "/" + format_crop_file_name(frame);
+}
+
+std::string image_location_form() {
+  return "'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) + ")";
 }
 
 }  // namespace abaw

@@ -117,10 +117,9 @@ class ObjectReader {
   }
   // A number that must stay finite once narrowed to float (1e300 is a valid double but inf as float).
   float finite_float(const json& v, const std::string& key, const std::string& what) const {
-    if (!v.is_number() || !std::isfinite(v.get<double>()) || !std::isfinite(static_cast<float>(v.get<double>()))) {
-      fail_key(key, what);
-    }
-    return static_cast<float>(v.get<double>());
+    const float value = v.is_number() ? static_cast<float>(v.get<double>()) : NAN;
+    if (!std::isfinite(value)) fail_key(key, what);
+    return value;
   }
   float number_or(const std::string& key, float fallback) {
     if (!has(key)) return fallback;

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cmath>
 #include <cstdio>
 
 #include "abaw/error.hpp"

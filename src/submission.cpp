@@ -76,8 +76,7 @@ void read_submission_file(PredictionSet& set, const fs::path& file) {
     auto location = parse_image_location(fields[0]);
     if (!location) {
       throw Error(ErrorKind::kInput,
-                  "expected 'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) + ") first, got '" +
-                      fields[0].substr(0, 80) + "'",
+                  "expected " + image_location_form() + " first, got '" + fields[0].substr(0, 80) + "'",
                   file.string(), line);
     }
     fields.erase(fields.begin());

@@ -34,4 +34,7 @@ std::optional<ImageLocation> parse_image_location(std::string_view location);
 // "video/00042.jpg".
 std::string format_image_location(const std::string& video, long frame);
 
+// What parse_image_location accepts, for error messages: "'video/NNNNN.jpg' (frame 1 to 9999999)".
+std::string image_location_form();
+
 }  // namespace abaw
