@@ -127,11 +127,12 @@ FrameList read_frame_list(const fs::path& file, std::optional<Task> expected) {
   list.rows.reserve(body.size());
   for (size_t i = 0; i < body.size(); ++i) {
     std::string location = trim(body[i].substr(0, body[i].find(',')));
-    auto parsed = parse_image_location(location);
+    std::string problem;
+    auto parsed = parse_image_location(location, &problem);
     if (!parsed) {
       throw Error(ErrorKind::kInput,
                   "expected " + image_location_form() + " at the start of the line, got '" + location.substr(0, 80) +
-                      "'",
+                      "': " + problem,
                   file.string(), static_cast<long>(i + 2));
     }
     list.rows.push_back(FrameRow{location, std::move(parsed->video), parsed->frame});
@@ -202,11 +203,17 @@ std::vector<fs::path> annotation_files(const fs::path& folder) {
     throw Error(ErrorKind::kInput, "annotation folder does not exist or is not a folder", folder.string());
   }
   std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(folder)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
+  try {
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
+    }
+  } catch (const fs::filesystem_error& e) {
+    throw Error(ErrorKind::kInput, std::string("cannot list the annotation folder: ") + e.code().message(),
+                folder.string());
   }
   if (files.empty()) throw Error(ErrorKind::kInput, "annotation folder has no .txt files", folder.string());
   std::sort(files.begin(), files.end());
+  for (const auto& file : files) video_name_of_file(file);
   return files;
 }
 
@@ -262,7 +269,7 @@ std::map<std::string, long> read_frame_counts(const fs::path& file) {
       throw Error(ErrorKind::kInput, "expected 'video,frames' with frames from 1 to " + std::to_string(kMaxFrameNumber),
                   file.string(), static_cast<long>(i + 2));
     }
-    counts[fields[0]] = frames;
+    counts[VideoName::checked(fields[0], file.string(), static_cast<long>(i + 2))] = frames;
   }
   return counts;
 }
@@ -274,10 +281,7 @@ std::vector<std::string> read_video_list(const fs::path& file) {
   for (size_t i = 0; i < lines.size(); ++i) {
     std::string name = trim(lines[i]);
     if (name.empty()) continue;
-    if (name.find_first_of("/,") != std::string::npos) {
-      throw Error(ErrorKind::kInput, "expected one video name per line, got '" + name.substr(0, 80) + "'",
-                  file.string(), static_cast<long>(i + 1));
-    }
+    VideoName::checked(name, file.string(), static_cast<long>(i + 1), "a video list has one video name per line");
     if (seen.insert(name).second) videos.push_back(name);
   }
   if (videos.empty()) throw Error(ErrorKind::kInput, "video list is empty", file.string());

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "abaw/error.hpp"
+#include "abaw/frame_names.hpp"
 #include "abaw/writers.hpp"
 
 namespace fs = std::filesystem;
@@ -74,7 +75,7 @@ FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest, uint64_t e
   encoder_key_ = fnv1a(p.std.data(), p.std.size() * sizeof(float), hash);
 }
 
-fs::path FeatureCache::file_for(const VideoEntry& video) const { return folder_ / (video.name + ".features"); }
+fs::path FeatureCache::file_for(const VideoEntry& video) const { return video_path(folder_, video.name, ".features"); }
 
 uint64_t hash_file(const fs::path& file, uint64_t seed) {
   std::ifstream in(file, std::ios::binary);

@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 #include "abaw/error.hpp"
 #include "abaw/manifest.hpp"
+#include "abaw/output_layout.hpp"
 #include "abaw/postprocess.hpp"
 #include "abaw/submission.hpp"
 #include "abaw/video_index.hpp"
@@ -24,18 +26,22 @@ TaskConfig plain_config(Task task) {
   return config;
 }
 
-// video -> raw files of that video, one per input that has it (with the input's index).
+// video -> raw files of that video, one per input that has it (with the input's index). A file
+// whose name is not a valid video name is an input error: its name would become an output path.
 std::map<std::string, std::vector<std::pair<size_t, fs::path>>> find_raw_files(const MergeOptions& options, Task task) {
   std::map<std::string, std::vector<std::pair<size_t, fs::path>>> files;
   for (size_t i = 0; i < options.inputs.size(); ++i) {
-    const fs::path folder = options.inputs[i] / "raw" / task_name(task);
+    const fs::path folder = OutputLayout{options.inputs[i]}.raw_scores_folder(task);
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) continue;
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      if (entry.is_regular_file() && entry.path().extension() == ".csv") {
-        files[entry.path().stem().string()].emplace_back(i, entry.path());
+    fs::directory_iterator it(folder, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_regular_file(type_ec) && it->path().extension() == ".csv") {
+        files[video_name_of_file(it->path())].emplace_back(i, it->path());
       }
     }
+    if (ec) throw Error(ErrorKind::kInput, "cannot list the raw scores: " + ec.message(), folder.string());
   }
   return files;
 }
@@ -63,6 +69,7 @@ MergeResult merge_runs(const MergeOptions& options) {
   if (tasks.empty()) throw Error(ErrorKind::kInput, "no raw/<TASK>/ scores in any input folder");
 
   MergeResult result;
+  const OutputLayout layout{options.output};
   for (Task task : tasks) {
     const auto raw_files = find_raw_files(options, task);
     TaskConfig config = plain_config(task);
@@ -78,10 +85,18 @@ MergeResult merge_runs(const MergeOptions& options) {
     }
 
     std::vector<FrameRow> rows;
+    std::string rows_origin;  // the frame list or annotation folder the rows come from
     if (auto list = options.frame_lists.find(task); list != options.frame_lists.end()) {
       rows = read_frame_list(list->second, task).rows;
+      rows_origin = list->second.string();
     } else if (auto folder = options.annotations.find(task); folder != options.annotations.end()) {
       rows = rows_for_counts(read_annotation_folder(folder->second, task).frame_counts);
+      rows_origin = folder->second.string();
+    }
+    std::map<std::string, long> frames_needed;  // video -> the highest frame a row names
+    for (const auto& row : rows) {
+      long& frames = frames_needed[row.video];
+      frames = std::max(frames, row.frame);
     }
     std::set<std::string> needed;
     for (const auto& row : rows) needed.insert(row.video);
@@ -119,6 +134,14 @@ MergeResult merge_runs(const MergeOptions& options) {
         for (size_t f = 0; f < crops.size(); ++f) has_crop[f] = has_crop[f] || crops[f];
         total_weight += weights[input];
       }
+      if (auto need = frames_needed.find(video); need != frames_needed.end() && need->second > merged_scores.frames) {
+        throw Error(ErrorKind::kInput,
+                    "raw scores cover " + std::to_string(merged_scores.frames) + " frames of '" + video + "', but " +
+                        rows_origin + " needs " + std::to_string(need->second) +
+                        "; was this output made without that frame list or annotation folder (run --frame-list / "
+                        "--annotations decide a video's frame count)?",
+                    found->second.front().second.string());
+      }
       if (found->second.size() > 1) {
         for (size_t k = 0; k < sum.size(); ++k) merged_scores.values[k] = static_cast<float>(sum[k] / total_weight);
       }
@@ -126,13 +149,13 @@ MergeResult merge_runs(const MergeOptions& options) {
       merged.raw = std::move(merged_scores);
       merged.has_crop = std::move(has_crop);
       merged.predicted = finalize_predictions(config, merged.raw);
-      write_raw_scores(options.output / "raw" / task_name(task) / (video + ".csv"), task, merged);
+      write_raw_scores(layout.raw_scores(task, VideoName::checked(video)), task, merged);
       counts[video] = merged.raw.frames;
       merged.raw = ScoreMatrix{};
       results[video] = std::move(merged);
     }
     if (rows_from_raw) rows = rows_for_counts(counts);
-    const fs::path path = options.output / "submission" / (std::string(task_name(task)) + ".txt");
+    const fs::path path = layout.submission(task);
     write_submission(path, task, rows, results);
     result.submissions[task] = path;
     spdlog::info("wrote {} ({} rows from {} videos)", path.string(), rows.size(), results.size());

@@ -104,7 +104,7 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
   std::string first_missing;
   for (const auto& file : files) {
     AnnotationFile annotation = read_annotation_file(file, task);
-    const std::string video = file.stem().string();
+    const VideoName video = video_name_of_file(file);
     ++videos;
     auto found = predictions.videos.find(video);
     const VideoPredictions* predicted = found == predictions.videos.end() ? nullptr : &found->second;
@@ -136,7 +136,8 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
   e.frames_excluded = excluded;
   e.frames_without_prediction = without_prediction;
   for (const auto& [video, matrix] : predictions.videos) {
-    if (!fs::exists(annotation_folder / (video + ".txt"))) ++e.videos_not_annotated;
+    const auto name = VideoName::parse(video);  // read through parse_image_location or checked
+    if (!name || !fs::exists(video_path(annotation_folder, *name, ".txt"))) ++e.videos_not_annotated;
   }
   if (without_prediction > 0) {
     spdlog::warn("{} annotated frames have no prediction (first: {}); scored without them", without_prediction,

@@ -17,6 +17,7 @@
 #include "abaw/feature_cache.hpp"
 #include "abaw/manifest.hpp"
 #include "abaw/model_set.hpp"
+#include "abaw/output_layout.hpp"
 #include "abaw/postprocess.hpp"
 #include "abaw/preprocess.hpp"
 #include "abaw/submission.hpp"
@@ -47,6 +48,14 @@ struct VideoFeatures {
 // Set by SIGINT / SIGTERM: the run stops after the current batch. The handler then restores the
 // default action, so a second signal ends the process at once.
 std::atomic<bool> g_stop_requested{false};
+
+// Thrown inside a video's head and post-processing loops when a stop was requested: a long
+// video must not hold a stop past a scheduler's grace period (Slurm's is 30 s).
+struct StopRequested {};
+
+void throw_if_stop_requested() {
+  if (g_stop_requested) throw StopRequested{};
+}
 
 extern "C" void request_stop(int signal_number) {
   g_stop_requested = true;
@@ -183,12 +192,13 @@ class Run {
   void predict_tasks(const VideoEntry& video, const VideoFeatures& features, long frames,
                      const std::vector<Task>& tasks, ModelSet& models);
   json summary(const RunResult& result, double total_seconds) const;
-  fs::path marker_for(const VideoEntry& video) const { return options_.output / "state" / (video.name + ".done"); }
+  void discard_outputs(const VideoEntry& video);  // raw files and marker of an unfinished video
   std::string video_key(const VideoEntry& video) const;
   std::vector<std::string> video_keys_;  // per video, computed once: it stats every crop file
   bool resume_video(size_t index);
 
   const RunOptions& options_;
+  const OutputLayout layout_{options_.output};
   Manifest manifest_;
   std::vector<Task> tasks_;
   torch::Device device_;
@@ -300,7 +310,7 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
                 std::string("no readable crop in the first ") + std::to_string(frames) +
                     " frames; missing_frames '" + missing_frames_name(sequence.missing_frames) +
                     "' needs at least one (zero_feature would predict from zero features)",
-                (options_.crops / video.name).string());
+                video_path(options_.crops, video.name).string());
   }
 
   // The sequence the heads see: every frame, or only frames with a crop.
@@ -328,6 +338,7 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
   std::map<Task, WindowMerger> mergers;
   for (Task task : tasks) mergers.emplace(task, WindowMerger(length, task_width(task)));
   for (const Window& window : plan_windows(length, sequence)) {
+    throw_if_stop_requested();
     auto scores = models.run_heads(sequence_features.narrow(0, window.begin, window.size()), tasks);
     for (Task task : tasks) {
       const torch::Tensor& s = scores.at(task);
@@ -344,12 +355,14 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
 
   auto write_start = Clock::now();
   for (Task task : tasks) {
+    throw_if_stop_requested();
     VideoResult result;
     result.raw = ScoreMatrix{length, task_width(task), mergers.at(task).finish()};
     if (compact) result.raw = interpolate_missing(result.raw, present);
     result.has_crop = present;
     result.predicted = finalize_predictions(manifest_.tasks.at(task), result.raw);
-    write_raw_scores(options_.output / "raw" / task_name(task) / (video.name + ".csv"), task, result);
+    throw_if_stop_requested();
+    write_raw_scores(layout_.raw_scores(task, video.name), task, result);
     result.raw = ScoreMatrix{};  // the submission needs only the final values
     results_[task][video.name] = std::move(result);
   }
@@ -357,19 +370,19 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
 }
 
 std::string Run::video_key(const VideoEntry& video) const {
-  std::string text = video.name;
+  std::string text = video.name.str();
   for (const auto& [task, frames] : video.task_frames) text += std::string(",") + task_key(task) + std::to_string(frames);
   return hex(fnv1a(text.data(), text.size(), crop_files_key(video) ^ outputs_key_));
 }
 
 bool Run::resume_video(size_t index) {
   const VideoEntry& video = index_.videos[index];
-  std::ifstream marker(marker_for(video));
+  std::ifstream marker(layout_.done_marker(video.name));
   std::string key;
   if (!(marker >> key) || key != video_keys_[index]) return false;
   std::map<Task, VideoResult> loaded;
   for (const auto& [task, frames] : video.task_frames) {
-    const fs::path raw = options_.output / "raw" / task_name(task) / (video.name + ".csv");
+    const fs::path raw = layout_.raw_scores(task, video.name);
     if (!fs::exists(raw)) return false;
     VideoResult result;
     result.raw = read_raw_scores(raw, task);
@@ -382,11 +395,23 @@ bool Run::resume_video(size_t index) {
   return true;
 }
 
+void Run::discard_outputs(const VideoEntry& video) {
+  for (Task task : tasks_) {
+    results_[task].erase(video.name);
+    std::error_code ec;  // a raw file from an earlier run must not pass as this run's
+    fs::remove(layout_.raw_scores(task, video.name), ec);
+  }
+  std::error_code ec;
+  fs::remove(layout_.done_marker(video.name), ec);
+}
+
 void Run::finish_video(size_t index, ModelSet& models) {
   if (resumed_[index]) return;
   const VideoEntry& video = index_.videos[index];
   VideoFeatures& features = features_[index];
   try {
+    // Reported by the index already; failed here so the others finish and the exit code says so.
+    if (!video.folder_error.empty()) throw Error(ErrorKind::kInput, video.folder_error);
     if (!features.error.empty()) throw Error(ErrorKind::kRuntime, features.error);
     if (cache_ && !cached_[index]) {
       if (features.readable.empty()) features.readable.assign(video.crops.size(), 0);  // no crops at all
@@ -400,18 +425,16 @@ void Run::finish_video(size_t index, ModelSet& models) {
     }
     for (const auto& [frames, tasks] : groups) predict_tasks(video, features, frames, tasks, models);
     // Written last: its presence says every raw file of this video is complete (--resume).
-    write_file_atomically(marker_for(video), video_keys_[index] + "\n");
+    write_file_atomically(layout_.done_marker(video.name), video_keys_[index] + "\n");
+  } catch (const StopRequested&) {
+    spdlog::info("video {}: stopped during its heads; it is computed again with --resume", video.name.str());
+    interrupted_ = true;
+    discard_outputs(video);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kOutput) throw;  // a full disk fails every later video too
-    spdlog::error("video {} failed: {}", video.name, e.what());
+    spdlog::error("video {} failed: {}", video.name.str(), e.what());
     failures_.emplace_back(video.name, e.what());
-    for (Task task : tasks_) {
-      results_[task].erase(video.name);
-      std::error_code ec;  // a raw file from an earlier run must not pass as this run's
-      fs::remove(options_.output / "raw" / task_name(task) / (video.name + ".csv"), ec);
-    }
-    std::error_code ec;
-    fs::remove(marker_for(video), ec);
+    discard_outputs(video);
   }
   features = VideoFeatures{};  // bounded memory: a finished video's features are dropped
   heap_trimmer_.trim_if_grown();
@@ -453,7 +476,7 @@ RunResult Run::execute(Clock::time_point start) {
   // Submissions from an earlier run must not survive a run that cannot write them.
   for (Task task : tasks_) {
     std::error_code ec;
-    fs::remove(options_.output / "submission" / (std::string(task_name(task)) + ".txt"), ec);
+    fs::remove(layout_.submission(task), ec);
   }
 
   features_.resize(index_.videos.size());
@@ -519,13 +542,15 @@ RunResult Run::execute(Clock::time_point start) {
       // Videos before the batch's last one are complete; so is that one if the batch ends it.
       const CropSpan& last = batches_[i].back();
       const size_t done = last.end == index_.videos[last.video].crops.size() ? last.video + 1 : last.video;
-      for (; finished < done; ++finished) finish_video(finished, models);
+      for (; finished < done && !interrupted_; ++finished) finish_video(finished, models);
+      if (interrupted_) break;
     }
   }
-  interrupted_ = g_stop_requested;
-  if (!interrupted_) {
-    for (; finished < index_.videos.size(); ++finished) finish_video(finished, models);
-  }
+  // A video stopped in its heads is not finished: `finished` counts only completed ones.
+  auto stopped = [&] { return interrupted_ || g_stop_requested; };
+  for (; finished < index_.videos.size() && !stopped(); ++finished) finish_video(finished, models);
+  if (interrupted_) --finished;
+  interrupted_ = stopped();
 
   RunResult result;
   const std::set<std::string> failed = [&] {
@@ -546,10 +571,11 @@ RunResult Run::execute(Clock::time_point start) {
     if (interrupted_ || options_.shard_count > 1) break;  // a submission needs every video
     const TaskRows& rows = index_.rows.at(task);
     std::set<std::string> missing;
-    for (const auto& row : rows.rows) {
-      if (failed.count(row.video)) missing.insert(row.video);
+    for (const auto& video : index_.videos) {
+      // Rows name every video of the task, except one whose folder could not even be listed.
+      if (video.task_frames.count(task) && failed.count(video.name)) missing.insert(video.name);
     }
-    const fs::path path = options_.output / "submission" / (std::string(task_name(task)) + ".txt");
+    const fs::path path = layout_.submission(task);
     if (!missing.empty()) {
       spdlog::error("{} not written: {} of its videos failed (first: {}); a submission without their rows "
                     "would be rejected",
@@ -561,7 +587,7 @@ RunResult Run::execute(Clock::time_point start) {
     spdlog::info("wrote {} ({} rows)", path.string(), rows.rows.size());
   }
   seconds_.write += seconds_since(write_start);
-  result.summary = options_.output / "run.json";
+  result.summary = layout_.summary();
   write_json(result.summary, summary(result, seconds_since(start)));
   return result;
 }
@@ -579,7 +605,7 @@ json Run::summary(const RunResult& result, double total_seconds) const {
         {"rows_from", source},
         {"origin", rows.origin},
         {"submission", written != result.submissions.end() ? json(written->second.string()) : json(nullptr)},
-        {"raw_scores", (options_.output / "raw" / task_name(task)).string()}};
+        {"raw_scores", layout_.raw_scores_folder(task).string()}};
   }
   json failures = json::array();
   for (const auto& [name, message] : failures_) failures.push_back({{"video", name}, {"error", message}});

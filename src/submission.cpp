@@ -73,10 +73,12 @@ void read_submission_file(PredictionSet& set, const fs::path& file) {
     const long line = static_cast<long>(i + 1);
     if (lines[i].empty() && i + 1 == lines.size()) break;
     auto fields = split_fields(lines[i]);
-    auto location = parse_image_location(fields[0]);
+    std::string location_problem;
+    auto location = parse_image_location(fields[0], &location_problem);
     if (!location) {
       throw Error(ErrorKind::kInput,
-                  "expected " + image_location_form() + " first, got '" + fields[0].substr(0, 80) + "'",
+                  "expected " + image_location_form() + " first, got '" + fields[0].substr(0, 80) +
+                      "': " + location_problem,
                   file.string(), line);
     }
     fields.erase(fields.begin());
@@ -90,7 +92,7 @@ void read_submission_file(PredictionSet& set, const fs::path& file) {
 void read_per_video_file(PredictionSet& set, const fs::path& file) {
   auto lines = read_text_lines(file);
   if (lines.empty()) throw Error(ErrorKind::kInput, "file is empty", file.string());
-  const std::string video = file.stem().string();
+  const VideoName video = video_name_of_file(file);
   float values[12];
   if (lines[0] == raw_score_header(set.task)) {
     // Raw scores become labels the plain way; tuned filters and thresholds are `tune`'s job.

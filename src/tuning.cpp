@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "abaw/error.hpp"
+#include "abaw/frame_names.hpp"
 #include "abaw/postprocess.hpp"
 #include "abaw/submission.hpp"
 
@@ -23,9 +24,10 @@ std::vector<ValidationVideo> load_validation(Task task, const fs::path& raw_fold
   std::vector<ValidationVideo> videos;
   const std::vector<fs::path> files = annotation_files(annotation_folder);
   for (const auto& file : files) {
-    const fs::path raw_file = raw_folder / (file.stem().string() + ".csv");
+    const VideoName name = video_name_of_file(file);
+    const fs::path raw_file = video_path(raw_folder, name, ".csv");
     if (!fs::exists(raw_file)) {
-      throw Error(ErrorKind::kInput, "no raw scores for annotated video '" + file.stem().string() + "'",
+      throw Error(ErrorKind::kInput, "no raw scores for annotated video '" + name.str() + "'",
                   raw_file.string());
     }
     ValidationVideo video{read_raw_scores(raw_file, task), read_annotation_file(file, task)};

@@ -11,9 +11,43 @@
 namespace fs = std::filesystem;
 
 namespace abaw {
+namespace {
+
+// What a directory entry is, for messages about entries that are not regular files.
+std::string entry_kind(const fs::directory_entry& entry) {
+  std::error_code ec;
+  const fs::file_status status = entry.status(ec);  // follows symbolic links
+  if (ec || status.type() == fs::file_type::not_found) {
+    return entry.is_symlink(ec) ? "a dangling symbolic link" : "unreadable (" + ec.message() + ")";
+  }
+  switch (status.type()) {
+    case fs::file_type::directory: return "a folder";
+    case fs::file_type::fifo: return "a FIFO";
+    case fs::file_type::socket: return "a socket";
+    case fs::file_type::block:
+    case fs::file_type::character: return "a device";
+    case fs::file_type::regular: return "a file";
+    default: return "not a regular file";
+  }
+}
+
+// The entries of `folder`; Error(kInput) naming `what` and the folder when it cannot be listed
+// (permissions, I/O errors), instead of std::filesystem's exception.
+std::vector<fs::directory_entry> list_folder(const fs::path& folder, const char* what) {
+  std::vector<fs::directory_entry> entries;
+  std::error_code ec;
+  fs::directory_iterator it(folder, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) entries.push_back(*it);
+  if (ec) throw Error(ErrorKind::kInput, std::string("cannot list the ") + what + ": " + ec.message(), folder.string());
+  return entries;
+}
+
+}  // namespace
+
 std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts) {
   std::vector<FrameRow> rows;
-  for (const auto& [video, frames] : counts) {
+  for (const auto& [name, frames] : counts) {
+    const VideoName video = VideoName::checked(name);
     for (long f = 1; f <= frames; ++f) rows.push_back({format_image_location(video, f), video, f});
   }
   return rows;
@@ -33,17 +67,25 @@ long VideoIndex::total_crops() const {
 
 std::vector<CropFile> scan_crop_folder(const fs::path& folder) {
   std::vector<CropFile> crops;
-  std::vector<std::string> strays;
-  for (const auto& entry : fs::directory_iterator(folder)) {
+  std::vector<std::string> strays, not_files;
+  for (const auto& entry : list_folder(folder, "video folder")) {
     const std::string name = entry.path().filename().string();
-    auto frame = entry.is_regular_file() ? parse_crop_file_name(name) : std::nullopt;
-    if (frame) crops.push_back({*frame, entry.path()});
+    const auto frame = parse_crop_file_name(name);
+    std::error_code ec;
+    if (frame && entry.is_regular_file(ec)) crops.push_back({*frame, entry.path()});
+    else if (frame) not_files.push_back("'" + name + "' is " + entry_kind(entry));
     else strays.push_back(name);
   }
   if (!strays.empty()) {
     std::sort(strays.begin(), strays.end());
     spdlog::warn("{}: {} entr{} not named like a frame (1 to {}, .jpg/.jpeg/.png; e.g. '{}'); ignored",
                  folder.string(), strays.size(), strays.size() == 1 ? "y" : "ies", kMaxFrameNumber, strays.front());
+  }
+  if (!not_files.empty()) {
+    std::sort(not_files.begin(), not_files.end());
+    spdlog::warn("{}: {} entr{} named like a frame but not a file ({}{}); those frames are missing", folder.string(),
+                 not_files.size(), not_files.size() == 1 ? "y" : "ies", not_files.front(),
+                 not_files.size() > 1 ? ", ..." : "");
   }
   std::sort(crops.begin(), crops.end(), [](const CropFile& a, const CropFile& b) {
     if (a.frame != b.frame) return a.frame < b.frame;
@@ -71,12 +113,14 @@ VideoIndex build_video_index(const IndexRequest& request) {
   if (!fs::is_directory(request.crops, ec)) {
     throw Error(ErrorKind::kInput, "crops folder does not exist or is not a folder", request.crops.string());
   }
+  for (const auto& name : request.videos) VideoName::checked(name, "--videos");
   const std::set<std::string> subset(request.videos.begin(), request.videos.end());
   auto wanted = [&](const std::string& video) { return subset.empty() || subset.count(video) > 0; };
 
   VideoIndex index;
   std::map<std::string, VideoEntry> videos;
   std::map<std::string, std::vector<CropFile>> scanned;  // folders scanned for the crop fallback
+  std::map<std::string, std::string> unlistable;          // video -> why its folder could not be listed
   std::set<std::string> reported_empty;                   // warn once per empty folder, not per task
 
   for (Task task : request.tasks) {
@@ -109,10 +153,39 @@ VideoIndex build_video_index(const IndexRequest& request) {
         spdlog::info("{}: frame counts from {}", task_name(task), count_file.string());
       }
       bool guessed = false;
-      for (const auto& entry : fs::directory_iterator(request.crops)) {
+      long hidden = 0;
+      for (const auto& entry : list_folder(request.crops, "crops folder")) {
         const std::string video = entry.path().filename().string();
-        if (!entry.is_directory() || !wanted(video) || counts.count(video)) continue;
-        auto& crops = scanned.try_emplace(video, scan_crop_folder(entry.path())).first->second;
+        std::error_code ec;
+        if (!entry.is_directory(ec)) continue;
+        if (video.front() == '.') {  // .ipynb_checkpoints, the tool's own temporary folders
+          ++hidden;
+          continue;
+        }
+        if (!wanted(video)) continue;
+        // Its name would become output file names and submission fields: refuse it up front
+        // rather than write a submission `check` rejects.
+        const std::string problem = video_name_problem(video);
+        if (!problem.empty()) {
+          throw Error(ErrorKind::kInput, "video folder name " + problem + "; rename the folder or pass --frame-list",
+                      entry.path().string());
+        }
+        if (counts.count(video)) continue;
+        if (unlistable.count(video)) continue;
+        auto cached = scanned.find(video);
+        if (cached == scanned.end()) {
+          try {
+            cached = scanned.emplace(video, scan_crop_folder(entry.path())).first;
+          } catch (const Error& e) {
+            // Fails this video alone (in `run`); its frame count, and so its rows, are unknown.
+            unlistable[video] = e.what();
+            videos[video].folder_error = e.what();
+            videos[video].name = VideoName::checked(video);
+            videos[video].task_frames[task] = 0;
+            continue;
+          }
+        }
+        auto& crops = cached->second;
         if (crops.empty()) {
           if (reported_empty.insert(video).second) {
             spdlog::warn("{}: empty video folder (no crops); without a frame list, annotations or {} its "
@@ -124,6 +197,7 @@ VideoIndex build_video_index(const IndexRequest& request) {
         counts[video] = crops.back().frame;
         guessed = true;
       }
+      if (hidden > 0) spdlog::info("{}: {} hidden folder(s) ignored", request.crops.string(), hidden);
       if (guessed) {
         spdlog::warn("{}: no frame list or annotations given; frame counts come from the highest crop number, "
                      "so frames after the last crop of a video get no row",
@@ -133,7 +207,7 @@ VideoIndex build_video_index(const IndexRequest& request) {
       rows.origin = request.crops.string();
       rows.rows = rows_for_counts(counts);
     }
-    if (rows.rows.empty()) {
+    if (rows.rows.empty() && unlistable.empty()) {
       throw Error(ErrorKind::kInput, std::string("no ") + task_name(task) + " rows to predict" +
                                          (subset.empty() ? "" : " for the selected videos"),
                   rows.origin);
@@ -145,7 +219,7 @@ VideoIndex build_video_index(const IndexRequest& request) {
     }
     for (const auto& [video, frames] : task_counts) {
       VideoEntry& entry = videos[video];
-      entry.name = video;
+      entry.name = VideoName::checked(video);
       entry.task_frames[task] = frames;
       if (entry.frames != 0 && entry.frames != frames) {
         spdlog::warn("{}: {} has {} frames, another task has {}; features cover the larger", video, task_name(task),
@@ -163,11 +237,18 @@ VideoIndex build_video_index(const IndexRequest& request) {
   }
 
   for (auto& [name, entry] : videos) {
-    const fs::path folder = request.crops / name;
+    const fs::path folder = video_path(request.crops, entry.name);
     entry.has_folder = fs::is_directory(folder, ec);
-    if (entry.has_folder) {
+    if (!entry.folder_error.empty()) {
+      spdlog::error("{}", entry.folder_error);
+    } else if (entry.has_folder) {
       auto cached = scanned.find(name);
-      entry.crops = cached != scanned.end() ? std::move(cached->second) : scan_crop_folder(folder);
+      try {
+        entry.crops = cached != scanned.end() ? std::move(cached->second) : scan_crop_folder(folder);
+      } catch (const Error& e) {
+        spdlog::error("{}", e.what());
+        entry.folder_error = e.what();
+      }
       const auto past_end = std::find_if(entry.crops.begin(), entry.crops.end(),
                                          [&](const CropFile& c) { return c.frame > entry.frames; });
       if (past_end != entry.crops.end()) {
@@ -183,7 +264,9 @@ VideoIndex build_video_index(const IndexRequest& request) {
     }
     index.videos.push_back(std::move(entry));
   }
-  if (index.total_crops() == 0) {
+  const bool some_failed = std::any_of(index.videos.begin(), index.videos.end(),
+                                      [](const VideoEntry& v) { return !v.folder_error.empty(); });
+  if (index.total_crops() == 0 && !some_failed) {
     throw Error(ErrorKind::kInput, "no crops found for any of the " + std::to_string(index.videos.size()) +
                                        " videos (is this the crops folder?)",
                 request.crops.string());

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "abaw/frame_names.hpp"
 #include "abaw/tasks.hpp"
 
 namespace abaw {
@@ -29,7 +30,7 @@ std::optional<HeaderMatch> match_header(const std::string& line);
 // One row of a frame list: the image_location exactly as written, and what it names.
 struct FrameRow {
   std::string image_location;
-  std::string video;
+  VideoName video;
   long frame = 0;
 };
 
@@ -67,11 +68,13 @@ struct AnnotationFolder {
 };
 
 // Reads every `<video>.txt` in `folder` (all must have the same task, `expected` when given).
+// Video names come from the file names (see annotation_files).
 AnnotationFolder read_annotation_folder(const std::filesystem::path& folder,
                                         std::optional<Task> expected = std::nullopt);
 
 // The `<video>.txt` files of an annotation folder, sorted by name. Throws Error(kInput) when the
-// folder is missing or has none.
+// folder is missing, unreadable or has none, or when a file's name is not a valid video name
+// (a file named `-x.txt` would otherwise become the video '-x' of every output).
 std::vector<std::filesystem::path> annotation_files(const std::filesystem::path& folder);
 
 // Whether an annotation line marks a frame to leave out: -5 in VA, -1 in EXPR, -1 in all 12 AUs.
@@ -84,10 +87,11 @@ Task annotation_folder_task(const std::filesystem::path& folder);
 // `run` reads it from the crops folder for tasks without a frame list or annotations.
 inline constexpr char kFrameCountFile[] = "frame_counts.csv";
 
-// Reads a kFrameCountFile.
+// Reads a kFrameCountFile; every video name is checked (Error(kInput) with file and line).
 std::map<std::string, long> read_frame_counts(const std::filesystem::path& file);
 
-// A `*_test_set_release.txt` style list: one video name per line, blank lines ignored.
+// A `*_test_set_release.txt` style list: one video name per line, blank lines ignored, each a
+// valid video name (Error(kInput) with file and line otherwise).
 std::vector<std::string> read_video_list(const std::filesystem::path& file);
 
 }  // namespace abaw

@@ -22,11 +22,14 @@ struct CropFile {
 
 // One video of the run.
 struct VideoEntry {
-  std::string name;
+  VideoName name;
   long frames = 0;                  // the largest frame count any task needs
   std::map<Task, long> task_frames;  // frame count per task that lists this video
   std::vector<CropFile> crops;      // sorted by frame, all within 1..frames
   bool has_folder = false;          // false: no `<crops>/<name>` folder at all
+  // Set when the folder exists but could not be listed (permissions, I/O error): the video
+  // fails in `run` while the others go on. With rows from the crops, `frames` is then 0.
+  std::string folder_error;
 };
 
 // Where a task's rows come from.
@@ -57,16 +60,21 @@ struct VideoIndex {
   long total_crops() const;
 };
 
-// Builds the index. Throws Error(kInput) for unreadable lists, a subset naming unknown videos,
-// or when no video has a single crop (a wrong --crops folder). Oddities that leave a well-defined
-// result (stray files, crops past the last frame, missing video folders) are logged as warnings.
+// Builds the index. Throws Error(kInput) for unreadable lists, a subset naming unknown or invalid
+// videos, a crops folder that cannot be listed or holds a folder whose name is not a valid video
+// name (when rows come from the crops), or when no video has a single crop (a wrong --crops
+// folder). A video folder that cannot be listed sets that video's folder_error. Oddities that
+// leave a well-defined result (stray files, crops past the last frame, missing video folders,
+// hidden entries) are logged as warnings.
 VideoIndex build_video_index(const IndexRequest& request);
 
 // Rows `video/00001.jpg ... video/<frames>` for every video, videos in name order.
 std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts);
 
 // The frames of one video folder: sorted crop files; warns about names that are not frame
-// numbers and about duplicate frame numbers (keeping the 5-digit name).
+// numbers, about frame-named entries that are not regular files (saying what they are) and
+// about duplicate frame numbers (keeping the 5-digit name). Throws Error(kInput) naming the
+// folder when it cannot be listed.
 std::vector<CropFile> scan_crop_folder(const std::filesystem::path& folder);
 
 }  // namespace abaw

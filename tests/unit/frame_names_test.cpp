@@ -1,5 +1,7 @@
 #include "abaw/frame_names.hpp"
 
+#include "abaw/error.hpp"
+
 #include <gtest/gtest.h>
 
 namespace abaw {
@@ -36,6 +38,54 @@ TEST(FrameNames, ParsesImageLocations) {
   EXPECT_FALSE(parse_image_location("00123.jpg").has_value());
   EXPECT_FALSE(parse_image_location("/00123.jpg").has_value());
   EXPECT_FALSE(parse_image_location("video/frame.jpg").has_value());
+}
+
+
+// Every form of issue 21's path traversal: none may become a video name.
+TEST(VideoNames, RejectsEveryNameThatIsNotOneHarmlessPathComponent) {
+  const std::string long_name(kMaxVideoNameBytes + 1, 'a');
+  for (std::string name : {std::string(), std::string("."), std::string(".."), std::string("/abs"), std::string("a/b"),
+                           std::string("a\\b"), std::string("..\\x"), std::string("-rf"), std::string(".hidden"),
+                           std::string("vid,B"), std::string("tab\there"), std::string("new\nline"),
+                           std::string("nul\0byte", 8), std::string("del\x7f"), long_name}) {
+    EXPECT_FALSE(video_name_problem(name).empty()) << name;
+    EXPECT_FALSE(VideoName::parse(name).has_value()) << name;
+  }
+  for (const char* name : {"2-30-640x360", "10-60-1280x720_right", "video.with.dots", "a..b", "UPPER case", "\xc3\xa9t\xc3\xa9"}) {
+    EXPECT_EQ(video_name_problem(name), "") << name;
+  }
+  EXPECT_EQ(video_name_problem(std::string(kMaxVideoNameBytes, 'a')), "");
+}
+
+TEST(VideoNames, CheckedNamesTheFileLineAndProblemAndHidesControlBytes) {
+  try {
+    VideoName::checked("bad\x01name/x", "list.txt", 7, "one name per line");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("list.txt:7"), std::string::npos) << message;
+    EXPECT_NE(message.find("bad?name/x"), std::string::npos) << message;
+    EXPECT_NE(message.find("one name per line"), std::string::npos) << message;
+    EXPECT_EQ(e.kind(), ErrorKind::kInput);
+  }
+}
+
+TEST(VideoNames, PathsStayInsideTheirFolder) {
+  const VideoName name = VideoName::checked("vidA");
+  EXPECT_EQ(video_path("/out/raw/VA", name, ".csv"), std::filesystem::path("/out/raw/VA/vidA.csv"));
+  EXPECT_THROW(video_path("/out", VideoName(), ".csv"), Error);
+  EXPECT_THROW(video_path("/out", name, "/../x"), Error);
+  EXPECT_EQ(video_name_of_file("/some/annotations/vidB.txt"), "vidB");
+  EXPECT_THROW(video_name_of_file("/some/annotations/-x.txt"), Error);
+}
+
+TEST(FrameNames, ImageLocationsWithHostileVideoPartsAreRejectedWithTheReason) {
+  for (const char* location : {"/some/dir/notes/00001.jpg", "../trav/00001.jpg", "./00001.jpg", "../../x/00001.jpg",
+                               "vidA/../vidB/00001.jpg", "-x/00001.jpg", "a\\b/00001.jpg", "vid,B/00001.jpg"}) {
+    std::string problem;
+    EXPECT_FALSE(parse_image_location(location, &problem).has_value()) << location;
+    EXPECT_FALSE(problem.empty()) << location;
+  }
 }
 
 }  // namespace abaw

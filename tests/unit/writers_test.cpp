@@ -11,6 +11,12 @@ namespace {
 using testing::read_text;
 using testing::ScratchDir;
 
+// The frame-list row of an image location ("v/00001.jpg").
+FrameRow row(const std::string& location) {
+  const auto parsed = parse_image_location(location);
+  return {location, parsed->video, parsed->frame};
+}
+
 TEST(AtomicFile, NothingAppearsUntilCommit) {
   ScratchDir dir;
   {
@@ -42,12 +48,12 @@ TEST(Writers, SubmissionHasExactHeaderAndRowsInFrameListOrder) {
   std::map<std::string, VideoResult> results;
   results["a"].predicted = ScoreMatrix{2, 1, {4, 0}};
   results["b"].predicted = ScoreMatrix{1, 1, {7}};
-  std::vector<FrameRow> rows{{"b/00001.jpg", "b", 1}, {"a/00002.jpg", "a", 2}, {"a/00001.jpg", "a", 1}};
+  std::vector<FrameRow> rows{row("b/00001.jpg"), row("a/00002.jpg"), row("a/00001.jpg")};
   write_submission(dir / "EXPR.txt", Task::kEXPR, rows, results);
   EXPECT_EQ(read_text(dir / "EXPR.txt"),
             "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
             "b/00001.jpg,7\na/00002.jpg,0\na/00001.jpg,4\n");
-  rows.push_back({"c/00001.jpg", "c", 1});
+  rows.push_back(row("c/00001.jpg"));
   EXPECT_THROW(write_submission(dir / "EXPR2.txt", Task::kEXPR, rows, results), Error);
   EXPECT_FALSE(std::filesystem::exists(dir / "EXPR2.txt"));
 }
@@ -56,11 +62,11 @@ TEST(Writers, VaAndAuRows) {
   ScratchDir dir;
   std::map<std::string, VideoResult> va;
   va["v"].predicted = ScoreMatrix{1, 2, {0.5f, -1.0f}};
-  write_submission(dir / "VA.txt", Task::kVA, {{"v/00001.jpg", "v", 1}}, va);
+  write_submission(dir / "VA.txt", Task::kVA, {row("v/00001.jpg")}, va);
   EXPECT_EQ(read_text(dir / "VA.txt"), "image_location,valence,arousal\nv/00001.jpg,0.500000,-1.000000\n");
   std::map<std::string, VideoResult> au;
   au["v"].predicted = ScoreMatrix{1, 12, {1, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 1}};
-  write_submission(dir / "AU.txt", Task::kAU, {{"v/00001.jpg", "v", 1}}, au);
+  write_submission(dir / "AU.txt", Task::kAU, {row("v/00001.jpg")}, au);
   EXPECT_EQ(read_text(dir / "AU.txt"),
             "image_location,AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\n"
             "v/00001.jpg,1,0,1,1,1,0,0,1,0,0,0,1\n");
