@@ -2,9 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <map>
+
+#include <nlohmann/json.hpp>
 
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -124,6 +133,35 @@ class YuNetDetector : public FaceDetector {
   std::vector<std::string> output_names_;
 };
 
+constexpr char kStagingMark[] = ".cropping-";
+
+// Puts the finished `staging` folder at `target`, in one step when the file system can swap two
+// names (renameat2 RENAME_EXCHANGE), so `target` is never missing or half-old; the earlier
+// folder, now at `staging`, is then removed.
+void replace_folder(const fs::path& staging, const fs::path& target) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(target, ec))) {
+    fs::rename(staging, target, ec);
+    if (ec) throw Error(ErrorKind::kOutput, "cannot move the new crops into place: " + ec.message(), target.string());
+    return;
+  }
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      throw Error(ErrorKind::kOutput, std::string("cannot move the new crops into place: ") + std::strerror(errno),
+                  target.string());
+    }
+    // No exchange on this file system: two renames, with a moment where `target` is absent.
+    const fs::path old = staging.string() + ".old";
+    fs::rename(target, old, ec);
+    if (!ec) fs::rename(staging, target, ec);
+    if (ec) throw Error(ErrorKind::kOutput, "cannot move the new crops into place: " + ec.message(), target.string());
+    fs::remove_all(old, ec);
+    return;
+  }
+  fs::remove_all(staging, ec);
+  if (ec) spdlog::warn("{}: could not remove the earlier crops: {}", staging.string(), ec.message());
+}
+
 float overlap(const cv::Rect2f& a, const cv::Rect2f& b) {
   const float intersection = (a & b).area();
   const float united = a.area() + b.area() - intersection;
@@ -192,16 +230,46 @@ cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int
   return out;
 }
 
+void remove_stale_crop_staging(const fs::path& output) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(output, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t mark = name.rfind(kStagingMark);
+    if (name.front() != '.' || mark == std::string::npos) continue;
+    std::string pid = name.substr(mark + std::strlen(kStagingMark));
+    if (pid.size() > 4 && pid.compare(pid.size() - 4, 4, ".old") == 0) pid.resize(pid.size() - 4);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (fs::exists("/proc/" + pid)) continue;  // another crop into this folder is still running
+    std::error_code ignored;
+    fs::remove_all(it->path(), ignored);
+  }
+}
+
 CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const CropOptions& options) {
+  CroppedVideo result;
+  const VideoName name = VideoName::checked(video.stem().string(), video.string());
+  result.name = name;
+  result.source = video;
+  result.detector = detector.description();
   cv::VideoCapture capture(video.string());
   if (!capture.isOpened()) throw Error(ErrorKind::kInput, "cannot open the video (no decoder for it?)", video.string());
-  CroppedVideo result;
-  result.name = video.stem().string();
-  const fs::path folder = options.output / result.name;
+  const fs::path target = video_path(options.output, name);
+  const fs::path folder = options.output / ("." + name.str() + kStagingMark + std::to_string(::getpid()));
   std::error_code ec;
+  fs::remove_all(folder, ec);
   fs::create_directories(folder, ec);
   if (ec) throw Error(ErrorKind::kOutput, "cannot create folder: " + ec.message(), folder.string());
-  const double expected = capture.get(cv::CAP_PROP_FRAME_COUNT);  // only for the ETA: off by one at times
+  // Whatever stops this video, its staging folder goes; the earlier crops stay as they were.
+  struct RemoveUnlessKept {
+    fs::path folder;
+    bool keep = false;
+    ~RemoveUnlessKept() {
+      std::error_code ignored;
+      if (!keep) fs::remove_all(folder, ignored);
+    }
+  } staging{folder};
+  const double expected = capture.get(cv::CAP_PROP_FRAME_COUNT);  // off by one at times
+  result.frames_expected = expected > 0 && expected < 1e9 ? static_cast<long>(expected) : 0;
   const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
   std::string boxes = "frame,x,y,width,height,score\n";
   FaceTrack track;
@@ -238,12 +306,49 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
     }
   }
   if (result.frames_decoded == 0) throw Error(ErrorKind::kInput, "the video yielded no frame", video.string());
-  write_file_atomically(options.output / (result.name + ".boxes.csv"), boxes);
+  // Containers may count one frame more than decodes; more than that is a file that ends early.
+  if (result.frames_expected > 0 && result.frames_decoded + 1 < result.frames_expected) {
+    spdlog::warn("{}: the video ended after {} of the {} frames its container announces (truncated or damaged "
+                 "file?); frame_counts.csv records {}",
+                 video.string(), result.frames_decoded, result.frames_expected, result.frames_decoded);
+  }
+  replace_folder(folder, target);
+  staging.keep = true;
+  write_file_atomically(video_path(options.output, name, ".boxes.csv"), boxes);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("{}: {} frames, {} with a face ({} with several: the tracked face was kept), {:.1f} frames/s",
                result.name, result.frames_decoded, result.frames_with_face, result.frames_with_several_faces,
                result.frames_decoded / std::max(elapsed, 1e-9));
   return result;
+}
+
+void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& videos, const CropOptions& options) {
+  const fs::path file = output / kCropRecordFile;
+  nlohmann::json record = nlohmann::json::object();
+  if (fs::exists(file)) {
+    std::ifstream in(file);
+    record = nlohmann::json::parse(in, nullptr, false);
+    if (!record.is_object() || !record.contains("videos") || !record["videos"].is_object()) {
+      spdlog::warn("{}: not a crop record this tool wrote; replaced", file.string());
+      record = nlohmann::json::object();
+    }
+  }
+  record["tool"] = "abaw-infer crop";
+  record["version"] = ABAW_INFER_VERSION;
+  if (!record.contains("videos")) record["videos"] = nlohmann::json::object();
+  for (const auto& video : videos) {
+    record["videos"][video.name] = {{"source", fs::absolute(video.source).string()},
+                                    {"detector", video.detector},
+                                    {"style", "box"},
+                                    {"size", options.size},
+                                    {"margin", options.margin},
+                                    {"jpeg_quality", options.jpeg_quality},
+                                    {"frames_expected", video.frames_expected},
+                                    {"frames_decoded", video.frames_decoded},
+                                    {"frames_with_face", video.frames_with_face},
+                                    {"frames_with_several_faces", video.frames_with_several_faces}};
+  }
+  write_json(file, record);
 }
 
 void write_frame_counts(const fs::path& output, const std::vector<CroppedVideo>& videos) {

@@ -1,7 +1,8 @@
 // `crop`: turn plain videos into the Aff-Wild2 crop layout. Every frame is decoded, one face is
 // tracked per video, and a square crop with a margin is written as `<video>/00001.jpg` (1-based);
 // frames without a face get no file, as in Aff-Wild2. The frame count and the boxes are written
-// too, so a later `run` knows every frame, gaps included.
+// too, so a later `run` knows every frame, gaps included. A video folder only ever holds one crop
+// run: a video is cropped into a hidden staging folder that replaces the old folder when done.
 #pragma once
 
 #include <filesystem>
@@ -65,17 +66,37 @@ struct CropOptions {
 // The result for one video.
 struct CroppedVideo {
   std::string name;
+  std::filesystem::path source;  // the video file
+  std::string detector;          // FaceDetector::description()
+  long frames_expected = 0;      // the container's frame count (0: unknown); can be off by one
   long frames_decoded = 0;
   long frames_with_face = 0;
   long frames_with_several_faces = 0;
 };
 
-// Crops one video into `<output>/<name>/`, writes `<output>/<name>.boxes.csv`
-// (`frame,x,y,width,height,score`, empty fields where no face was found) and returns counts.
-// Throws Error(kInput) when the video cannot be opened or yields no frame.
+// Crops one video into `<output>/<name>/` (name: the file's stem, a valid video name), writes
+// `<output>/<name>.boxes.csv` (`frame,x,y,width,height,score`, empty fields where no face was
+// found) and returns counts. The crops go to `<output>/.<name>.cropping-<pid>/` first, which
+// then takes the place of an earlier `<name>/` in one rename: crops of an earlier run (another
+// detector, a longer file) never mix with this one's, and a failed or killed crop leaves the
+// earlier folder as it was. Throws Error(kInput) when the name is not a valid video name, the
+// video cannot be opened or yields no frame; warns when it ends before the frame count its
+// container announces (a truncated file).
 CroppedVideo crop_video(const std::filesystem::path& video, FaceDetector& detector, const CropOptions& options);
+
+// Removes staging folders (`.<name>.cropping-<pid>`) that a killed `crop` left in `output`.
+void remove_stale_crop_staging(const std::filesystem::path& output);
 
 // Writes `<output>/frame_counts.csv` (kFrameCountFile), merging with one already there (other videos keep their counts).
 void write_frame_counts(const std::filesystem::path& output, const std::vector<CroppedVideo>& videos);
+
+// The file `crop` writes beside kFrameCountFile: per video, how its current crops were made.
+inline constexpr char kCropRecordFile[] = "crop.json";
+
+// Writes `<output>/crop.json` (kCropRecordFile): per video the source file, detector, size,
+// margin, JPEG quality and frame counts of the crop run its folder holds, merged with the
+// entries of other videos already there.
+void write_crop_record(const std::filesystem::path& output, const std::vector<CroppedVideo>& videos,
+                       const CropOptions& options);
 
 }  // namespace abaw

@@ -65,6 +65,8 @@ Action add_crop_command(CLI::App& app) {
       videos.push_back(o->videos);
     }
     o->crop.output = o->output;
+    // A killed earlier crop leaves its half-written staging folders behind; they are never read.
+    remove_stale_crop_staging(o->output);
     spdlog::info("{} video(s), detector {}; one face is tracked per video", videos.size(), detector->description());
     std::vector<CroppedVideo> done;
     long failed = 0;
@@ -79,7 +81,10 @@ Action add_crop_command(CLI::App& app) {
         ++failed;
       }
       // Written after each video, so an interrupted crop still tells `run` what it finished.
-      if (!done.empty()) write_frame_counts(o->output, done);
+      if (!done.empty()) {
+        write_frame_counts(o->output, done);
+        write_crop_record(o->output, done, o->crop);
+      }
     }
     if (failed > 0) {
       spdlog::error("{} of {} video(s) failed", failed, videos.size());

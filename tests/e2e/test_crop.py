@@ -7,6 +7,7 @@ Run with Debian's Python: /usr/bin/python3 tests/e2e/test_crop.py; ABAW_INFER na
 """
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -106,6 +107,71 @@ class Crop(unittest.TestCase):
         self.assertEqual(result.returncode, 6, result.stderr)
         self.assertIn("broken.mp4", result.stderr)
         self.assertTrue(os.path.isdir(os.path.join(out, "photo_gaps")))
+
+    def write_video(self, path, frames_with_photo, count):
+        photo = cv2.imread(PHOTO)
+        height, width = photo.shape[:2]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
+        blank = np.full_like(photo, 128)
+        for number in range(1, count + 1):
+            writer.write(photo if number in frames_with_photo else blank)
+        writer.release()
+
+    def test_recrop_replaces_the_earlier_crops(self):
+        # Issue 21: a second crop of a video left the first crop's JPEGs in place, and run used them.
+        out = os.path.join(self.work, "crops-again")
+        result = tool("crop", "--videos", self.video, "--output", out, "--size", "64")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(os.listdir(os.path.join(out, "photo_gaps"))), len(self.face_frames))
+        # A leftover of a killed crop (its process is gone) is cleared, one of a live process is kept.
+        os.makedirs(os.path.join(out, ".photo_gaps.cropping-999999999"))
+        os.makedirs(os.path.join(out, ".photo_gaps.cropping-%d" % os.getpid()))
+        shorter = os.path.join(self.work, "shorter", "photo_gaps.avi")
+        self.write_video(shorter, {2}, 4)
+        result = tool("crop", "--videos", shorter, "--output", out, "--size", "64")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(out, "photo_gaps"))), ["00002.jpg"])
+        self.assertEqual(sorted(n for n in os.listdir(out) if n.startswith(".")),
+                         [".photo_gaps.cropping-%d" % os.getpid()])
+        with open(os.path.join(out, "frame_counts.csv")) as f:
+            self.assertEqual(list(csv.reader(f)), [["video", "frames"], ["photo_gaps", "4"]])
+        with open(os.path.join(out, "crop.json")) as f:
+            record = json.load(f)["videos"]["photo_gaps"]
+        self.assertEqual(record["source"], os.path.abspath(shorter))
+        self.assertEqual((record["frames_decoded"], record["frames_with_face"], record["size"]), (4, 1, 64))
+        self.assertIn("haar", record["detector"].lower())
+
+        # No face at all this time: the folder is emptied, not left with the earlier crop.
+        blank = os.path.join(self.work, "blank", "photo_gaps.avi")
+        self.write_video(blank, set(), 3)
+        result = tool("crop", "--videos", blank, "--output", out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(os.listdir(os.path.join(out, "photo_gaps")), [])
+
+    def test_truncated_video_is_reported(self):
+        whole = os.path.join(self.work, "truncated", "whole.avi")
+        self.write_video(whole, set(range(1, 41)), 40)
+        with open(whole, "rb") as f:
+            data = f.read()
+        cut = os.path.join(self.work, "truncated", "cut.avi")
+        with open(cut, "wb") as f:
+            f.write(data[: len(data) // 2])
+        result = tool("crop", "--videos", cut, "--output", os.path.join(self.work, "crops-cut"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("of the 40 frames its container announces", result.stderr)
+
+    def test_video_files_with_hostile_names_fail_alone(self):
+        folder = os.path.join(self.work, "hostile-videos")
+        os.makedirs(folder, exist_ok=True)
+        for name in ("-rf.avi", "a,b.avi", "ok.avi"):
+            shutil.copy(self.video, os.path.join(folder, name))
+        out = os.path.join(self.work, "crops-hostile")
+        result = tool("crop", "--videos", folder, "--output", out)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn("video name '-rf'", result.stderr)
+        self.assertIn("video name 'a,b'", result.stderr)
+        self.assertEqual(sorted(os.listdir(out)), ["crop.json", "frame_counts.csv", "ok", "ok.boxes.csv"])
 
 
 if __name__ == "__main__":
