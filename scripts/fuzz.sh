@@ -10,7 +10,7 @@ command -v clang++-14 >/dev/null || { echo "fuzz: clang++-14 missing (apt-get in
 cmake -S tests/fuzz -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j "${JOBS:-$(nproc)}" >/dev/null
 failed=0
-for target in annotation frame_list submission manifest crop_name; do
+for target in annotation frame_list submission manifest crop_name video_name; do
   corpus="$build/corpus/$target"
   mkdir -p "$corpus"
   seeds="tests/fuzz/corpus/$target"

@@ -205,7 +205,13 @@ std::vector<fs::path> annotation_files(const fs::path& folder) {
   std::vector<fs::path> files;
   try {
     for (const auto& entry : fs::directory_iterator(folder)) {
-      if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path());
+      if (!entry.is_regular_file() || entry.path().extension() != ".txt") continue;
+      // Hidden files are no annotations: macOS copies leave "._<video>.txt" resource forks.
+      if (entry.path().filename().string().front() == '.') {
+        spdlog::warn("{}: hidden file skipped", entry.path().string());
+        continue;
+      }
+      files.push_back(entry.path());
     }
   } catch (const fs::filesystem_error& e) {
     throw Error(ErrorKind::kInput, std::string("cannot list the annotation folder: ") + e.code().message(),

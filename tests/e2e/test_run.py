@@ -465,6 +465,187 @@ class Interrupt(Case):
             self.check_resume_matches(reference, out)
 
 
+def snapshot(root, skip):
+    """path -> (size, mtime, bytes) of every file under `root` outside the folders in `skip`."""
+    files = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in skip]
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    files[path] = (os.path.getsize(path), os.path.getmtime(path), f.read())
+            else:
+                files[path] = None
+    return files
+
+
+class Hostile(Case):
+    """Issue 21: no input line, file name or option can make the tool read or write outside the
+    folders it was given. Each hostile video name, through each entry point, is an input error
+    naming the file and line, found before anything is predicted."""
+
+    # Video parts of image_location values that must never become a path.
+    LOCATIONS = ["{sandbox}/outside/notes/00001.jpg", "../trav/00001.jpg", "../../outside/notes/00001.jpg",
+                 "./00001.jpg", "../00001.jpg", "vid_one/../vid_dense/00001.jpg", "-x/00001.jpg",
+                 "a\\b/00001.jpg", "vid\tone/00001.jpg", "{long}/00001.jpg"]
+    NAMES = ["..", ".", "../trav", "{sandbox}/outside/notes", "-rf", "vid\\one", "vid\tone", "{long}"]
+
+    def setUp(self):
+        self.sandbox = tempfile.mkdtemp(prefix="abaw-hostile-")
+        self.crops = os.path.join(self.sandbox, "crops")
+        shutil.copytree(fixture("crops"), self.crops)
+        # What a traversal would reach: crops beside --crops, and a file a row once overwrote.
+        shutil.copytree(fixture("crops", "vid_one"), os.path.join(self.sandbox, "trav"))
+        shutil.copytree(fixture("crops", "vid_one"), os.path.join(self.sandbox, "outside", "notes"))
+        with open(os.path.join(self.sandbox, "outside", "notes.csv"), "w") as f:
+            f.write("precious\n")
+        self.output = os.path.join(self.sandbox, "out")
+        self.cache = os.path.join(self.sandbox, "cache")
+        self.inputs = os.path.join(self.sandbox, "inputs")
+        os.makedirs(self.inputs)
+        self.before = snapshot(self.sandbox, {self.output, self.cache})
+
+    def tearDown(self):
+        shutil.rmtree(self.sandbox, ignore_errors=True)
+
+    def expand(self, text):
+        return text.format(sandbox=self.sandbox, long="v" * 201)
+
+    def check_refused(self, result, where):
+        """Exit 3 naming `where`, the sandbox untouched, nothing predicted."""
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn(where, result.stderr)
+        self.assertEqual(len(result.stderr.strip().splitlines()[-1]) > 0, True)
+        self.assertEqual(snapshot(self.sandbox, {self.output, self.cache}), self.before)
+        for folder in (self.output, self.cache):
+            written = [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files]
+            self.assertEqual([f for f in written if not f.endswith(("run.json", ".log"))], [], where)
+
+    def write_input(self, name, text):
+        path = os.path.join(self.inputs, name)
+        with open(path, "w") as f:
+            f.write(text)
+        self.before = snapshot(self.sandbox, {self.output, self.cache})
+        return path
+
+    def va_run(self):
+        """A finished VA run over the fixture (outside the sandbox), an input for merge."""
+        path = os.path.join(WORK, "hostile-va-run")
+        if not os.path.exists(os.path.join(path, "submission", "VA.txt")):
+            result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", path,
+                          "--tasks", "va")
+            self.assertEqual(result.returncode, 0, result.stderr)
+        return path
+
+    def run_tool(self, *extra):
+        return tool("run", "--model-set", model_set("plain"), "--crops", self.crops, "--output", self.output,
+                    "--features", self.cache, *extra)
+
+    def test_frame_list_rows(self):
+        for location in map(self.expand, self.LOCATIONS):
+            with self.subTest(location=location):
+                frame_list = self.write_input("VA.txt", "%s\nvid_one/00001.jpg\n%s\n" % (HEADERS["VA"], location))
+                self.check_refused(self.run_tool("--frame-list", "va=" + frame_list), frame_list + ":3:")
+                merged = tool("merge", "--inputs", self.va_run(), "--output", self.output, "--frame-list",
+                              "va=" + frame_list)
+                self.check_refused(merged, frame_list + ":3:")
+
+    def test_annotation_file_names(self):
+        source = fixture("annotations", "VA_Estimation_Challenge", "Validation_Set")
+        for name in ("-rf", "vid\\one", "vid\tone", "vid,one", "v" * 201):
+            with self.subTest(name=name):
+                folder = os.path.join(self.inputs, "annotations")
+                shutil.rmtree(folder, ignore_errors=True)
+                shutil.copytree(source, folder)
+                os.rename(os.path.join(folder, "vid_one.txt"), os.path.join(folder, name + ".txt"))
+                self.before = snapshot(self.sandbox, {self.output, self.cache})
+                self.check_refused(self.run_tool("--annotations", "va=" + folder), name)
+
+    def test_video_lists_and_the_videos_option(self):
+        for name in map(self.expand, self.NAMES + ["vid,one"]):
+            with self.subTest(name=name):
+                video_list = self.write_input("list.txt", "vid_one\n%s\n" % name)
+                self.check_refused(self.run_tool("--video-list", video_list), video_list + ":2:")
+        for name in map(self.expand, self.NAMES):
+            with self.subTest(option=name):
+                self.check_refused(self.run_tool("--videos", "vid_one," + name), "--videos")
+
+    def test_crop_folder_names(self):
+        # A folder in --crops whose name cannot be a video name (the ',' one gave a submission that
+        # `check` rejects) is refused when it would be predicted, before any cache entry is written.
+        for name in ("-rf", "vid,B", "vid\tB", "vid\\B"):
+            with self.subTest(name=name):
+                odd = os.path.join(self.crops, name)
+                shutil.copytree(fixture("crops", "vid_one"), odd)
+                self.before = snapshot(self.sandbox, {self.output, self.cache})
+                try:
+                    self.check_refused(self.run_tool(), name)
+                    # With a frame list that does not ask for it, it is none of the run's business.
+                    result = self.run_tool(*frame_list_args())
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                finally:
+                    for folder in (odd, self.output, self.cache):
+                        shutil.rmtree(folder, ignore_errors=True)
+
+    def test_merge_raw_score_file_names(self):
+        good = self.va_run()
+        for name in ("-rf", "vid,one", "vid\tone", "vid\\one"):
+            with self.subTest(name=name):
+                hostile = os.path.join(self.inputs, "run")
+                shutil.rmtree(hostile, ignore_errors=True)
+                shutil.copytree(good, hostile)
+                os.rename(os.path.join(hostile, "raw", "VA", "vid_one.csv"),
+                          os.path.join(hostile, "raw", "VA", name + ".csv"))
+                self.before = snapshot(self.sandbox, {self.output, self.cache})
+                result = tool("merge", "--inputs", hostile, "--output", self.output)
+                self.check_refused(result, name)
+
+    def test_merge_with_raw_scores_shorter_than_the_frame_list(self):
+        # A shard run without the frame list (vid_gaps ends at its last crop, frame 35) merged with
+        # the frame list (37 frames): an input error naming the raw file and both counts.
+        shard = self.out("shard")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", shard,
+                      "--tasks", "va")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        result = tool("merge", "--inputs", shard, "--output", self.output, *frame_list_args()[:2])
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn(os.path.join(shard, "raw", "VA", "vid_gaps.csv"), result.stderr)
+        self.assertIn("35", result.stderr)
+        self.assertIn("37", result.stderr)
+        self.assertNotIn("internal", result.stderr)
+
+    def test_unreadable_video_folder_fails_that_video_only(self):
+        os.chmod(self.sandbox, 0o755)
+        os.chmod(self.inputs, 0o777)
+        set_dir = os.path.join(self.sandbox, "set")
+        shutil.copytree(model_set("plain"), set_dir)
+        lists = os.path.join(self.sandbox, "lists")
+        shutil.copytree(fixture("frame_lists"), lists)
+        for folder, dirs, files in os.walk(self.sandbox):
+            for name in dirs + files:
+                os.chmod(os.path.join(folder, name), 0o755 if name in dirs else 0o644)
+        os.chmod(self.inputs, 0o777)
+        os.chmod(os.path.join(self.crops, "vid_short"), 0)
+        command = [TOOL, "run", "--model-set", set_dir, "--crops", self.crops,
+                   "--output", os.path.join(self.inputs, "out"),
+                   *(a.replace(fixture("frame_lists"), lists) for a in frame_list_args())]
+        if os.geteuid() == 0:  # root reads any folder: run as nobody
+            if not shutil.which("setpriv"):
+                self.skipTest("running as root without setpriv")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + command
+        result = subprocess.run(command, capture_output=True, text=True)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn(os.path.join(self.crops, "vid_short"), result.stderr)
+        self.assertIn("Permission denied", result.stderr)
+        out = os.path.join(self.inputs, "out")
+        self.assertTrue(os.path.exists(os.path.join(out, "raw", "VA", "vid_dense.csv")))
+        self.assertFalse(os.path.exists(os.path.join(out, "raw", "VA", "vid_short.csv")))
+        self.assertFalse(os.path.exists(os.path.join(out, "submission", "VA.txt")))
+        self.assertEqual([f["video"] for f in read_json(os.path.join(out, "run.json"))["videos"]["failed"]],
+                         ["vid_short"])
+
+
 class Bench(Case):
     """`bench` times decoding and the encoder alone; `run` reports its peak memory and sizes its
     thread pools to the CPUs it may use."""

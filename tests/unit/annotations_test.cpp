@@ -102,6 +102,7 @@ TEST(AnnotationFolder, CountsFramesPerVideoAndDetectsTheTask) {
   write_text(dir / "set/a.txt", "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n0\n1\n-1\n");
   write_text(dir / "set/b_left.txt", "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n7\n");
   write_text(dir / "set/readme.md", "ignored");
+  write_text(dir / "set/._a.txt", "\x00\x05\x16\x07 a macOS resource fork");  // hidden: skipped
   EXPECT_EQ(annotation_folder_task(dir / "set"), Task::kEXPR);
   AnnotationFolder folder = read_annotation_folder(dir / "set");
   EXPECT_EQ(folder.task, Task::kEXPR);
@@ -109,6 +110,9 @@ TEST(AnnotationFolder, CountsFramesPerVideoAndDetectsTheTask) {
   EXPECT_EQ(folder.frame_counts.at("b_left"), 1);
   write_text(dir / "set/c.txt", "valence,arousal\n0,0\n");
   expect_error_at([&] { read_annotation_folder(dir / "set"); }, dir / "set/c.txt", 1, "expected EXPR");
+  std::filesystem::remove(dir / "set/c.txt");
+  write_text(dir / "set/-c.txt", "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n7\n");
+  expect_error_at([&] { read_annotation_folder(dir / "set"); }, dir / "set/-c.txt", 0, "starts with '-'");
 }
 
 TEST(VideoList, OneNamePerLine) {
