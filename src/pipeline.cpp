@@ -337,8 +337,13 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
   auto heads_start = Clock::now();
   std::map<Task, WindowMerger> mergers;
   for (Task task : tasks) mergers.emplace(task, WindowMerger(length, task_width(task)));
+  // A video of hundreds of thousands of frames spends tens of seconds here.
+  Progress progress(length, "video " + video.name.str() + " heads:", "frames", true);
+  long progress_frame = 0;
   for (const Window& window : plan_windows(length, sequence)) {
     throw_if_stop_requested();
+    progress.advance(window.end - std::max(window.begin, progress_frame));  // windows may overlap
+    progress_frame = std::max(progress_frame, window.end);
     auto scores = models.run_heads(sequence_features.narrow(0, window.begin, window.size()), tasks);
     for (Task task : tasks) {
       const torch::Tensor& s = scores.at(task);

@@ -25,17 +25,25 @@ inline std::string format_duration(double seconds) {
 }
 
 // Logs progress at most every few seconds, and at the end: "<verb> 640/1800 <what> (35.6%),
-// 212.3 frames/s, ETA 0:00:05".
+// 212.3 frames/s, ETA 0:00:05". With `only_when_slow`, work that ends within the first few
+// seconds logs nothing (per-video phases: thousands of short videos would flood the log).
 class Progress {
  public:
-  Progress(long total, std::string verb, std::string what)
-      : total_(total), verb_(std::move(verb)), what_(std::move(what)), start_(Clock::now()), last_(start_) {}
+  Progress(long total, std::string verb, std::string what, bool only_when_slow = false)
+      : total_(total),
+        verb_(std::move(verb)),
+        what_(std::move(what)),
+        start_(Clock::now()),
+        last_(start_),
+        only_when_slow_(only_when_slow) {}
 
   void advance(long done) {
     done_ += done;
     const auto now = Clock::now();
-    if (done_ < total_ && std::chrono::duration<double>(now - last_).count() < 3.0) return;
+    const bool due = std::chrono::duration<double>(now - last_).count() >= 3.0;
+    if (!due && (done_ < total_ || (only_when_slow_ && !logged_))) return;
     last_ = now;
+    logged_ = true;
     const double elapsed = seconds_since(start_);
     const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
     spdlog::info("{} {}/{} {} ({:.1f}%), {:.1f} frames/s, ETA {}", verb_, done_, total_, what_,
@@ -48,6 +56,8 @@ class Progress {
   std::string verb_, what_;
   long done_ = 0;
   Clock::time_point start_, last_;
+  bool only_when_slow_ = false;
+  bool logged_ = false;
 };
 
 }  // namespace abaw

@@ -464,6 +464,35 @@ class Interrupt(Case):
                         self.assertEqual(len(read_lines(os.path.join(folder, name))), 24 + 2, name)
             self.check_resume_matches(reference, out)
 
+    def test_stop_inside_a_very_long_video(self):
+        # One video of a million frames (one crop, the rest zero features) spends ~40 s in its
+        # heads on 2 cores; a stop must not wait for the video to end (Slurm's grace is 30 s).
+        frame_list = os.path.join(WORK, "million-frames.txt")
+        with open(frame_list, "w") as f:
+            f.write(HEADERS["VA"] + "\n" + "".join("vid_one/%05d.jpg\n" % i for i in range(1, 1000001)))
+        out = self.out("long")
+        process = subprocess.Popen([TOOL, "run", "--model-set", model_set("plain"), "--crops", fixture("crops"),
+                                    "--output", out, "--videos", "vid_one", "--frame-list", "va=" + frame_list],
+                                   stderr=subprocess.PIPE, text=True)
+        lines = []
+        for line in process.stderr:  # the heads' progress line says the video is in its head phase
+            lines.append(line)
+            if "vid_one heads:" in line:
+                break
+        else:
+            self.fail("no head progress line:\n" + "".join(lines))
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        rest = process.stderr.read()
+        process.wait(timeout=60)
+        waited = time.monotonic() - sent
+        self.assertEqual(process.returncode, 130, "".join(lines) + rest)
+        self.assertLess(waited, 5.0, "the stop took %.1f s" % waited)
+        self.assertIn("stopped during its heads", rest)
+        self.assertTrue(read_json(os.path.join(out, "run.json"))["interrupted"])
+        self.assertFalse(os.path.exists(os.path.join(out, "raw", "VA", "vid_one.csv")))
+        self.assertFalse(os.path.exists(os.path.join(out, "state", "vid_one.done")))
+
 
 def snapshot(root, skip):
     """path -> (size, mtime, bytes) of every file under `root` outside the folders in `skip`."""
