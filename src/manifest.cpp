@@ -3,12 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
 
 #include "abaw/error.hpp"
+#include "abaw/tasks.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -256,6 +258,19 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
         } else {
           config.thresholds = r.numbers("threshold", 12);
         }
+        // After a sigmoid a threshold outside (0, 1) labels every frame alike: a typo, not a choice.
+        if (config.activation == Activation::kSigmoid) {
+          for (size_t i = 0; i < config.thresholds.size(); ++i) {
+            const float value = config.thresholds[i];
+            if (!(value > 0.0f && value < 1.0f)) {
+              char shown[32];
+              std::snprintf(shown, sizeof shown, "%g", value);
+              r.fail_key("threshold", std::string("for ") + task_columns(Task::kAU)[i] + " is " + shown +
+                                          ", outside (0, 1): after the sigmoid every frame would get the same "
+                                          "label");
+            }
+          }
+        }
       }
       break;
     }
@@ -267,18 +282,18 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
 
 }  // namespace
 
-void validate_sequence(const SequenceConfig& sequence, const std::string& origin) {
+void validate_sequence(const SequenceConfig& sequence, const std::string& origin, ErrorKind kind) {
   if (sequence.window < 1 || sequence.stride < 1) {
-    throw Error(ErrorKind::kUsage, "window and stride must be at least 1", origin);
+    throw Error(kind, "window and stride must be at least 1", origin);
   }
   if (sequence.merge == Merge::kConcatenate && sequence.stride != sequence.window) {
-    throw Error(ErrorKind::kUsage,
+    throw Error(kind,
                 "merge 'concatenate' needs stride = window (got window " + std::to_string(sequence.window) +
                     ", stride " + std::to_string(sequence.stride) + "); use merge 'mean' for overlapping windows",
                 origin);
   }
   if (sequence.merge == Merge::kMean && sequence.stride > sequence.window) {
-    throw Error(ErrorKind::kUsage,
+    throw Error(kind,
                 "stride " + std::to_string(sequence.stride) + " is larger than window " +
                     std::to_string(sequence.window) + ": frames between windows would get no prediction",
                 origin);
@@ -323,7 +338,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     seq.missing_frames = static_cast<MissingFrames>(
         s.choice_or("missing_frames", {"zero_feature", "nearest_feature", "interpolate_predictions"}, 0));
     s.finish();
-    validate_sequence(seq, origin);
+    validate_sequence(seq, origin, ErrorKind::kModel);
   }
   {
     ObjectReader t(r.at("tasks"), "tasks", origin);

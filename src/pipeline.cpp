@@ -448,6 +448,10 @@ void Run::finish_video(size_t index, ModelSet& models) {
 RunResult Run::execute(Clock::time_point start) {
   auto stage = Clock::now();
   ModelSet models(manifest_, device_);
+  // `info`'s checks: an encoder or head that does not match the manifest (feature width, class
+  // map past the head's outputs, a dict without the key) fails here with exit 4, not in every
+  // video after the crops were read.
+  models.self_check(std::min<long>(manifest_.sequence.window, 16));
   seconds_.load = seconds_since(stage);
   heap_trimmer_ = HeapTrimmer(kHeapGrowthLimitBytes);  // growth counts from the loaded models
 
@@ -678,8 +682,10 @@ RunResult run_pipeline(const RunOptions& options) {
   }
   if (options.stride) manifest.sequence.stride = *options.stride;
   if (options.precision) manifest.encoder.precision = *options.precision;
-  validate_sequence(manifest.sequence, "--window/--stride with the manifest's merge '" +
-                                           std::string(merge_name(manifest.sequence.merge)) + "'");
+  validate_sequence(manifest.sequence,
+                    "--window/--stride with the manifest's merge '" +
+                        std::string(merge_name(manifest.sequence.merge)) + "'",
+                    ErrorKind::kUsage);
   std::vector<Task> tasks = resolve_tasks(options, manifest);
 
   RunOptions resolved = options;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "abaw/error.hpp"
 #include "abaw/preprocess.hpp"
 #include "abaw/tasks.hpp"
 
@@ -85,7 +86,8 @@ Manifest load_manifest(const std::filesystem::path& folder,
 Manifest parse_manifest(const std::string& json_text, const std::filesystem::path& folder,
                         const std::string& origin);
 
-// Checks a window/stride/merge combination; throws Error(kUsage or kModel) explaining it.
-void validate_sequence(const SequenceConfig& sequence, const std::string& origin);
+// Checks a window/stride/merge combination; throws Error(`kind`) explaining it: kModel when
+// the values come from a manifest, kUsage when from --window/--stride.
+void validate_sequence(const SequenceConfig& sequence, const std::string& origin, ErrorKind kind);
 
 }  // namespace abaw

@@ -783,6 +783,36 @@ class Failures(Case):
         self.assertIn(os.path.join(path, "head_va.pt"), result.stderr)
         self.assertIn("[1, 8, 8]", result.stderr)
         self.assertIn("expected [1, 8, 2]", result.stderr)
+        # run makes the same checks before it reads a crop: exit 4, not every video failing (6).
+        out, result = self.run_tool(path)
+        self.assertEqual(result.returncode, 4, result.stderr)
+        self.assertIn("expected [1, 8, 2]", result.stderr)
+        self.assertNotIn("crops (", result.stderr)
+
+    def test_manifest_values_out_of_range_are_model_errors_before_any_crop(self):
+        cases = [
+            # A class_map index past the head's 8 outputs: info knew, run used to fail each video.
+            (("tasks", "expr", "class_map"), [0, 1, 2, 3, 4, 5, 6, 8], "expected [1, 8, 9]"),
+            (("tasks", "au", "threshold"), 2.0, "outside (0, 1)"),
+            (("tasks", "au", "threshold"), -1, "outside (0, 1)"),
+            (("sequence", "stride"), 1000, "is larger than window"),
+        ]
+        for keys, value, message in cases:
+            with self.subTest(key=".".join(keys), value=value):
+                path = copy_of_plain_set("out-of-range")
+                manifest = read_json(os.path.join(path, "manifest.json"))
+                if keys[0] == "sequence":
+                    manifest["sequence"]["merge"] = "mean"
+                node = manifest
+                for key in keys[:-1]:
+                    node = node[key]
+                node[keys[-1]] = value
+                with open(os.path.join(path, "manifest.json"), "w") as f:
+                    json.dump(manifest, f)
+                out, result = self.run_tool(path)
+                self.assertEqual(result.returncode, 4, result.stderr)
+                self.assertIn(message, result.stderr)
+                self.assertNotIn("crops (", result.stderr)
 
     def test_corrupt_torchscript_is_a_model_error_naming_the_file(self):
         path = copy_of_plain_set("corrupt-head")

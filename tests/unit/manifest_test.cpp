@@ -169,6 +169,33 @@ TEST(Manifest, RejectsWrongTypesAndOutOfRangeNumbers) {
   EXPECT_EQ(parse(j).tasks.at(Task::kAU).thresholds, std::vector<float>(12, 0.25f));
 }
 
+// Issue 21: values a manifest could hold but no model set means, refused at load as model
+// errors (exit 4) rather than accepted or found per video.
+TEST(Manifest, RejectsValuesOutOfTheirRange) {
+  auto j = valid_manifest();
+  j["tasks"]["au"]["threshold"] = 2.0;
+  expect_rejected(j, "'tasks.au.threshold' for AU1 is 2, outside (0, 1)");
+  j = valid_manifest();
+  j["tasks"]["au"]["threshold"][4] = -1;
+  expect_rejected(j, "'tasks.au.threshold' for AU7 is -1, outside (0, 1)");
+  j = valid_manifest();
+  j["tasks"]["au"]["threshold"] = 0.0;
+  expect_rejected(j, "outside (0, 1)");
+  j = valid_manifest();  // on logits (no sigmoid) any finite threshold means something
+  j["tasks"]["au"]["activation"] = "none";
+  j["tasks"]["au"]["threshold"] = -1.5;
+  EXPECT_EQ(parse(j).tasks.at(Task::kAU).thresholds, std::vector<float>(12, -1.5f));
+  j = valid_manifest();
+  j["sequence"]["stride"] = 9;
+  try {
+    parse(j);
+    FAIL() << "stride > window accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kModel) << e.what();
+    EXPECT_NE(std::string(e.what()).find("stride 9 is larger than window 8"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Manifest, LoadChecksThatNamedFilesExist) {
   testing::ScratchDir dir;
   testing::write_text(dir / "manifest.json", valid_manifest().dump());

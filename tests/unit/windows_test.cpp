@@ -50,10 +50,10 @@ TEST(Windows, MergerRefusesUncoveredFrames) {
 }
 
 TEST(Windows, InvalidCombinationsAreRejected) {
-  EXPECT_ANY_THROW(validate_sequence({8, 4, Merge::kConcatenate, MissingFrames::kZeroFeature}, "test"));
-  EXPECT_ANY_THROW(validate_sequence({4, 8, Merge::kMean, MissingFrames::kZeroFeature}, "test"));
-  EXPECT_ANY_THROW(validate_sequence({0, 0, Merge::kMean, MissingFrames::kZeroFeature}, "test"));
-  EXPECT_NO_THROW(validate_sequence({8, 4, Merge::kMean, MissingFrames::kZeroFeature}, "test"));
+  EXPECT_ANY_THROW(validate_sequence({8, 4, Merge::kConcatenate, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
+  EXPECT_ANY_THROW(validate_sequence({4, 8, Merge::kMean, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
+  EXPECT_ANY_THROW(validate_sequence({0, 0, Merge::kMean, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
+  EXPECT_NO_THROW(validate_sequence({8, 4, Merge::kMean, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
 }
 
 // Batches as (video, begin, end) triples, one inner list per batch.
