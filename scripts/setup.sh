@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopencv-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev
+  # Crops are decoded with libjpeg-turbo directly, to turn its "Corrupt JPEG data" warnings into
+  # a per-file verdict.
+  libjpeg62-turbo-dev
   # Debian's LibTorch links libblas.so.3; without OpenBLAS (OpenMP flavour) it falls back to the
   # reference BLAS and runs ~50x slower.
   libopenblas0-openmp

@@ -64,7 +64,7 @@ void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::
   OrderedQueue<DecodedImages> queue(batches.size(), result.decode_threads,
                                     static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
                                       return decode_batch(batches[i], manifest.encoder.preprocess, place,
-                                                          device.is_cuda());
+                                                          device.is_cuda(), options.max_image_pixels);
                                     });
   while (auto decoded = queue.next()) {
     const long count = static_cast<long>(decoded->errors.size());

@@ -231,7 +231,8 @@ DecodedBatch Run::decode_batch(size_t batch_index) const {
     }
   }
   DecodedImages decoded =
-      abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on, device_.is_cuda());
+      abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on, device_.is_cuda(),
+                         options_.max_image_pixels);
   batch.images = std::move(decoded.images);
   batch.errors = std::move(decoded.errors);
   batch.seconds = seconds_since(start);
@@ -492,7 +493,11 @@ RunResult Run::execute(Clock::time_point start) {
   cached_.assign(index_.videos.size(), 0);
   resumed_.assign(index_.videos.size(), 0);
   // Hashed once: reading a ViT-L file takes about a second.
-  const uint64_t encoder_file_hash = hash_file(manifest_.file(manifest_.encoder.file));
+  uint64_t encoder_file_hash = hash_file(manifest_.file(manifest_.encoder.file));
+  // Which crops count as readable is part of both keys: the size limit, and the corrupt-data
+  // verdict that earlier versions did not make (their caches and markers are not reused).
+  const std::string decoding = "decode: libjpeg warnings fail, max pixels " + std::to_string(options_.max_image_pixels);
+  encoder_file_hash = fnv1a(decoding.data(), decoding.size(), encoder_file_hash);
   outputs_key_ = outputs_key(manifest_, encoder_file_hash);
   for (const auto& video : index_.videos) video_keys_.push_back(video_key(video));
   if (options_.resume) {

@@ -2,11 +2,14 @@
 
 #include <ATen/ATen.h>
 
+#include <csetjmp>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
+#include <jpeglib.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -39,7 +42,101 @@ const char* resize_mode_name(ResizeMode mode) {
   return mode == ResizeMode::kShorterSide ? "shorter_side" : "stretch";
 }
 
-cv::Mat decode_crop(const fs::path& file) {
+#ifndef JCS_EXTENSIONS
+#error "libjpeg-turbo is needed (JCS_EXT_BGR output, as OpenCV decodes)"
+#endif
+
+namespace {
+
+// libjpeg reports fatal errors through error_exit, which must not return: it jumps back into
+// decode_jpeg. Recoverable damage ("Corrupt JPEG data: premature end of data segment") is a
+// warning that libjpeg would print to stderr, naming no file, and then fill in grey or garbage.
+struct JpegErrors {
+  jpeg_error_mgr manager;  // first: libjpeg sees a pointer to it
+  std::jmp_buf fatal_exit;
+  char fatal[JMSG_LENGTH_MAX] = {};
+  char first_warning[JMSG_LENGTH_MAX] = {};
+};
+
+void jpeg_fatal(j_common_ptr info) {
+  auto* errors = reinterpret_cast<JpegErrors*>(info->err);
+  (*info->err->format_message)(info, errors->fatal);
+  std::longjmp(errors->fatal_exit, 1);
+}
+
+void jpeg_message(j_common_ptr info, int level) {
+  if (level >= 0) return;  // trace messages
+  auto* errors = reinterpret_cast<JpegErrors*>(info->err);
+  if (info->err->num_warnings++ == 0) (*info->err->format_message)(info, errors->first_warning);
+}
+
+bool has_exif(j_decompress_ptr info) {
+  for (jpeg_saved_marker_ptr marker = info->marker_list; marker; marker = marker->next) {
+    if (marker->marker == JPEG_APP0 + 1 && marker->data_length >= 6 && std::memcmp(marker->data, "Exif\0\0", 6) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void check_pixels(unsigned long long width, unsigned long long height, long long max_pixels, const std::string& source) {
+  if (width * height > static_cast<unsigned long long>(max_pixels)) {
+    throw Error(ErrorKind::kInput,
+                "image is " + std::to_string(width) + "x" + std::to_string(height) + ", over the limit of " +
+                    std::to_string(max_pixels) + " pixels (--max-image-pixels); not decoded",
+                source);
+  }
+}
+
+// Decodes with libjpeg-turbo as OpenCV does (same library, default settings, BGR output), but
+// with its warnings turned into a verdict and the size checked from the header. Files OpenCV
+// treats specially (EXIF orientation, CMYK) are checked here and then decoded by OpenCV.
+cv::Mat decode_jpeg(const std::vector<unsigned char>& bytes, long long max_pixels, const std::string& source) {
+  jpeg_decompress_struct info;
+  JpegErrors errors;
+  info.err = jpeg_std_error(&errors.manager);
+  errors.manager.error_exit = jpeg_fatal;
+  errors.manager.emit_message = jpeg_message;
+  cv::Mat image;
+  bool opencv_decodes = false;
+  if (setjmp(errors.fatal_exit)) {
+    jpeg_destroy_decompress(&info);
+    throw Error(ErrorKind::kInput, std::string("corrupt JPEG: ") + errors.fatal, source);
+  }
+  jpeg_create_decompress(&info);
+  jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_save_markers(&info, JPEG_APP0 + 1, 0xffff);
+  jpeg_read_header(&info, TRUE);
+  try {
+    check_pixels(info.image_width, info.image_height, max_pixels, source);
+  } catch (...) {
+    jpeg_destroy_decompress(&info);
+    throw;
+  }
+  opencv_decodes = info.num_components == 4 || has_exif(&info);
+  info.out_color_space = info.num_components == 4 ? info.jpeg_color_space : JCS_EXT_BGR;
+  jpeg_start_decompress(&info);
+  image.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width),
+               CV_8UC(info.output_components));
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = image.ptr<uint8_t>(static_cast<int>(info.output_scanline));
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  const long warnings = info.err->num_warnings;
+  jpeg_destroy_decompress(&info);
+  if (warnings > 0) {
+    throw Error(ErrorKind::kInput,
+                std::string("corrupt JPEG data (") + errors.first_warning + "); the frame is treated as unreadable",
+                source);
+  }
+  if (opencv_decodes) image = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  return image;
+}
+
+}  // namespace
+
+cv::Mat decode_crop(const fs::path& file, long long max_pixels) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorKind::kInput, "cannot open crop", file.string());
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -53,6 +150,16 @@ cv::Mat decode_crop(const fs::path& file) {
     if (end < 2 || bytes[end - 2] != 0xFF) {
       throw Error(ErrorKind::kInput, "truncated JPEG (no end-of-image marker)", file.string());
     }
+    return decode_jpeg(bytes, max_pixels, file.string());
+  }
+  // PNG: the size is in the IHDR chunk, right after the signature.
+  static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (bytes.size() >= 24 && std::memcmp(bytes.data(), kPngSignature, 8) == 0) {
+    auto big_endian = [&](size_t at) {
+      return (static_cast<unsigned long long>(bytes[at]) << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
+             bytes[at + 3];
+    };
+    check_pixels(big_endian(16), big_endian(20), max_pixels, file.string());
   }
   cv::Mat image = cv::imdecode(bytes, cv::IMREAD_COLOR);
   if (image.empty()) throw Error(ErrorKind::kInput, "not a decodable image", file.string());
@@ -138,7 +245,7 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
 }
 
 DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessSpec& spec, PreprocessPlace place,
-                           bool pinned) {
+                           bool pinned, long long max_pixels) {
   const int64_t count = static_cast<int64_t>(files.size()), side = spec.output_side(), channels = spec.channels();
   const bool pixels_only = place == PreprocessPlace::kDevice;
   DecodedImages batch;
@@ -148,7 +255,7 @@ DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessS
   const size_t row_bytes = static_cast<size_t>(side) * channels;
   for (size_t i = 0; i < files.size(); ++i) {
     try {
-      const cv::Mat image = decode_crop(files[i]);
+      const cv::Mat image = decode_crop(files[i], max_pixels);
       if (pixels_only) {
         const cv::Mat pixels = resize_and_crop(image, spec, files[i].string());
         uint8_t* out = batch.images.data_ptr<uint8_t>() + i * row_bytes * side;

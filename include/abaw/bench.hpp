@@ -32,6 +32,7 @@ struct BenchOptions {
   bool pack_batches = false;  // kDecode: as RunOptions::pack_batches
   int threads = 0;         // as RunOptions::threads
   int decode_threads = 0;  // as RunOptions::decode_threads
+  long long max_image_pixels = kDefaultMaxImagePixels;  // as RunOptions::max_image_pixels
   std::string device = "auto";
   std::optional<Precision> precision;  // overrides the manifest's encoder precision
   std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest first, as in `run`

@@ -28,6 +28,7 @@ struct RunOptions {
   bool pack_batches = false;  // batches continue into the next video (see plan_encoder_batches)
   int threads = 0;         // intra-op threads; 0 = one per core
   int decode_threads = 0;  // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
+  long long max_image_pixels = kDefaultMaxImagePixels;  // see decode_crop
   std::optional<long> window;
   std::optional<long> stride;
   std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest (e.g. from `tune`)

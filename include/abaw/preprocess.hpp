@@ -44,9 +44,16 @@ const char* interpolation_name(Interpolation interpolation);
 const char* color_order_name(ColorOrder order);
 const char* resize_mode_name(ResizeMode mode);
 
-// Decodes an image file to 8-bit BGR (grayscale JPEGs are expanded to 3 channels). Throws
-// Error(kInput) naming the file when it is empty, truncated or not an image.
-cv::Mat decode_crop(const std::filesystem::path& file);
+// The largest image decode_crop decodes by default, in pixels (4096 x 4096: 48 MiB as BGR).
+// Face crops are far smaller; the limit stops a small file whose header claims 20000 x 20000
+// from taking gigabytes in every decode thread. `run --max-image-pixels` raises it.
+inline constexpr long long kDefaultMaxImagePixels = 4096LL * 4096;
+
+// Decodes an image file to 8-bit BGR (grayscale JPEGs are expanded to 3 channels), pixel for
+// pixel as cv::imdecode. Throws Error(kInput) naming the file when it is empty, truncated, not
+// an image, larger than `max_pixels` by its header, or a JPEG with corrupt data (any libjpeg
+// warning: such files decode to partly grey or garbled pixels).
+cv::Mat decode_crop(const std::filesystem::path& file, long long max_pixels = kDefaultMaxImagePixels);
 
 // Where the last, per-pixel part of the preprocessing (colour order, float conversion,
 // normalisation, HWC -> CHW) runs. Decoding, resizing and cropping always run on the host with
@@ -87,7 +94,7 @@ struct DecodedImages {
 // Decodes `files` (JPEG -> resize -> centre crop, then the rest of the preprocessing for kHost).
 // `place` must be resolved (kHost or kDevice).
 DecodedImages decode_batch(const std::vector<std::filesystem::path>& files, const PreprocessSpec& spec,
-                           PreprocessPlace place, bool pinned);
+                           PreprocessPlace place, bool pinned, long long max_pixels = kDefaultMaxImagePixels);
 
 // Finishes decode_batch's kDevice pixels on `device`: uint8 [N, S, S, C] (any device; pinned host
 // memory copies asynchronously) -> float32 [N, C, S, S] in the manifest's colour order, with

@@ -41,7 +41,7 @@ Action add_merge_command(CLI::App& app);
 Action add_bench_command(CLI::App& app, BenchOptions& options);
 
 // Declares, once, the options `run` and `bench` share: --device, --batch-size, --pack-batches,
-// --threads, --decode-threads, --precision, --preprocess-on and --manifest-patch. `Options` is RunOptions or
+// --threads, --decode-threads, --max-image-pixels, --precision, --preprocess-on and --manifest-patch. `Options` is RunOptions or
 // BenchOptions. The returned function stores the parsed precision and placement in `options`;
 // the command's callback calls it.
 template <class Options>
@@ -60,6 +60,11 @@ std::function<void()> add_compute_options(CLI::App& command, Options& options) {
   command.add_option("--decode-threads", options.decode_threads,
                      "Threads decoding and preprocessing crops ahead of the model (0 = half the cores)")
       ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  command.add_option("--max-image-pixels", options.max_image_pixels,
+                     "Largest crop decoded, in pixels (width x height, read from the file's header); a larger one "
+                     "is treated as unreadable without being decoded")
+      ->check(CLI::Range(1LL, 1LL << 40))
       ->capture_default_str();
   auto precision = std::make_shared<std::string>();
   command

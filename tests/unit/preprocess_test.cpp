@@ -15,6 +15,8 @@
 namespace abaw {
 namespace {
 
+std::string fs_extension(const std::string& name) { return name.substr(name.rfind('.') + 1); }
+
 TEST(Preprocess, ChannelOrderScaleMeanAndStd) {
   cv::Mat bgr(2, 2, CV_8UC3, cv::Scalar(10, 20, 30));  // B, G, R
   PreprocessSpec spec;
@@ -136,6 +138,108 @@ TEST(Decode, RejectsEmptyTruncatedAndNonImageFiles) {
   cv::Mat gray(8, 8, CV_8UC1, cv::Scalar(100));
   ASSERT_TRUE(cv::imwrite((dir / "gray.jpg").string(), gray));
   EXPECT_EQ(decode_crop(dir / "gray.jpg").channels(), 3);
+}
+
+// decode_crop decodes JPEGs itself (to see libjpeg's warnings); its pixels must stay OpenCV's,
+// which the Python reference and training code read.
+TEST(Decode, PixelsAreExactlyOpenCVs) {
+  testing::ScratchDir dir;
+  cv::RNG rng(7);
+  cv::Mat noise(53, 37, CV_8UC3), gray(40, 40, CV_8UC1);
+  rng.fill(noise, cv::RNG::UNIFORM, 0, 256);
+  rng.fill(gray, cv::RNG::UNIFORM, 0, 256);
+  cv::Mat smooth;
+  cv::GaussianBlur(noise, smooth, cv::Size(5, 5), 2.0);
+  struct Case {
+    const char* name;
+    cv::Mat image;
+    std::vector<int> params;
+  };
+  const std::vector<Case> cases = {
+      {"q95.jpg", smooth, {cv::IMWRITE_JPEG_QUALITY, 95}},
+      {"q30.jpg", noise, {cv::IMWRITE_JPEG_QUALITY, 30}},
+      {"gray.jpg", gray, {}},
+      {"progressive.jpg", smooth, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}},
+      {"optimized.jpg", smooth, {cv::IMWRITE_JPEG_OPTIMIZE, 1}},
+      {"restarts.jpg", noise, {cv::IMWRITE_JPEG_RST_INTERVAL, 2}},
+      {"png.png", noise, {}},
+  };
+  for (const auto& c : cases) {
+    std::vector<uchar> bytes;
+    ASSERT_TRUE(cv::imencode(std::string(".") + fs_extension(c.name), c.image, bytes, c.params)) << c.name;
+    testing::write_text(dir / c.name, std::string(bytes.begin(), bytes.end()));
+    const cv::Mat ours = decode_crop(dir / c.name);
+    const cv::Mat theirs = cv::imdecode(bytes, cv::IMREAD_COLOR);
+    ASSERT_EQ(ours.size(), theirs.size()) << c.name;
+    ASSERT_EQ(ours.type(), theirs.type()) << c.name;
+    EXPECT_EQ(cv::norm(ours, theirs, cv::NORM_INF), 0.0) << c.name;
+  }
+  // EXIF orientation 6 (rotate 90 degrees): OpenCV applies it, and so must we.
+  std::vector<uchar> bytes;
+  ASSERT_TRUE(cv::imencode(".jpg", smooth, bytes));
+  const unsigned char app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 0x2A, 0, 8, 0, 0, 0,
+                                1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0};
+  bytes.insert(bytes.begin() + 2, std::begin(app1), std::end(app1));
+  testing::write_text(dir / "exif.jpg", std::string(bytes.begin(), bytes.end()));
+  const cv::Mat theirs = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  ASSERT_EQ(theirs.size(), cv::Size(53, 37)) << "OpenCV did not rotate: the EXIF segment is malformed";
+  EXPECT_EQ(cv::norm(decode_crop(dir / "exif.jpg"), theirs, cv::NORM_INF), 0.0);
+}
+
+// Issue 21: damage that keeps the end-of-image marker used to decode to half-grey frames.
+TEST(Decode, CorruptJpegDataIsAnErrorNamingTheFile) {
+  testing::ScratchDir dir;
+  cv::Mat image(64, 64, CV_8UC3);
+  cv::RNG(3).fill(image, cv::RNG::UNIFORM, 0, 256);
+  std::vector<uchar> bytes;
+  ASSERT_TRUE(cv::imencode(".jpg", image, bytes));
+  const std::string jpeg(bytes.begin(), bytes.end());
+  const size_t half = jpeg.size() / 2;
+  testing::write_text(dir / "zeroed.jpg", jpeg.substr(0, half) + std::string(jpeg.size() - half - 2, '\0') + "\xFF\xD9");
+  testing::write_text(dir / "cut.jpg", jpeg.substr(0, half) + "\xFF\xD9");
+  for (const char* name : {"zeroed.jpg", "cut.jpg"}) {
+    ASSERT_FALSE(cv::imdecode(std::vector<uchar>(jpeg.begin(), jpeg.end()), cv::IMREAD_COLOR).empty());
+    try {
+      decode_crop(dir / name);
+      FAIL() << name << " decoded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInput);
+      EXPECT_EQ(e.path(), (dir / name).string());
+      EXPECT_NE(std::string(e.what()).find("corrupt JPEG data"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Decode, ImagesOverThePixelLimitAreRefusedFromTheHeader) {
+  testing::ScratchDir dir;
+  cv::Mat image(64, 64, CV_8UC3, cv::Scalar(9, 9, 9));
+  std::vector<uchar> bytes;
+  ASSERT_TRUE(cv::imencode(".jpg", image, bytes));
+  // A 20000 x 20000 claim in the frame header (SOF0: FF C0, length, precision, height, width).
+  for (size_t i = 0; i + 8 < bytes.size(); ++i) {
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xC0) {
+      bytes[i + 5] = 20000 >> 8, bytes[i + 6] = 20000 & 0xFF, bytes[i + 7] = 20000 >> 8, bytes[i + 8] = 20000 & 0xFF;
+      break;
+    }
+  }
+  testing::write_text(dir / "huge.jpg", std::string(bytes.begin(), bytes.end()));
+  ASSERT_TRUE(cv::imwrite((dir / "small.png").string(), image));
+  ASSERT_TRUE(cv::imwrite((dir / "small.jpg").string(), image));
+  const std::vector<std::pair<const char*, long long>> cases = {
+      {"huge.jpg", kDefaultMaxImagePixels}, {"small.jpg", 64 * 64 - 1}, {"small.png", 64 * 64 - 1}};
+  for (const auto& [name, limit] : cases) {
+    try {
+      decode_crop(dir / name, limit);
+      FAIL() << name << " decoded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.path(), (dir / name).string());
+      EXPECT_NE(std::string(e.what()).find("over the limit of " + std::to_string(limit) + " pixels"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(decode_crop(dir / "small.jpg", 64 * 64).size(), cv::Size(64, 64));
+  EXPECT_EQ(decode_crop(dir / "small.png", 64 * 64).size(), cv::Size(64, 64));
 }
 
 }  // namespace
