@@ -850,13 +850,63 @@ class Failures(Case):
         bad = os.path.join(crops, "vid_dense", "00004.jpg")
         with open(bad, "r+b") as f:
             f.truncate(200)
+        # Damage that keeps the end-of-image marker (issue 21): half the data zeroed, or cut short
+        # and the marker appended. libjpeg decodes both with a warning naming no file.
+        zeroed, cut = (os.path.join(crops, "vid_gaps", name) for name in ("00005.jpg", "00006.jpg"))
+        for path, damage in ((zeroed, lambda d: d[:len(d) // 2] + bytes(len(d) - len(d) // 2 - 2) + b"\xff\xd9"),
+                             (cut, lambda d: d[:len(d) // 2] + b"\xff\xd9")):
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "wb") as f:
+                f.write(damage(data))
         out, result = self.run_tool(model_set("plain"), crops=crops)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(bad, result.stderr)
+        self.assertIn(zeroed + ": corrupt JPEG data", result.stderr)
+        self.assertIn(cut + ": corrupt JPEG data", result.stderr)
+        self.assertNotIn("\nCorrupt JPEG data", result.stderr)  # libjpeg's own, file-less line
         raw = read_lines(os.path.join(out, "raw", "VA", "vid_dense.csv"))
         self.assertTrue(raw[4].startswith("4,0,"), raw[4])
         summary = read_json(os.path.join(out, "run.json"))
-        self.assertEqual(summary["frames"]["unreadable"], 1)
+        self.assertEqual(summary["frames"]["unreadable"], 3)
+        # A crop whose header claims more pixels than --max-image-pixels is not decoded.
+        out, result = self.run_tool(model_set("plain"), "--max-image-pixels", "1000", crops=crops)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("over the limit of 1000 pixels (--max-image-pixels)", result.stderr)
+
+    def test_a_frame_far_past_the_others_in_a_frame_list_is_warned_about(self):
+        # A typo'd frame (50000 for a 5-frame video) makes every frame up to it predicted.
+        frame_list = os.path.join(WORK, "typo_VA.txt")
+        with open(frame_list, "w") as f:
+            f.write(HEADERS["VA"] + "\n" + "".join("vid_short/%05d.jpg\n" % n for n in (1, 2, 3, 4, 50000)))
+        out = self.out("typo")
+        result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", out,
+                      "--frame-list", "va=" + frame_list)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(frame_list + ": video vid_short has 5 rows but its largest frame is 50000 (the next largest "
+                      "is 4): a typo?", result.stderr)
+        result = tool("run", "--model-set", model_set("plain"), "--crops", fixture("crops"), "--output", out,
+                      *frame_list_args())
+        self.assertNotIn("a typo?", result.stderr)
+
+    def test_entries_named_like_frames_that_are_not_files_are_named(self):
+        crops = os.path.join(WORK, "not-files")
+        shutil.rmtree(crops, ignore_errors=True)
+        shutil.copytree(fixture("crops"), crops)
+        folder = os.path.join(crops, "vid_dense")
+        os.remove(os.path.join(folder, "00005.jpg"))
+        os.mkdir(os.path.join(folder, "00005.jpg"))
+        os.remove(os.path.join(folder, "00006.jpg"))
+        os.symlink(os.path.join(folder, "nowhere.jpg"), os.path.join(folder, "00006.jpg"))
+        os.remove(os.path.join(folder, "00007.jpg"))
+        os.mkfifo(os.path.join(folder, "00007.jpg"))
+        out, result = self.run_tool(model_set("plain"), crops=crops)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(folder + ": 3 entries named like a frame but not a file ('00005.jpg' is a folder, ...)",
+                      result.stderr)
+        self.assertNotIn("not named like a frame", result.stderr)
+        raw = read_lines(os.path.join(out, "raw", "VA", "vid_dense.csv"))
+        self.assertEqual([line.split(",")[1] for line in raw[5:8]], ["0", "0", "0"])  # missing frames
 
     def test_crops_of_another_size_or_grayscale_are_used(self):
         import cv2
