@@ -157,7 +157,7 @@ void FeatureCache::store(const VideoEntry& video, const CachedFeatures& features
   }
   out.append(reinterpret_cast<const char*>(features.rows.data()), features.rows.size() * sizeof(float));
   put(out, fnv1a(out.data(), out.size()));
-  write_file_atomically(file_for(video), out);
+  write_file_atomically(file_for(video), out, Durability::kProcessKill);  // checksummed: a cut entry is recomputed
 }
 
 }  // namespace abaw

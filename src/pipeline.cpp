@@ -368,7 +368,7 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
     result.has_crop = present;
     result.predicted = finalize_predictions(manifest_.tasks.at(task), result.raw);
     throw_if_stop_requested();
-    write_raw_scores(layout_.raw_scores(task, video.name), task, result);
+    write_raw_scores(layout_.raw_scores(task, video.name), task, result, Durability::kProcessKill);
     result.raw = ScoreMatrix{};  // the submission needs only the final values
     results_[task][video.name] = std::move(result);
   }
@@ -391,7 +391,20 @@ bool Run::resume_video(size_t index) {
     const fs::path raw = layout_.raw_scores(task, video.name);
     if (!fs::exists(raw)) return false;
     VideoResult result;
-    result.raw = read_raw_scores(raw, task);
+    // Raw files are not synced to disk (Durability::kProcessKill): after a power loss one may be
+    // empty or cut although its marker survived. A cut file misses lines (frame count), has an
+    // unparsable line or lacks its final newline; such a video is computed again.
+    try {
+      result.raw = read_raw_scores(raw, task);
+      std::ifstream tail(raw, std::ios::binary | std::ios::ate);
+      char last = 0;
+      if (!tail.seekg(-1, std::ios::end) || !tail.get(last) || last != '\n') {
+        throw Error(ErrorKind::kInput, "does not end with a newline (cut short?)", raw.string());
+      }
+    } catch (const Error& e) {
+      spdlog::warn("--resume: {}; video {} is computed again", e.what(), video.name.str());
+      return false;
+    }
     if (result.raw.frames != frames) return false;
     result.predicted = finalize_predictions(manifest_.tasks.at(task), result.raw);
     result.raw = ScoreMatrix{};
@@ -431,7 +444,7 @@ void Run::finish_video(size_t index, ModelSet& models) {
     }
     for (const auto& [frames, tasks] : groups) predict_tasks(video, features, frames, tasks, models);
     // Written last: its presence says every raw file of this video is complete (--resume).
-    write_file_atomically(layout_.done_marker(video.name), video_keys_[index] + "\n");
+    write_file_atomically(layout_.done_marker(video.name), video_keys_[index] + "\n", Durability::kProcessKill);
   } catch (const StopRequested&) {
     spdlog::info("video {}: stopped during its heads; it is computed again with --resume", video.name.str());
     interrupted_ = true;

@@ -27,7 +27,7 @@ void append_float(std::string& line, const char* format, float value) {
 
 }  // namespace
 
-AtomicFile::AtomicFile(const fs::path& path) : path_(path) {
+AtomicFile::AtomicFile(const fs::path& path, Durability durability) : path_(path), durability_(durability) {
   std::error_code ec;
   if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
   if (ec) throw Error(ErrorKind::kOutput, "cannot create folder: " + ec.message(), path.parent_path().string());
@@ -51,7 +51,7 @@ void AtomicFile::write(const std::string& text) {
 
 void AtomicFile::commit() {
   if (std::fflush(file_) != 0) output_error("write failed", temp_path_);
-  if (::fsync(::fileno(file_)) != 0) output_error("sync failed", temp_path_);
+  if (durability_ == Durability::kPowerLoss && ::fsync(::fileno(file_)) != 0) output_error("sync failed", temp_path_);
   const int closed = std::fclose(file_);
   file_ = nullptr;
   if (closed != 0) {
@@ -68,8 +68,8 @@ void AtomicFile::commit() {
   }
 }
 
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  AtomicFile file(path);
+void write_file_atomically(const fs::path& path, const std::string& text, Durability durability) {
+  AtomicFile file(path, durability);
   file.write(text);
   file.commit();
 }
@@ -106,7 +106,7 @@ void write_submission(const fs::path& path, Task task, const std::vector<FrameRo
   file.commit();
 }
 
-void write_raw_scores(const fs::path& path, Task task, const VideoResult& result) {
+void write_raw_scores(const fs::path& path, Task task, const VideoResult& result, Durability durability) {
   std::string text = raw_score_header(task) + "\n";
   for (long t = 0; t < result.raw.frames; ++t) {
     text += std::to_string(t + 1);
@@ -117,7 +117,7 @@ void write_raw_scores(const fs::path& path, Task task, const VideoResult& result
     }
     text += '\n';
   }
-  write_file_atomically(path, text);
+  write_file_atomically(path, text, durability);
 }
 
 void write_json(const fs::path& path, const nlohmann::json& value) {

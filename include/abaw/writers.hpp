@@ -18,28 +18,41 @@
 
 namespace abaw {
 
+// What a committed file survives.
+enum class Durability {
+  // fsync before the rename: the file survives a power loss or OS crash complete or not at all.
+  kPowerLoss,
+  // rename only: it survives the process being killed complete or not at all, but a power loss
+  // may leave it empty or cut. For per-video files a later reader checks before trusting (raw
+  // scores and done markers, which --resume re-reads and validates; checksummed feature cache
+  // entries): one fsync per file cost 1-2 ms per video, more than a short video's model time.
+  kProcessKill,
+};
+
 // A file that appears under its final name only when commit() succeeds. Until then the data
 // goes to `<name>.tmp-<pid>` beside it; the destructor removes that if commit() never ran.
 class AtomicFile {
  public:
-  explicit AtomicFile(const std::filesystem::path& path);
+  explicit AtomicFile(const std::filesystem::path& path, Durability durability = Durability::kPowerLoss);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   // Appends bytes; throws Error(kOutput) on a write error (e.g. a full disk).
   void write(const std::string& text);
-  // Flushes, syncs and renames into place; throws Error(kOutput) on failure.
+  // Flushes, syncs (kPowerLoss) and renames into place; throws Error(kOutput) on failure.
   void commit();
 
  private:
   std::filesystem::path path_;
   std::filesystem::path temp_path_;
   std::FILE* file_ = nullptr;
+  Durability durability_;
 };
 
 // Writes `text` to `path` atomically, creating parent folders.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
+void write_file_atomically(const std::filesystem::path& path, const std::string& text,
+                           Durability durability = Durability::kPowerLoss);
 
 // The results of one task for one video, as the writers need them.
 struct VideoResult {
@@ -54,7 +67,8 @@ void write_submission(const std::filesystem::path& path, Task task, const std::v
                       const std::map<std::string, VideoResult>& results);
 
 // Writes one video's raw scores: header `frame,has_crop,<task columns>`, one line per frame.
-void write_raw_scores(const std::filesystem::path& path, Task task, const VideoResult& result);
+void write_raw_scores(const std::filesystem::path& path, Task task, const VideoResult& result,
+                      Durability durability = Durability::kPowerLoss);
 
 // Writes pretty-printed JSON with a final newline.
 void write_json(const std::filesystem::path& path, const nlohmann::json& value);
