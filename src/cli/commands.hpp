@@ -8,8 +8,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "abaw/annotations.hpp"
 #include "abaw/bench.hpp"
 #include "abaw/pipeline.hpp"
+#include "abaw/tasks.hpp"
 
 namespace abaw::cli {
 
@@ -92,5 +94,40 @@ std::function<void()> add_compute_options(CLI::App& command, Options& options) {
 
 // Parses "TASK=VALUE" (TASK one of va, expr, au, any case). Throws CLI::ValidationError.
 std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option);
+
+// The rows a command predicts or merges: --tasks, --frame-list TASK=FILE and --annotations
+// [TASK=]DIR (the task read from the files' header when not given).
+struct RowsArguments {
+  std::vector<std::string> tasks, frame_lists, annotations;
+};
+
+// Declares, once, the rows options `run` and `merge` share, into `arguments`; `tasks_help` and
+// `frame_list_help` say what they mean for the command.
+void add_rows_options(CLI::App& command, RowsArguments& arguments, const std::string& tasks_help,
+                      const std::string& frame_list_help);
+
+// Stores parsed rows options into `options` (RunOptions or MergeOptions). A second frame list or
+// annotation folder for one task is a usage error (CLI::ValidationError), never silently the last.
+template <class Options>
+void store_rows_options(const RowsArguments& arguments, Options& options) {
+  for (const auto& name : arguments.tasks) options.tasks.push_back(*parse_task(name));
+  for (const auto& text : arguments.frame_lists) {
+    auto [task, file] = parse_task_assignment(text, "--frame-list");
+    if (options.frame_lists.count(task)) {
+      throw CLI::ValidationError("--frame-list", std::string("two frame lists for ") + task_name(task));
+    }
+    options.frame_lists[task] = file;
+  }
+  for (const auto& text : arguments.annotations) {
+    const size_t equals = text.find('=');
+    const bool has_task = equals != std::string::npos && parse_task(text.substr(0, equals));
+    const auto [task, folder] =
+        has_task ? parse_task_assignment(text, "--annotations") : std::make_pair(annotation_folder_task(text), text);
+    if (options.annotations.count(task)) {
+      throw CLI::ValidationError("--annotations", std::string("two annotation folders for ") + task_name(task));
+    }
+    options.annotations[task] = folder;
+  }
+}
 
 }  // namespace abaw::cli

@@ -6,7 +6,8 @@ namespace abaw::cli {
 
 Action add_merge_command(CLI::App& app) {
   struct Raw {
-    std::vector<std::string> inputs, tasks, frame_lists, annotations;
+    RowsArguments rows;
+    std::vector<std::string> inputs;
     std::vector<double> weights;
     std::string output, model_set, manifest_patch;
   };
@@ -19,37 +20,24 @@ Action add_merge_command(CLI::App& app) {
   cmd->add_option("--weights", raw->weights, "One weight per input for the ensemble mean (default: equal)")
       ->delimiter(',');
   cmd->add_option("--output", raw->output, "Output folder (submission/, raw/)")->required();
-  cmd->add_option("--tasks", raw->tasks, "Tasks to merge (default: all with raw scores)")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"va", "expr", "au", "VA", "EXPR", "AU"}));
-  cmd->add_option("--frame-list", raw->frame_lists, "TASK=FILE: the rows of the submission (repeatable)");
-  cmd->add_option("--annotations", raw->annotations, "[TASK=]DIR: rows from an annotation folder (repeatable)");
+  add_rows_options(*cmd, raw->rows, "Tasks to merge (default: all with raw scores)",
+                   "TASK=FILE: the rows of the submission (repeatable)");
   cmd->add_option("--model-set", raw->model_set, "Whose post-processing to apply (default: plain)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--manifest-patch", raw->manifest_patch, "JSON merged into that manifest first")
       ->check(CLI::ExistingFile);
-  return [raw]() -> int {
-    MergeOptions options;
-    for (const auto& input : raw->inputs) options.inputs.emplace_back(input);
-    options.weights = raw->weights;
-    options.output = raw->output;
-    for (const auto& name : raw->tasks) options.tasks.push_back(*parse_task(name));
-    for (const auto& text : raw->frame_lists) {
-      auto [task, file] = parse_task_assignment(text, "--frame-list");
-      options.frame_lists[task] = file;
-    }
-    for (const auto& text : raw->annotations) {
-      const size_t equals = text.find('=');
-      if (equals != std::string::npos && parse_task(text.substr(0, equals))) {
-        auto [task, folder] = parse_task_assignment(text, "--annotations");
-        options.annotations[task] = folder;
-      } else {
-        options.annotations[annotation_folder_task(text)] = text;
-      }
-    }
-    if (!raw->model_set.empty()) options.model_set = raw->model_set;
-    if (!raw->manifest_patch.empty()) options.manifest_patch = raw->manifest_patch;
-    const MergeResult result = merge_runs(options);
+  auto options = std::make_shared<MergeOptions>();
+  // At parse time, as in `run`: a repeated --frame-list is then a usage error (exit 2).
+  cmd->callback([raw, options] {
+    for (const auto& input : raw->inputs) options->inputs.emplace_back(input);
+    options->weights = raw->weights;
+    options->output = raw->output;
+    store_rows_options(raw->rows, *options);
+    if (!raw->model_set.empty()) options->model_set = raw->model_set;
+    if (!raw->manifest_patch.empty()) options->manifest_patch = raw->manifest_patch;
+  });
+  return [options]() -> int {
+    const MergeResult result = merge_runs(*options);
     for (const auto& [task, path] : result.submissions) {
       std::printf("%s submission: %s\n", task_name(task), path.string().c_str());
     }

@@ -19,11 +19,23 @@ std::pair<Task, std::string> parse_task_assignment(const std::string& text, cons
   return {*task, text.substr(equals + 1)};
 }
 
+void add_rows_options(CLI::App& command, RowsArguments& arguments, const std::string& tasks_help,
+                      const std::string& frame_list_help) {
+  command.add_option("--tasks", arguments.tasks, tasks_help)
+      ->delimiter(',')
+      ->check(CLI::IsMember({"va", "expr", "au", "VA", "EXPR", "AU"}));
+  command.add_option("--frame-list", arguments.frame_lists, frame_list_help);
+  command.add_option("--annotations", arguments.annotations,
+                     "[TASK=]DIR: annotation folder (*_Challenge/*_Set); frame count = line count; task from the "
+                     "headers when not given (repeatable)");
+}
+
 Action add_run_command(CLI::App& app, RunOptions& options) {
   CLI::App* run = app.add_subcommand("run", "Predict VA / EXPR / AU for every frame and write ABAW submission files");
   // Raw strings first: cross-option checks and TASK= parsing happen after CLI11 validated them.
   struct Raw {
-    std::vector<std::string> tasks, frame_lists, annotations, videos;
+    RowsArguments rows;
+    std::vector<std::string> videos;
     std::string video_list;
   };
   auto raw = std::make_shared<Raw>();
@@ -34,17 +46,11 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
       ->required()
       ->check(CLI::ExistingDirectory);
   run->add_option("--output", options.output, "Output folder (created; submission/, raw/, run.json)")->required();
-  run->add_option("--tasks", raw->tasks,
-                  "Tasks to predict, e.g. va,expr (default: those with a frame list or annotations, else all the "
-                  "model set provides)")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"va", "expr", "au", "VA", "EXPR", "AU"}));
-  run->add_option("--frame-list", raw->frame_lists,
-                  "TASK=FILE: official test example file; the submission gets exactly its rows, in its order "
-                  "(repeatable)");
-  run->add_option("--annotations", raw->annotations,
-                  "[TASK=]DIR: annotation folder (*_Challenge/*_Set); frame count = line count; task from the "
-                  "headers when not given (repeatable)");
+  add_rows_options(*run, raw->rows,
+                   "Tasks to predict, e.g. va,expr (default: those with a frame list or annotations, else all the "
+                   "model set provides)",
+                   "TASK=FILE: official test example file; the submission gets exactly its rows, in its order "
+                   "(repeatable)");
   run->add_option("--videos", raw->videos, "Only these videos (comma-separated names)")->delimiter(',');
   run->add_option("--video-list", raw->video_list, "Only the videos in this file (e.g. *_test_set_release.txt)")
       ->check(CLI::ExistingFile);
@@ -78,26 +84,7 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
       options.shard_index = k;
       options.shard_count = n;
     }
-    for (const auto& name : raw->tasks) options.tasks.push_back(*parse_task(name));
-    for (const auto& text : raw->frame_lists) {
-      auto [task, file] = parse_task_assignment(text, "--frame-list");
-      if (options.frame_lists.count(task)) throw CLI::ValidationError("--frame-list", "two frame lists for one task");
-      options.frame_lists[task] = file;
-    }
-    for (const auto& text : raw->annotations) {
-      const bool has_task = text.find('=') != std::string::npos && parse_task(text.substr(0, text.find('=')));
-      Task task;
-      std::string folder = text;
-      if (has_task) {
-        std::tie(task, folder) = parse_task_assignment(text, "--annotations");
-      } else {
-        task = annotation_folder_task(folder);
-      }
-      if (options.annotations.count(task)) {
-        throw CLI::ValidationError("--annotations", std::string("two annotation folders for ") + task_name(task));
-      }
-      options.annotations[task] = folder;
-    }
+    store_rows_options(raw->rows, options);
     if (*score_after && options.annotations.empty()) {
       throw CLI::ValidationError("--eval", "needs --annotations (the labels to score against)");
     }

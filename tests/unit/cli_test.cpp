@@ -82,6 +82,25 @@ TEST_F(RunParser, RequiredOptionsAndExistingFolders) {
                CLI::ValidationError);
 }
 
+// `merge` shares run's rows options: a repeated task is refused there too (it kept the last).
+TEST(MergeParser, RejectsTwoFrameListsOrAnnotationFoldersForOneTask) {
+  testing::ScratchDir dir;
+  std::filesystem::create_directories(dir / "in");
+  testing::write_text(dir / "ann/v.txt", "valence,arousal\n0,0\n");
+  auto parse = [&](std::vector<std::string> extra) {
+    CLI::App app;
+    cli::add_merge_command(app);
+    std::vector<std::string> args{"abaw-infer", "merge", "--inputs", (dir / "in").string(), "--output",
+                                  (dir / "out").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    parse_args(app, args);
+  };
+  EXPECT_NO_THROW(parse({"--frame-list", "va=/x/a.txt", "--frame-list", "expr=/x/b.txt"}));
+  EXPECT_THROW(parse({"--frame-list", "va=/x/a.txt", "--frame-list", "VA=/x/b.txt"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--annotations", (dir / "ann").string(), "--annotations", "va=" + (dir / "ann").string()}),
+               CLI::ValidationError);
+}
+
 // `bench`: the stage is required, decode needs crops, precision and counts are validated.
 class BenchParser : public ::testing::Test {
  protected:
