@@ -51,14 +51,18 @@ Action add_crop_command(CLI::App& app) {
     if (fs::is_directory(o->videos)) {
       // Still images are one-frame videos (OpenCV opens them the same way).
       const std::set<std::string> extensions{".mp4", ".avi", ".mov", ".mkv", ".webm", ".jpg", ".jpeg", ".png"};
-      for (const auto& entry : fs::directory_iterator(o->videos)) {
+      std::error_code ec;
+      for (auto it = fs::directory_iterator(o->videos, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        const fs::directory_entry& entry = *it;
+        if (entry.path().filename().string().front() == '.') continue;  // hidden, e.g. macOS "._clip.mp4"
         std::string extension = entry.path().extension().string();
         std::transform(extension.begin(), extension.end(), extension.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        if (entry.is_regular_file() && extensions.count(extension)) {
+        if (std::error_code kind; entry.is_regular_file(kind) && extensions.count(extension)) {
           videos.push_back(entry.path());
         }
       }
+      if (ec) throw Error(ErrorKind::kInput, "cannot list the video folder: " + ec.message(), o->videos);
       std::sort(videos.begin(), videos.end());
       if (videos.empty()) throw Error(ErrorKind::kInput, "no video files in the folder", o->videos);
     } else {
