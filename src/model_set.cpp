@@ -199,7 +199,7 @@ int configure_runtime(int threads, int decode_threads) {
   const int cpus = usable_cpu_count();
   at::set_num_threads(threads > 0 ? threads : cpus);
   cv::setNumThreads(1);
-  // On 2 CPUs one decoder keeps up with the encoders measured (README "Benchmarks"); a GPU host
+  // On 2 CPUs one decoder keeps up with the encoders measured (scripts/README.md, "Benchmarks"); a GPU host
   // needs many, and half the CPUs leaves the rest to the model thread and LibTorch.
   return decode_threads > 0 ? decode_threads : std::max(1, cpus / 2);
 }
