@@ -11,6 +11,7 @@
 
 #include "abaw/error.hpp"
 #include "abaw/model_set.hpp"
+#include "abaw/runtime.hpp"
 #include "abaw/preprocess.hpp"
 #include "abaw/video_index.hpp"
 #include "abaw/windows.hpp"

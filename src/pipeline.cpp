@@ -17,6 +17,7 @@
 #include "abaw/feature_cache.hpp"
 #include "abaw/manifest.hpp"
 #include "abaw/model_set.hpp"
+#include "abaw/runtime.hpp"
 #include "abaw/output_layout.hpp"
 #include "abaw/postprocess.hpp"
 #include "abaw/preprocess.hpp"

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "abaw/model_set.hpp"
+#include "abaw/runtime.hpp"
 #include "cli/commands.hpp"
 
 namespace abaw::cli {

@@ -1,116 +1,139 @@
-// The process-wide runtime settings `run` and `bench` apply (model_set.hpp).
+// ModelSet on TorchScript modules written by the test itself (Module::define), so each check
+// knows exactly what the encoder and heads compute: shapes against the manifest, activations,
+// EXPR's class map, dict heads, and the errors that name the file.
 #include "abaw/model_set.hpp"
 
 #include <gtest/gtest.h>
-#include <sched.h>
+#include <nlohmann/json.hpp>
+#include <torch/script.h>
+#include <torch/torch.h>
 
-#include <algorithm>
-#include <memory>
-#include <vector>
+#include <string>
 
+#include "abaw/error.hpp"
 #include "test_util.hpp"
 
 namespace abaw {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ABAW_OWN_ALLOCATOR 1  // ASan replaces malloc: glibc's heap statistics say nothing
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ABAW_OWN_ALLOCATOR 1
-#endif
-#endif
+// Saves a TorchScript module whose forward is `source` (TorchScript, `self` first).
+void save_module(const std::filesystem::path& file, const std::string& source) {
+  torch::jit::Module module("TestModule");
+  module.define(source);
+  module.save(file.string());
+}
 
-// Allocates `megabytes` 1 MB blocks, touches them and frees every other one: about half of them
-// stays free but resident inside the heap, which malloc gives back by itself neither through mmap
-// (off) nor by trimming the heap top (off), since the blocks still held sit above the holes.
-std::vector<std::unique_ptr<char[]>> fragment_heap(int megabytes) {
-  std::vector<std::unique_ptr<char[]>> blocks;
-  for (int i = 0; i < megabytes; ++i) {
-    blocks.emplace_back(new char[1 << 20]);
-    std::fill_n(blocks.back().get(), 1 << 20, 1);  // resident
+class ModelSetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // [N, 3, 8, 8] -> [N, 4]: the channel means, then the mean of the first channel's first row.
+    save_module(dir_ / "encoder.pt", R"(
+def forward(self, x):
+    means = x.mean(dim=[2, 3])
+    return torch.cat([means, x[:, 0, 0, :].mean(dim=1, keepdim=True)], dim=1)
+)");
+    save_module(dir_ / "head_va.pt", "def forward(self, x):\n    return x[:, :, 0:2] * 3.0\n");
+    // 8 outputs: the 4 features, then the 4 features times 2.
+    save_module(dir_ / "head_expr.pt", "def forward(self, x):\n    return torch.cat([x, x * 2.0], dim=2)\n");
+    save_module(dir_ / "head_au.pt", R"(
+def forward(self, x) -> Dict[str, Tensor]:
+    return {"au": torch.cat([x, -x, x * 0.5], dim=2), "other": x}
+)");
+    manifest_ = nlohmann::json::parse(R"({
+      "format": "abaw-infer-model-set", "version": 1, "name": "defined",
+      "encoder": {"file": "encoder.pt", "feature_dim": 4,
+                  "preprocess": {"resize": 8, "crop": 8, "interpolation": "bilinear", "color_order": "RGB"}},
+      "sequence": {"window": 4},
+      "tasks": {"va": {"head": "head_va.pt", "activation": "tanh"},
+                "expr": {"head": "head_expr.pt", "class_map": [7, 6, 5, 4, 3, 2, 1, 0]},
+                "au": {"head": {"file": "head_au.pt", "output": "au"}}}
+    })");
   }
-  for (size_t i = 0; i < blocks.size(); i += 2) blocks[i].reset();
-  return blocks;
-}
 
-TEST(HeapMemory, FreedMemoryIsKeptAndHandedBackOnlyPastTheLimit) {
-#if defined(ABAW_OWN_ALLOCATOR) || !defined(__GLIBC__)
-  GTEST_SKIP() << "needs glibc's malloc";
-#else
-  keep_freed_memory_for_reuse();
-  HeapTrimmer patient(size_t{1} << 30), strict(size_t{16} << 20);
-  const auto first = fragment_heap(96);  // ~48 MB free
-  const size_t before = resident_set_bytes();
-  EXPECT_FALSE(patient.trim_if_grown());  // within its limit: kept for reuse
-  EXPECT_TRUE(strict.trim_if_grown());    // past its limit: handed back
-  EXPECT_LT(resident_set_bytes() + (size_t{32} << 20), before);
-
-  // What the next batch faults in again after a trim is memory in use: the first check after a
-  // trim takes it as the new baseline instead of trimming after every batch.
-  std::unique_ptr<char[]> working_set(new char[size_t{64} << 20]);
-  std::fill_n(working_set.get(), size_t{64} << 20, 1);
-  EXPECT_FALSE(strict.trim_if_grown());
-  EXPECT_FALSE(strict.trim_if_grown());  // nothing grew since: still no trim
-  const auto second = fragment_heap(96);  // growth past the limit beyond the new baseline
-  EXPECT_TRUE(strict.trim_if_grown());
-#endif
-}
-
-TEST(UsableCpus, CgroupQuotasRoundUpToWholeCpus) {
-  EXPECT_EQ(cpus_in_cpu_quota(100000, 100000), 1);
-  EXPECT_EQ(cpus_in_cpu_quota(150000, 100000), 2);  // 1.5 CPUs: two threads, not one
-  EXPECT_EQ(cpus_in_cpu_quota(50000, 100000), 1);
-  EXPECT_EQ(cpus_in_cpu_quota(-1, 100000), 0);  // cgroup v1's "no limit"
-  EXPECT_EQ(cpus_in_cpu_quota(100000, 0), 0);
-  EXPECT_EQ(cpus_in_cgroup_cpu_max("400000 100000"), 4);
-  EXPECT_EQ(cpus_in_cgroup_cpu_max("250000 100000\n"), 3);
-  EXPECT_EQ(cpus_in_cgroup_cpu_max("max 100000"), 0);
-  for (const char* unreadable : {"", "100000", "abc 100000", "12x 100000", "100000 abc"}) {
-    EXPECT_EQ(cpus_in_cgroup_cpu_max(unreadable), 0) << unreadable;
+  ModelSet load() {
+    return ModelSet(parse_manifest(manifest_.dump(), dir_.path(), (dir_ / "manifest.json").string()),
+                    torch::Device(torch::kCPU));
   }
+
+  // Expects `body` to throw Error(kModel) naming `file` with every fragment in its message.
+  template <typename F>
+  void expect_model_error(F body, const std::string& file, std::vector<std::string> fragments) {
+    try {
+      body();
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kModel) << e.what();
+      EXPECT_EQ(e.path(), (dir_ / file).string()) << e.what();
+      for (const auto& fragment : fragments) {
+        EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+      }
+    }
+  }
+
+  testing::ScratchDir dir_;
+  nlohmann::json manifest_;
+};
+
+TEST_F(ModelSetTest, EncodesFloatImagesAndCheckedShapes) {
+  ModelSet models = load();
+  torch::Tensor images = torch::rand({3, 3, 8, 8});
+  torch::Tensor features = models.encode(images);
+  ASSERT_EQ(features.sizes(), (std::vector<int64_t>{3, 4}));
+  EXPECT_TRUE(torch::allclose(features.narrow(1, 0, 3), images.mean({2, 3})));
+  EXPECT_TRUE(torch::allclose(features.select(1, 3), images.select(1, 0).select(1, 0).mean(1)));
 }
 
-TEST(UsableCpus, TheTightestCgroupQuotaOnTheWayToTheRootBinds) {
-  testing::ScratchDir scratch;
-  const std::filesystem::path v2 = scratch / "v2", v1 = scratch / "v1";
-  // v2: the pod allows 3 CPUs, the container below it has no limit of its own.
-  testing::write_text(v2 / "cpu.max", "max 100000\n");
-  testing::write_text(v2 / "kubepods/pod1/cpu.max", "300000 100000\n");
-  testing::write_text(v2 / "kubepods/pod1/ctr/cpu.max", "max 100000\n");
-  EXPECT_EQ(cpus_in_cgroup_limits("0::/kubepods/pod1/ctr\n", v2), 3);
-  EXPECT_EQ(cpus_in_cgroup_limits("0::/\n", v2), 0);
-  // A path that is not visible (a container without its own cgroup namespace): the mount's root.
-  testing::write_text(v2 / "cpu.max", "200000 100000\n");
-  EXPECT_EQ(cpus_in_cgroup_limits("0::/elsewhere/ctr\n", v2), 2);
-  // v1: only the hierarchy holding the cpu controller counts.
-  testing::write_text(v1 / "cpu,cpuacct/slurm/job7/cpu.cfs_quota_us", "400000\n");
-  testing::write_text(v1 / "cpu,cpuacct/slurm/job7/cpu.cfs_period_us", "100000\n");
-  testing::write_text(v1 / "cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
-  testing::write_text(v1 / "cpu,cpuacct/cpu.cfs_period_us", "100000\n");
-  testing::write_text(v1 / "memory/slurm/job7/cpu.cfs_quota_us", "100000\n");
-  testing::write_text(v1 / "memory/slurm/job7/cpu.cfs_period_us", "100000\n");
-  EXPECT_EQ(cpus_in_cgroup_limits("5:memory:/slurm/job7\n3:cpu,cpuacct:/slurm/job7\n1:name=systemd:/\n", v1),
-            4);
-  EXPECT_EQ(cpus_in_cgroup_limits("", v1), 0);
-  EXPECT_EQ(cpus_in_cgroup_limits("not a cgroup line\n", v1), 0);
+TEST_F(ModelSetTest, HeadsAreActivatedAndExprFollowsTheClassMap) {
+  ModelSet models = load();
+  torch::Tensor window = torch::randn({5, 4});
+  auto scores = models.run_heads(window, {Task::kVA, Task::kEXPR, Task::kAU});
+  EXPECT_TRUE(torch::allclose(scores.at(Task::kVA), torch::tanh(window.narrow(1, 0, 2) * 3.0)));
+  // ABAW class c is head output class_map[c] = 7 - c, after the softmax over the head's outputs.
+  const torch::Tensor softmax = torch::softmax(torch::cat({window, window * 2.0}, 1), 1);
+  EXPECT_TRUE(torch::allclose(scores.at(Task::kEXPR), softmax.flip({1})));
+  EXPECT_TRUE(torch::allclose(scores.at(Task::kAU), torch::sigmoid(torch::cat({window, -window, window * 0.5}, 1))));
 }
 
-TEST(UsableCpus, FollowTheAffinityMask) {
-  cpu_set_t original;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(original), &original), 0);
-  const int allowed = CPU_COUNT(&original);
-  EXPECT_GE(usable_cpu_count(), 1);
-  EXPECT_LE(usable_cpu_count(), allowed);
-  int first = 0;
-  while (!CPU_ISSET(first, &original)) ++first;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(first, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
-  const int pinned = usable_cpu_count();
-  ASSERT_EQ(sched_setaffinity(0, sizeof(original), &original), 0);
-  EXPECT_EQ(pinned, 1);
+TEST_F(ModelSetTest, ClassMapWithNullLeavesThatClassAtZero) {
+  manifest_["tasks"]["expr"]["class_map"] = {0, 1, 2, 3, 4, 5, 6, nullptr};
+  manifest_["tasks"]["expr"]["activation"] = "none";
+  // 7 mapped outputs: the head must then give 7 (it gives 8), found by the shape check.
+  expect_model_error([&] { load().run_heads(torch::randn({2, 4}), {Task::kEXPR}); }, "head_expr.pt",
+                     {"head output is [1, 2, 8]", "expected [1, 2, 7]"});
+  save_module(dir_ / "head_expr.pt", "def forward(self, x):\n    return torch.cat([x, x[:, :, 0:3]], dim=2)\n");
+  torch::Tensor window = torch::randn({2, 4});
+  torch::Tensor expr = load().run_heads(window, {Task::kEXPR}).at(Task::kEXPR);
+  EXPECT_TRUE(torch::allclose(expr.narrow(1, 0, 4), window));
+  EXPECT_TRUE(torch::equal(expr.select(1, 7), torch::zeros({2})));
+}
+
+TEST_F(ModelSetTest, MismatchesNameTheFileAndBothShapes) {
+  manifest_["encoder"]["feature_dim"] = 5;
+  expect_model_error([&] { load().encode(torch::rand({2, 3, 8, 8})); }, "encoder.pt",
+                     {"encoder output is [2, 4]", "[2, 5] (feature_dim)"});
+  manifest_["encoder"]["feature_dim"] = 4;
+  manifest_["tasks"]["au"]["head"]["output"] = "missing";
+  expect_model_error([&] { load().run_heads(torch::randn({3, 4}), {Task::kAU}); }, "head_au.pt",
+                     {"no 'missing'", "au, other"});
+  manifest_["tasks"]["au"]["head"] = "head_va.pt";  // a plain head with 2 outputs where 12 belong
+  expect_model_error([&] { load().run_heads(torch::randn({3, 4}), {Task::kAU}); }, "head_va.pt",
+                     {"task au", "expected [1, 3, 12]"});
+  save_module(dir_ / "broken.pt", "def forward(self, x):\n    return x.view(7, -1)\n");
+  manifest_["tasks"]["au"]["head"] = "broken.pt";
+  expect_model_error([&] { load().run_heads(torch::randn({3, 4}), {Task::kAU}); }, "broken.pt",
+                     {"head failed on input [1, 3, 4]", "shape '[7, -1]' is invalid"});
+  std::filesystem::resize_file(dir_ / "encoder.pt", 100);
+  expect_model_error([&] { load(); }, "encoder.pt", {"cannot load TorchScript"});
+}
+
+TEST_F(ModelSetTest, SelfCheckReportsWhatEveryModuleSaw) {
+  const nlohmann::json report = load().self_check(4);
+  EXPECT_EQ(report["encoder"]["input"], (std::vector<int64_t>{2, 3, 8, 8}));
+  EXPECT_EQ(report["encoder"]["output"], (std::vector<int64_t>{2, 4}));
+  // Two window lengths (4 and 4 / 2 + 1), so a head traced for one length fails here.
+  ASSERT_EQ(report["heads"]["au"].size(), 2u);
+  EXPECT_EQ(report["heads"]["au"][1]["input"], (std::vector<int64_t>{1, 3, 4}));
+  EXPECT_EQ(report["heads"]["expr"][0]["output"], (std::vector<int64_t>{4, 8}));
 }
 
 }  // namespace
