@@ -184,9 +184,22 @@ class Run {
   Run(const RunOptions& options, Manifest manifest, std::vector<Task> tasks, torch::Device device)
       : options_(options), manifest_(std::move(manifest)), tasks_(std::move(tasks)), device_(device) {}
 
+  // The stages below, in order; returns what was written.
   RunResult execute(Clock::time_point start);
 
  private:
+  // Stage 1: the videos and rows this run (or shard) handles, from frame lists, annotations and
+  // crop folders.
+  void plan_videos();
+  // Stage 2: clears submissions a failed run must not leave behind, computes each video's key,
+  // and takes what earlier work can give: finished videos (--resume), features (--features).
+  void reuse_earlier_work();
+  // Stage 3: decodes and encodes the crops still needed, in batches, and predicts each video as
+  // soon as its features are complete. Returns the number of videos finished.
+  size_t encode_and_predict(ModelSet& models);
+  // Stage 4: the submissions of the tasks whose videos all succeeded.
+  void write_submissions(RunResult& result);
+
   DecodedBatch decode_batch(size_t batch_index) const;  // runs on decode threads: reads only
   void encode_batch(DecodedBatch& batch, ModelSet& models);
   void finish_video(size_t index, ModelSet& models);
@@ -471,6 +484,27 @@ RunResult Run::execute(Clock::time_point start) {
   heap_trimmer_ = HeapTrimmer(kHeapGrowthLimitBytes);  // growth counts from the loaded models
 
   stage = Clock::now();
+  plan_videos();
+  seconds_.index = seconds_since(stage);
+  reuse_earlier_work();
+  const size_t finished = encode_and_predict(models);
+
+  RunResult result;
+  std::set<std::string> failed;
+  for (const auto& [name, message] : failures_) failed.insert(name);
+  result.failed_videos.assign(failed.begin(), failed.end());
+  result.interrupted = interrupted_;
+  result.videos_done = static_cast<long>(finished) - static_cast<long>(result.failed_videos.size());
+  result.videos_total = static_cast<long>(index_.videos.size());
+  auto write_start = Clock::now();
+  write_submissions(result);
+  seconds_.write += seconds_since(write_start);
+  result.summary = layout_.summary();
+  write_json(result.summary, summary(result, seconds_since(start)));
+  return result;
+}
+
+void Run::plan_videos() {
   IndexRequest request{options_.crops, tasks_, {}, {}, options_.videos};
   for (const auto& [task, file] : options_.frame_lists) request.frame_lists[task] = file;
   for (const auto& [task, folder] : options_.annotations) request.annotations[task] = folder;
@@ -492,11 +526,12 @@ RunResult Run::execute(Clock::time_point start) {
     }
     spdlog::info("shard {}/{}: {} videos", options_.shard_index, options_.shard_count, index_.videos.size());
   }
-  seconds_.index = seconds_since(stage);
   spdlog::info("{} videos, {} frames, {} crops ({:.1f}% of frames have no crop)", index_.videos.size(),
                index_.total_frames(), index_.total_crops(),
                100.0 * (index_.total_frames() - index_.total_crops()) / std::max(1L, index_.total_frames()));
+}
 
+void Run::reuse_earlier_work() {
   // Submissions from an earlier run must not survive a run that cannot write them.
   for (Task task : tasks_) {
     std::error_code ec;
@@ -541,6 +576,9 @@ RunResult Run::execute(Clock::time_point start) {
     spdlog::info("feature cache {}: {} of {} videos reused ({} crops)", cache_->folder().string(),
                  std::count(cached_.begin(), cached_.end(), 1), index_.videos.size(), crops_cached_);
   }
+}
+
+size_t Run::encode_and_predict(ModelSet& models) {
   // Per video unless --pack-batches: see plan_encoder_batches for what each choice guarantees.
   std::vector<size_t> crops_to_encode_per_video(index_.videos.size(), 0);
   long crops_to_encode = 0;
@@ -579,18 +617,11 @@ RunResult Run::execute(Clock::time_point start) {
   for (; finished < index_.videos.size() && !stopped(); ++finished) finish_video(finished, models);
   if (interrupted_) --finished;
   interrupted_ = stopped();
+  return finished;
+}
 
-  RunResult result;
-  const std::set<std::string> failed = [&] {
-    std::set<std::string> names;
-    for (const auto& [name, message] : failures_) names.insert(name);
-    return names;
-  }();
-  result.failed_videos.assign(failed.begin(), failed.end());
-  auto write_start = Clock::now();
-  result.interrupted = interrupted_;
-  result.videos_done = static_cast<long>(finished) - static_cast<long>(result.failed_videos.size());
-  result.videos_total = static_cast<long>(index_.videos.size());
+void Run::write_submissions(RunResult& result) {
+  const std::set<std::string> failed(result.failed_videos.begin(), result.failed_videos.end());
   if (options_.shard_count > 1) {
     spdlog::info("shard {}/{}: raw outputs only; assemble the submissions with `abaw-infer merge`",
                  options_.shard_index, options_.shard_count);
@@ -614,10 +645,6 @@ RunResult Run::execute(Clock::time_point start) {
     result.submissions[task] = path;
     spdlog::info("wrote {} ({} rows)", path.string(), rows.rows.size());
   }
-  seconds_.write += seconds_since(write_start);
-  result.summary = layout_.summary();
-  write_json(result.summary, summary(result, seconds_since(start)));
-  return result;
 }
 
 json Run::summary(const RunResult& result, double total_seconds) const {
