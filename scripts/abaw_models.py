@@ -207,13 +207,13 @@ class TemporalBlock(nn.Module):
 
 class TemporalConvNet(nn.Module):
     def __init__(self, num_inputs: int, num_channels: Tuple[int, ...], kernel_size: int,
-                 dropout: float):
+                 dropout: float, dilation_base: int = 2):
         super().__init__()
         layers = []
         for i, out_channels in enumerate(num_channels):
             in_channels = num_inputs if i == 0 else num_channels[i - 1]
             layers.append(TemporalBlock(in_channels, out_channels, kernel_size,
-                                        dilation=2 ** i, dropout=dropout))
+                                        dilation=dilation_base ** i, dropout=dropout))
         self.network = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,11 +225,11 @@ class TransEncoder(nn.Module):
     (batch_first=False as in the original; no positional encoding, no mask)."""
 
     def __init__(self, inc: int, d_model: int, nhead: int, dim_feedforward: int,
-                 num_layers: int, dropout: float):
+                 num_layers: int, dropout: float, layer_norm_eps: float = 1e-5):
         super().__init__()
         self.conv1 = nn.Conv1d(inc, d_model, kernel_size=1)
-        layer = nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead,
-                                           dim_feedforward=dim_feedforward, dropout=dropout)
+        layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
+                                           layer_norm_eps=layer_norm_eps)
         self.transformer_encoder = nn.TransformerEncoder(layer, num_layers=num_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,16 +246,16 @@ class TemporalHead(nn.Module):
 
     def __init__(self, input_dim: int, outputs: int, channels: Tuple[int, ...] = (768, 256, 128),
                  kernel_size: int = 5, d_model: int = 512, nhead: int = 4,
-                 dim_feedforward: int = 512, num_layers: int = 8, dropout: float = 0.0):
+                 dim_feedforward: int = 512, num_layers: int = 8, dropout: float = 0.0,
+                 dilation_base: int = 2, layer_norm_eps: float = 1e-5, batch_norm_eps: float = 1e-5):
         super().__init__()
-        if kernel_size < 2:
-            raise ValueError("kernel_size must be >= 2 (Chomp1d needs a non-zero padding)")
-        self.temporal = TemporalConvNet(input_dim, tuple(channels), kernel_size, dropout)
+        _check_head_numbers(kernel_size, d_model, nhead, dilation_base, layer_norm_eps, batch_norm_eps)
+        self.temporal = TemporalConvNet(input_dim, tuple(channels), kernel_size, dropout, dilation_base)
         self.encoder = TransEncoder(channels[-1], d_model, nhead, dim_feedforward,
-                                    num_layers, dropout)
+                                    num_layers, dropout, layer_norm_eps)
         self.head = nn.Sequential(
             nn.Linear(d_model, d_model // 2),
-            nn.BatchNorm1d(d_model // 2),
+            nn.BatchNorm1d(d_model // 2, eps=batch_norm_eps),
             nn.Linear(d_model // 2, outputs),
         )
 
@@ -275,10 +275,88 @@ class TemporalHead(nn.Module):
             remove_weight_norm(block.conv2)
 
 
-def build_head(config: str, outputs: int, input_dim: Optional[int] = None) -> TemporalHead:
-    cfg = dict(HEAD_CONFIGS[config])
+# A checkpoint shows the layer shapes of HEAD_CONFIGS (strict loading checks them against
+# the config) but not HEAD_FREE_NUMBERS, which the export scripts take as options; their
+# defaults are the original's: HEAD_CONFIGS' nhead and HEAD_DEFAULTS. (Kept below the classes:
+# TorchScript files record the line numbers of every scripted forward.)
+HEAD_DEFAULTS = dict(dilation_base=2, layer_norm_eps=1e-5, batch_norm_eps=1e-5)
+HEAD_FREE_NUMBERS = ("nhead", "dilation_base", "layer_norm_eps", "batch_norm_eps")
+
+
+def _check_head_numbers(kernel_size: int, d_model: int, nhead: int, dilation_base: int,
+                        layer_norm_eps: float, batch_norm_eps: float) -> None:
+    if kernel_size < 2:
+        raise ValueError("kernel_size must be >= 2 (Chomp1d needs a non-zero padding)")
+    if nhead < 1 or d_model % nhead != 0:
+        raise ValueError(f"the number of attention heads ({nhead}) must divide "
+                         f"d_model ({d_model})")
+    if dilation_base < 1:
+        raise ValueError(f"the dilation base must be >= 1, not {dilation_base}")
+    if not (layer_norm_eps > 0 and batch_norm_eps > 0):
+        raise ValueError("the LayerNorm and BatchNorm eps must be > 0")
+
+
+def head_config(config: str, **overrides) -> dict:
+    """HEAD_CONFIGS[config] with HEAD_DEFAULTS; `overrides` (e.g. nhead=8) replace
+    values, None meaning the config's."""
+    cfg = {**HEAD_DEFAULTS, **HEAD_CONFIGS[config]}
+    unknown = sorted(set(overrides) - set(cfg))
+    if unknown:
+        raise ValueError(f"not head config entries: {unknown}")
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def build_head(config: str, outputs: int, input_dim: Optional[int] = None,
+               **overrides) -> TemporalHead:
+    """A TemporalHead of `config`, with head_config's `overrides`."""
+    cfg = head_config(config, **overrides)
     default_dim = cfg.pop("input_dim")
     return TemporalHead(input_dim if input_dim is not None else default_dim, outputs, **cfg)
+
+
+def head_architecture(head) -> Optional[Dict[str, object]]:
+    """Every architecture number of a TemporalHead, eager or scripted (also one loaded
+    from a file); None for a module of another structure."""
+    try:
+        blocks = list(head.temporal.network.children())
+        layers = list(head.encoder.transformer_encoder.layers.children())
+        mlp = list(head.head.children())
+        first = layers[0]
+        return {
+            "input_dim": int(blocks[0].conv1.in_channels),
+            "outputs": int(mlp[2].out_features),
+            "channels": [int(b.conv1.out_channels) for b in blocks],
+            "kernel_size": int(blocks[0].conv1.kernel_size[0]),
+            "dilations": [int(b.conv1.dilation[0]) for b in blocks],
+            "d_model": int(head.encoder.conv1.out_channels),
+            "nhead": int(first.self_attn.num_heads),
+            "dim_feedforward": int(first.linear1.out_features),
+            "num_layers": len(layers),
+            "hidden": int(mlp[0].out_features),
+            "layer_norm_eps": float(first.norm1.eps),
+            "batch_norm_eps": float(mlp[1].eps),
+        }
+    except (AttributeError, IndexError, TypeError, RuntimeError):
+        return None
+
+
+def architecture_text(arch: Dict[str, object], io: bool = True) -> str:
+    """head_architecture() as one line; io=False leaves out D and K."""
+    parts = [f"D {arch['input_dim']}", f"K {arch['outputs']}"] if io else []
+    parts += [
+        "TCN channels " + "/".join(str(c) for c in arch["channels"]),
+        f"kernel {arch['kernel_size']}",
+        "dilations " + "/".join(str(d) for d in arch["dilations"]),
+        f"d_model {arch['d_model']}",
+        f"attention heads {arch['nhead']}",
+        f"feed-forward {arch['dim_feedforward']}",
+        f"encoder layers {arch['num_layers']}",
+        f"hidden {arch['hidden']}",
+        f"LayerNorm eps {arch['layer_norm_eps']:g}",
+        f"BatchNorm eps {arch['batch_norm_eps']:g}",
+    ]
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------
@@ -309,20 +387,129 @@ def is_torchscript_archive(path: str) -> bool:
         return any("/code/" in name for name in z.namelist())
 
 
-def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+# A checkpoint's model weights may sit under these keys, nested in any order (e.g.
+# {"model": {"state_dict": ...}}, DeepSpeed's {"module": ...}); EMA weights under EMA_KEYS.
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")
+EMA_KEYS = ("ema", "model_ema", "state_dict_ema")
+_MAX_NESTING = 6
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and len(obj) > 0 and all(torch.is_tensor(v) for v in obj.values())
+
+
+def _where(keys: Tuple[str, ...]) -> str:
+    return "under " + " > ".join(repr(k) for k in keys) if keys else "at the top level"
+
+
+def _keys_text(obj, limit: int = 20) -> str:
+    if not isinstance(obj, dict):
+        return f"none: the file holds a {type(obj).__name__}, not a dict"
+    keys = [repr(k) for k in obj]
+    more = f", ... ({len(keys)} keys)" if len(keys) > limit else ""
+    return "[" + ", ".join(keys[:limit]) + more + "]"
+
+
+def _search(obj, keys: Tuple[str, ...], ema: bool, found: list, other: list) -> None:
+    """Collects (keys, is_ema, state dict) for every dict of tensors reachable through
+    WRAPPER_KEYS / EMA_KEYS, and (keys, dict) for the dicts passed on the way."""
+    if _is_state_dict(obj):
+        found.append((keys, ema, obj))
+        return
+    if not isinstance(obj, dict) or len(keys) >= _MAX_NESTING:
+        return
+    if keys:
+        other.append((keys, obj))
+    for key in WRAPPER_KEYS + EMA_KEYS:
+        if isinstance(obj.get(key), dict):
+            _search(obj[key], keys + (key,), ema or key in EMA_KEYS, found, other)
+
+
+def _same_tensors(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> bool:
+    return a is b or (a.keys() == b.keys() and all(
+        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k], b[k])
+        for k in a))
+
+
+def _distinct(cands: list) -> list:
+    """Groups (keys, state dict) pairs holding the same tensors: [[(keys, sd), ...], ...]."""
+    groups: list = []
+    for keys, sd in cands:
+        for group in groups:
+            if _same_tensors(group[0][1], sd):
+                group.append((keys, sd))
+                break
+        else:
+            groups.append([(keys, sd)])
+    return groups
+
+
+def _group_text(group: list) -> str:
+    return " = ".join(_where(keys) for keys, _ in group) + f" ({len(group[0][1])} tensors)"
+
+
+def read_checkpoint(path: str, use_ema: bool = False) -> Dict[str, torch.Tensor]:
     """The flat tensor dict in a TorchScript archive (e.g. OpenAI's CLIP .pt files) or in
-    a torch.save file, unwrapping a dict nested under 'state_dict' or 'model'."""
+    a torch.save file: a bare state dict or one nested under WRAPPER_KEYS in any order.
+    EMA weights (under EMA_KEYS, possibly nested) are used only with use_ema; without it,
+    raw weights are used and a note says EMA weights exist. Stops with an error, naming
+    the keys found and tried, when no state dict or more than one different one fits."""
     if is_torchscript_archive(path):
+        if use_ema:
+            raise SystemExit(f"error: {path}: --use-ema: a TorchScript archive holds one set "
+                             "of weights, no EMA weights")
         return dict(torch.jit.load(path, map_location="cpu").state_dict())
-    obj = torch.load(path, map_location="cpu")
-    while isinstance(obj, dict):
-        nested = [k for k in ("state_dict", "model") if isinstance(obj.get(k), dict)]
-        if not nested:
-            break
-        obj = obj[nested[0]]
-    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise SystemExit(f"error: {path}: not a state dict of tensors")
-    return obj
+    try:
+        obj = torch.load(path, map_location="cpu")
+    except Exception as e:  # pickle, zip and torch errors alike: not a checkpoint we can read
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        raise SystemExit(f"error: {path}: not a torch.save file or TorchScript archive "
+                         f"({type(e).__name__}: {first_line}); safetensors files must be "
+                         "converted to a torch.save state dict first")
+    found: list = []
+    other: list = []
+    _search(obj, (), False, found, other)
+    tried = (f"  tried: a dict of tensors at the top level or under the wrapper keys "
+             f"{', '.join(WRAPPER_KEYS)} and the EMA keys {', '.join(EMA_KEYS)}, "
+             f"nested in any order (up to {_MAX_NESTING} levels)")
+    top = f"  top-level keys: {_keys_text(obj)}"
+    raw = _distinct([(keys, sd) for keys, ema, sd in found if not ema])
+    ema = _distinct([(keys, sd) for keys, ema, sd in found if ema])
+
+    if not raw and not ema:
+        msg = [f"error: {path}: not a state dict of tensors (no dict whose values are all "
+               "tensors where model weights are kept)", top]
+        msg += [f"  {_where(keys)}: keys {_keys_text(d)}" for keys, d in other]
+        raise SystemExit("\n".join(msg + [tried]))
+    kind, groups = ("EMA", ema) if use_ema else ("raw", raw)
+    if use_ema and not ema:
+        raise SystemExit("\n".join([
+            f"error: {path}: --use-ema, but the checkpoint holds no EMA weights "
+            f"(its state dict is {_group_text(raw[0]) if len(raw) == 1 else 'ambiguous'})",
+            top, tried]))
+    if not use_ema and not raw:
+        raise SystemExit("\n".join([
+            f"error: {path}: the checkpoint holds only EMA weights ("
+            + "; ".join(_group_text(g) for g in ema) + "): pass --use-ema to export them",
+            top, tried]))
+    if len(groups) > 1:
+        raise SystemExit("\n".join([
+            f"error: {path}: ambiguous checkpoint: {len(groups)} different {kind} state dicts "
+            "could be the model: " + "; ".join(_group_text(g) for g in groups),
+            top, tried,
+            "  save the one to export on its own, e.g. torch.save(ckpt['model'], 'weights.pt')"]))
+    chosen = groups[0]
+    log(f"weights: {path}: {kind} state dict {_group_text(chosen)}")
+    if not use_ema and ema:
+        log(f"note: {path} also holds EMA weights ("
+            + "; ".join(_group_text(g) for g in ema)
+            + "); the raw weights are used, --use-ema selects the EMA ones")
+    sd = dict(chosen[0][1])
+    if "n_averaged" in sd and sd["n_averaged"].dim() == 0:
+        # torch.optim.swa_utils.AveragedModel's counter beside its `module.*` weights.
+        del sd["n_averaged"]
+        log(f"weights: {path}: ignored 'n_averaged' (AveragedModel's update counter)")
+    return sd
 
 
 def strip_prefix(sd: Dict[str, torch.Tensor], prefix: str) -> Tuple[Dict[str, torch.Tensor], int]:

@@ -6,8 +6,10 @@ The exported module's forward takes float32 [N, 3, S, S] images, normalised as C
 or with --no-projection the features before the projection.
 
 Weights: an OpenAI CLIP archive (TorchScript, e.g. ViT-B-16.pt) or a state dict
-(.pt/.pth/.bin, e.g. open_clip's), whose `visual.*` entries are used; without --weights
-the encoder is randomly initialised from --seed (for tests).
+(.pt/.pth/.bin, e.g. open_clip's; bare or nested under state_dict / model /
+model_state_dict / module in any order), whose `visual.*` entries are used; EMA weights
+(ema / model_ema / state_dict_ema) only with --use-ema. Without --weights the encoder is
+randomly initialised from --seed (for tests).
 """
 
 import argparse
@@ -19,9 +21,9 @@ import torch
 import abaw_models as m
 
 
-def clip_state_dict(path: str, key_prefix: Optional[str]):
+def clip_state_dict(path: str, key_prefix: Optional[str], use_ema: bool = False):
     """The visual-encoder entries of a checkpoint, with bare keys (`conv1.weight`, ...)."""
-    sd = m.read_checkpoint(path)
+    sd = m.read_checkpoint(path, use_ema)
     if key_prefix is not None:
         visual, ignored = m.strip_prefix(sd, key_prefix)
     elif any("visual." in k for k in sd):
@@ -37,24 +39,30 @@ def clip_state_dict(path: str, key_prefix: Optional[str]):
         ignored = len(sd) - len(visual)
     else:
         visual, ignored = sd, 0
+        # Bare keys saved through DataParallel / DeepSpeed: `module.conv1.weight`.
+        while visual and all(k.startswith("module.") for k in visual):
+            visual = {k[len("module."):]: v for k, v in visual.items()}
     m.log(f"weights: {path}: {len(visual)} visual entries used, {ignored} other entries ignored")
     return visual
 
 
 def export_clip(config: str, output: str, weights: Optional[str] = None, seed: int = 0,
                 project: bool = True, key_prefix: Optional[str] = None,
-                activation: str = "quick_gelu") -> int:
+                activation: str = "quick_gelu", use_ema: bool = False) -> int:
     """Writes the TorchScript encoder to `output`; returns its feature dim."""
     torch.manual_seed(seed)
     model = m.build_clip(config, project=project, activation=activation)
     if weights is not None:
-        m.load_strict(model, clip_state_dict(weights, key_prefix), weights)
+        m.load_strict(model, clip_state_dict(weights, key_prefix, use_ema), weights)
     model.eval()
     image_size = m.CLIP_CONFIGS[config][0]
+    if weights is None:
+        source = f"random init (seed {seed})"
+    else:
+        source = f"weights from {weights}" + (" (EMA)" if use_ema else "")
     m.log(f"CLIP {config}: image {image_size}, activation {activation}, "
           f"{'projected embedding' if project else 'pre-projection features'}, "
-          f"feature dim {model.feature_dim}, {m.count_parameters(model):,} parameters, "
-          f"{'weights from ' + weights if weights else f'random init (seed {seed})'}")
+          f"feature dim {model.feature_dim}, {m.count_parameters(model):,} parameters, {source}")
 
     scripted = torch.jit.script(model)
     x = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed))
@@ -76,7 +84,11 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, choices=list(m.CLIP_CONFIGS))
     p.add_argument("--weights", help="OpenAI CLIP TorchScript archive or a state dict "
-                   "(.pt/.pth/.bin, possibly nested under 'state_dict' or 'model')")
+                   "(.pt/.pth/.bin; bare or nested under state_dict, model, "
+                   "model_state_dict, module, in any order)")
+    p.add_argument("--use-ema", action="store_true",
+                   help="export the EMA weights of a checkpoint holding them (under ema, "
+                   "model_ema or state_dict_ema); without it the raw weights are used")
     p.add_argument("--key-prefix", help="take the keys starting with this prefix, stripped "
                    "(default: strip everything up to and including 'visual.')")
     p.add_argument("--activation", choices=list(m.CLIP_ACTIVATIONS), default="quick_gelu",
@@ -90,8 +102,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.key_prefix is not None and args.weights is None:
         p.error("--key-prefix needs --weights")
+    if args.use_ema and args.weights is None:
+        p.error("--use-ema needs --weights")
     export_clip(args.config, args.output, args.weights, args.seed, not args.no_projection,
-                args.key_prefix, args.activation)
+                args.key_prefix, args.activation, args.use_ema)
 
 
 if __name__ == "__main__":

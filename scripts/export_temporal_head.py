@@ -4,8 +4,15 @@
 The exported module's forward takes float32 [B, T, D] frame features (any T >= 1) and
 returns float32 [B, T, K] raw scores: VA values (K=2), EXPR logits (K=8) or AU logits
 (K=12). Weights: a state dict of the original upczww/abaw6 `Model` (keys `temporal.*`,
-`encoder.*`, `head.*`, possibly prefixed, e.g. `module.`, or nested under 'state_dict' /
-'model'); without --weights the head is randomly initialised from --seed (for tests).
+`encoder.*`, `head.*`, possibly prefixed, e.g. `module.`; bare or nested under state_dict /
+model / model_state_dict / module in any order; EMA weights under ema / model_ema /
+state_dict_ema only with --use-ema); without --weights the head is randomly initialised
+from --seed (for tests).
+
+The layer shapes come from --config and strict loading checks them against the
+checkpoint; the numbers a checkpoint cannot show (attention heads, dilation base, the
+LayerNorm / BatchNorm eps) are options defaulting to the config's values. Every
+architecture number used is printed to stderr.
 """
 
 import argparse
@@ -21,12 +28,40 @@ import abaw_models as m
 warnings.filterwarnings("ignore", message="'batch_first' was found in ScriptModule constants")
 
 
-def head_state_dict(path: str, key_prefix: Optional[str]):
-    sd = m.read_checkpoint(path)
+# Options for the numbers a checkpoint cannot show: (HEAD_CONFIGS key, option, type, help).
+ARCHITECTURE_OPTIONS = [
+    ("nhead", "--nhead", int, "attention heads of the Transformer encoder layers; must "
+     "divide d_model (default: the config's, abaw6 4, tiny 2)"),
+    ("dilation_base", "--dilation-base", int, "TCN block i has dilation N**i (default 2)"),
+    ("layer_norm_eps", "--layer-norm-eps", float, "eps of the encoder layers' LayerNorms "
+     "(default 1e-5)"),
+    ("batch_norm_eps", "--batch-norm-eps", float, "eps of the output MLP's BatchNorm1d "
+     "(default 1e-5)"),
+]
+
+
+def add_architecture_options(parser) -> None:
+    for key, option, kind, text in ARCHITECTURE_OPTIONS:
+        parser.add_argument(option, dest=key, type=kind, metavar="N" if kind is int else "X",
+                            help=text)
+
+
+def architecture_overrides(args) -> dict:
+    """The architecture options given (None: the config's value)."""
+    return {key: getattr(args, key) for key, _, _, _ in ARCHITECTURE_OPTIONS}
+
+
+def head_state_dict(path: str, key_prefix: Optional[str], use_ema: bool = False):
+    sd = m.read_checkpoint(path, use_ema)
     if key_prefix is None:
         # The prefix in front of the original's first key (`module.` after DataParallel).
         anchors = [k for k in sd if "temporal.network.0." in k]
-        key_prefix = anchors[0].split("temporal.network.0.", 1)[0] if anchors else ""
+        if not anchors:
+            raise SystemExit(
+                f"error: {path}: no key contains 'temporal.network.0.' (the first TCN block "
+                f"of the ABAW6 head), so no key prefix can be found; keys look like "
+                f"{sorted(sd)[:5]}; --key-prefix P takes the keys starting with P")
+        key_prefix = anchors[0].split("temporal.network.0.", 1)[0]
     stripped, others = m.strip_prefix(sd, key_prefix)
     if others:
         raise SystemExit(f"error: {path}: {others} keys do not start with {key_prefix!r}")
@@ -56,20 +91,35 @@ def randomise_for_tests(model: torch.nn.Module) -> None:
 
 def export_head(config: str, outputs: int, output: str, input_dim: Optional[int] = None,
                 weights: Optional[str] = None, seed: int = 0,
-                key_prefix: Optional[str] = None) -> int:
-    """Writes the TorchScript head to `output`; returns its input dim D."""
+                key_prefix: Optional[str] = None, use_ema: bool = False,
+                arch: Optional[dict] = None) -> int:
+    """Writes the TorchScript head to `output`; returns its input dim D. `arch`: values
+    for m.HEAD_FREE_NUMBERS (nhead, ...; None or missing: the config's)."""
     torch.manual_seed(seed)
-    model = m.build_head(config, outputs, input_dim)
+    arch = {k: v for k, v in (arch or {}).items() if v is not None}
+    unknown = sorted(set(arch) - set(m.HEAD_FREE_NUMBERS))
+    if unknown:
+        raise ValueError(f"not free architecture numbers: {unknown}")
+    try:
+        model = m.build_head(config, outputs, input_dim, **arch)
+    except ValueError as e:
+        raise SystemExit(f"error: temporal head {config}: {e}")
     if weights is not None:
-        m.load_strict(model, head_state_dict(weights, key_prefix), weights)
+        m.load_strict(model, head_state_dict(weights, key_prefix, use_ema), weights)
     else:
         randomise_for_tests(model)
     model.eval()
-    d = model.temporal.network[0].conv1.in_channels
-    cfg = {k: v for k, v in m.HEAD_CONFIGS[config].items() if k != "input_dim"}
-    m.log(f"temporal head {config}: D {d}, K {outputs}, {cfg}, "
-          f"{m.count_parameters(model):,} parameters (with weight norm), "
-          f"{'weights from ' + weights if weights else f'random init (seed {seed})'}")
+    numbers = m.head_architecture(model)
+    d = numbers["input_dim"]
+    if weights is None:
+        source = f"random init (seed {seed})"
+    else:
+        source = f"weights from {weights}" + (" (EMA)" if use_ema else "")
+    m.log(f"temporal head {config}: {m.architecture_text(numbers)}; "
+          f"{m.count_parameters(model):,} parameters (with weight norm), {source}")
+    used = m.head_config(config, **arch)
+    m.log("not shown by a checkpoint (options): " + ", ".join(
+        f"{option} {used[key]:g}" for key, option, _, _ in ARCHITECTURE_OPTIONS))
 
     # Reference outputs come from the weight-normed model, so the check covers the folding.
     gen = torch.Generator().manual_seed(seed)
@@ -102,19 +152,27 @@ def main(argv=None) -> None:
     k.add_argument("--task", choices=list(m.TASK_OUTPUTS),
                    help="sets K: va 2, expr 8, au 12")
     k.add_argument("--outputs", type=int, help="K, the number of outputs")
-    p.add_argument("--weights", help="state dict of the original model (.pt/.pth/.bin)")
+    p.add_argument("--weights", help="state dict of the original model (.pt/.pth/.bin; "
+                   "bare or nested under state_dict, model, model_state_dict, module)")
+    p.add_argument("--use-ema", action="store_true",
+                   help="export the EMA weights of a checkpoint holding them (under ema, "
+                   "model_ema or state_dict_ema); without it the raw weights are used")
     p.add_argument("--key-prefix", help="strip this prefix from every key "
                    "(default: whatever precedes 'temporal.network.0.', e.g. 'module.')")
+    add_architecture_options(p.add_argument_group(
+        "architecture numbers a checkpoint cannot show (default: the config's)"))
     p.add_argument("--seed", type=int, default=0, help="random init seed (no --weights)")
     p.add_argument("--output", required=True, help="TorchScript file to write")
     args = p.parse_args(argv)
     if args.key_prefix is not None and args.weights is None:
         p.error("--key-prefix needs --weights")
+    if args.use_ema and args.weights is None:
+        p.error("--use-ema needs --weights")
     outputs = m.TASK_OUTPUTS[args.task] if args.task else args.outputs
     if outputs < 1:
         p.error("--outputs must be >= 1")
     export_head(args.config, outputs, args.output, args.input_dim, args.weights, args.seed,
-                args.key_prefix)
+                args.key_prefix, args.use_ema, architecture_overrides(args))
 
 
 if __name__ == "__main__":

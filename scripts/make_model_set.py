@@ -6,7 +6,8 @@ The encoder is copied (--encoder, with --preprocess) or exported from CLIP
 heads (--head-config, --tasks). The manifest follows models/README.md. Its feature_dim
 is measured by running the encoder on a dummy batch, and every head is run on [1, T, D]
 to check its input width and output count. For a fixed seed the manifest is
-byte-identical between runs.
+byte-identical between runs. The generated description records every architecture number
+of ABAW6 heads (read from the head files) and --trained-on.
 
 --tiny is the test suite's set: tiny CLIP + tiny heads for va, expr, au, window 8.
 """
@@ -21,7 +22,8 @@ import torch
 
 import abaw_models as m
 from export_clip import export_clip
-from export_temporal_head import export_head
+from export_temporal_head import (ARCHITECTURE_OPTIONS, add_architecture_options,
+                                  architecture_overrides, export_head)
 
 TASK_ORDER = ["va", "expr", "au"]
 ACTIVATIONS = {"va": "none", "expr": "softmax", "au": "sigmoid"}
@@ -52,6 +54,8 @@ def parse_args(argv):
                      "file holding the manifest's encoder.preprocess object")
     enc.add_argument("--clip-config", choices=list(m.CLIP_CONFIGS), help="export a CLIP encoder")
     enc.add_argument("--clip-weights", metavar="PATH", help="see export_clip.py --weights")
+    enc.add_argument("--use-ema", action="store_true",
+                     help="with --clip-weights: export its EMA weights (see export_clip.py)")
     enc.add_argument("--clip-activation", choices=list(m.CLIP_ACTIVATIONS), default="quick_gelu")
     enc.add_argument("--no-projection", action="store_true",
                      help="CLIP features before the projection")
@@ -62,6 +66,11 @@ def parse_args(argv):
     heads.add_argument("--head-config", choices=list(m.HEAD_CONFIGS),
                        help="export random-init ABAW6 heads of this config")
     heads.add_argument("--tasks", help="with --head-config: comma-separated, e.g. va,expr,au")
+    add_architecture_options(heads)
+    heads.add_argument("--trained-on", metavar="NAME",
+                       help="free text naming the encoder whose features the heads were "
+                       "trained on (e.g. 'CLIP ViT-B/16 image embeddings'), recorded in the "
+                       "description; a warning when it does not contain the encoder's name")
 
     seq = p.add_argument_group("sequence and post-processing")
     seq.add_argument("--window", type=int, help="frames per head call (default 300; --tiny 8)")
@@ -88,6 +97,8 @@ def parse_args(argv):
         p.error("give exactly one of --encoder, --clip-config (or --tiny)")
     if args.encoder and (args.clip_weights or args.no_projection):
         p.error("--clip-weights and --no-projection go with --clip-config")
+    if args.use_ema and not args.clip_weights:
+        p.error("--use-ema goes with --clip-weights")
     if args.encoder and not args.preprocess:
         p.error("--encoder needs --preprocess (a CLIP config name or a JSON file)")
     if args.clip_config and args.preprocess:
@@ -103,6 +114,9 @@ def parse_args(argv):
             p.error(f"--tasks: comma-separated distinct names from va, expr, au: {args.tasks}")
     elif args.tasks:
         p.error("--tasks goes with --head-config")
+    given = [option for key, option, _, _ in ARCHITECTURE_OPTIONS if getattr(args, key) is not None]
+    if given and not args.head_config:
+        p.error(f"{', '.join(given)}: with --head-config (copied heads keep their own numbers)")
     copied = [t for t, _ in args.head]
     if len(set(copied)) != len(copied):
         p.error("--head given twice for a task")
@@ -172,7 +186,8 @@ def encoder_feature_dim(path: str, preprocess: dict) -> int:
     return out.shape[1]
 
 
-def check_head(path: str, task: str, feature_dim: int) -> None:
+def check_head(path: str, task: str, feature_dim: int):
+    """Runs the head on [1, T, D]; returns its architecture numbers (None: not an ABAW6 head)."""
     head = torch.jit.load(path, map_location="cpu").eval()
     k = m.TASK_OUTPUTS[task]
     for t in (1, 5):
@@ -186,6 +201,18 @@ def check_head(path: str, task: str, feature_dim: int) -> None:
             shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             raise SystemExit(f"error: {path}: the {task} head gave {shape} for "
                              f"[1, {t}, {feature_dim}], expected (1, {t}, {k})")
+    return m.head_architecture(head)
+
+
+def architectures_text(archs: dict) -> str:
+    """The heads' architecture numbers for the description: once when all heads share
+    them, else per task; "" when no head is an ABAW6 head."""
+    texts = {task: m.architecture_text(a, io=False) for task, a in archs.items() if a}
+    if not texts:
+        return ""
+    if len(texts) == len(archs) and len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return "; ".join(f"{task}: {text}" for task, text in texts.items())
 
 
 def task_entry(task: str, head_file: str, args) -> dict:
@@ -210,18 +237,29 @@ def main(argv=None) -> None:
 
     if args.clip_config:
         export_clip(args.clip_config, encoder_path, args.clip_weights, args.seed,
-                    not args.no_projection, activation=args.clip_activation)
+                    not args.no_projection, activation=args.clip_activation,
+                    use_ema=args.use_ema)
         preprocess = m.clip_preprocess(args.clip_config)
         kind = "pre-projection features" if args.no_projection else "image embedding"
-        source = (f"weights {os.path.basename(args.clip_weights)}" if args.clip_weights
-                  else f"random init, seed {args.seed}")
-        encoder_desc = f"CLIP {args.clip_config} {kind} ({source})"
+        if args.clip_weights:
+            source = f"weights {os.path.basename(args.clip_weights)}" + (
+                ", EMA" if args.use_ema else "")
+        else:
+            source = f"random init, seed {args.seed}"
+        encoder_name = f"CLIP {args.clip_config}"
+        encoder_desc = f"{encoder_name} {kind} ({source})"
     else:
         preprocess = read_preprocess(args.preprocess)
         shutil.copyfile(args.encoder, encoder_path)
+        encoder_name = os.path.splitext(os.path.basename(args.encoder))[0]
         encoder_desc = f"encoder {os.path.basename(args.encoder)}"
     feature_dim = encoder_feature_dim(encoder_path, preprocess)
     m.log(f"encoder feature dim: {feature_dim}")
+    if args.trained_on is not None and encoder_name.lower() not in args.trained_on.lower():
+        m.log(f"warning: the heads were trained on {args.trained_on!r}, which does not name "
+              f"this set's encoder {encoder_name!r}: heads fed another encoder's features give "
+              "meaningless predictions even when the feature widths match, and nothing else "
+              "can detect it")
 
     head_files = {}
     if args.head_config:
@@ -229,15 +267,25 @@ def main(argv=None) -> None:
             head_files[task] = f"head_{task}.pt"
             export_head(args.head_config, m.TASK_OUTPUTS[task],
                         os.path.join(args.output, head_files[task]), input_dim=feature_dim,
-                        seed=args.seed + 1 + TASK_ORDER.index(task))
-        heads_desc = f"ABAW6 TCN+Transformer heads, config {args.head_config} (random init)"
+                        seed=args.seed + 1 + TASK_ORDER.index(task),
+                        arch=architecture_overrides(args))
     else:
         for task, path in sorted(args.head, key=lambda tp: TASK_ORDER.index(tp[0])):
             head_files[task] = f"head_{task}.pt"
             shutil.copyfile(path, os.path.join(args.output, head_files[task]))
-        heads_desc = "heads " + ", ".join(os.path.basename(p) for _, p in args.head)
-    for task, name in head_files.items():
-        check_head(os.path.join(args.output, name), task, feature_dim)
+    archs = {task: check_head(os.path.join(args.output, name), task, feature_dim)
+             for task, name in head_files.items()}
+    arch_desc = architectures_text(archs)
+    if arch_desc:
+        m.log(f"head architecture: {arch_desc}")
+    if args.head_config:
+        heads_desc = (f"ABAW6 TCN+Transformer heads, config {args.head_config} (random init"
+                      + (f"; {arch_desc})" if arch_desc else ")"))
+    else:
+        heads_desc = ("heads " + ", ".join(os.path.basename(p) for _, p in args.head)
+                      + (f" ({arch_desc})" if arch_desc else ""))
+    if args.trained_on is not None:
+        heads_desc += f"; heads trained on: {args.trained_on}"
 
     manifest = {
         "format": "abaw-infer-model-set",
