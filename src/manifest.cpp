@@ -202,15 +202,24 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
   const json& head = r.at("head");
   if (head.is_string()) {
     config.head_file = head.get<std::string>();
+  } else if (head.is_object() && head.contains("columns")) {
+    ObjectReader h(head, where + ".head", origin);
+    const json& columns = h.at("columns");
+    const std::string what = "must be [first, end]: the encoder output columns first..end-1";
+    if (!columns.is_array() || columns.size() != 2) h.fail_key("columns", what);
+    config.columns_first = h.integer_in(columns[0], "columns", 0, kMaxHeadOutputs, what);
+    config.columns_end = h.integer_in(columns[1], "columns", 0, kMaxHeadOutputs, what);
+    if (config.columns_end <= config.columns_first) h.fail_key("columns", what + " (end after first)");
+    h.finish();
   } else if (head.is_object()) {
     ObjectReader h(head, where + ".head", origin);
     config.head_file = h.string("file");
     config.output_key = h.string("output");
     h.finish();
   } else {
-    r.fail_key("head", "must be a file name or {\"file\": ..., \"output\": ...}");
+    r.fail_key("head", "must be a file name, {\"file\": ..., \"output\": ...} or {\"columns\": [first, end]}");
   }
-  if (config.head_file.empty()) r.fail_key("head", "names no file");
+  if (config.head_file.empty() && !config.uses_columns()) r.fail_key("head", "names no file");
 
   switch (task) {
     case Task::kVA:
@@ -282,6 +291,13 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
 
 }  // namespace
 
+std::string head_description(const TaskConfig& config) {
+  if (config.uses_columns()) {
+    return "encoder columns " + std::to_string(config.columns_first) + ".." + std::to_string(config.columns_end - 1);
+  }
+  return config.output_key.empty() ? config.head_file : config.head_file + " ['" + config.output_key + "']";
+}
+
 void validate_sequence(const SequenceConfig& sequence, const std::string& origin, ErrorKind kind) {
   if (sequence.window < 1 || sequence.stride < 1) {
     throw Error(kind, "window and stride must be at least 1", origin);
@@ -348,9 +364,28 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     t.finish();
     if (manifest.tasks.empty()) t.fail("must define at least one of va, expr, au");
   }
+  // A columns head reads the encoder's output: its columns must exist and be the task's width.
+  for (const auto& [task, config] : manifest.tasks) {
+    if (!config.uses_columns()) continue;
+    const std::string key = std::string("'tasks.") + task_key(task) + ".head.columns' ";
+    if (config.columns_end > manifest.encoder.feature_dim) {
+      throw Error(ErrorKind::kModel,
+                  key + "ends at column " + std::to_string(config.columns_end) + ", past the encoder's feature_dim " +
+                      std::to_string(manifest.encoder.feature_dim),
+                  origin);
+    }
+    if (config.columns_end - config.columns_first != config.head_outputs) {
+      throw Error(ErrorKind::kModel,
+                  key + "selects " + std::to_string(config.columns_end - config.columns_first) +
+                      " columns; the task needs " + std::to_string(config.head_outputs) +
+                      (task == Task::kEXPR ? " (the largest class_map index + 1)" : ""),
+                  origin);
+    }
+  }
   // One file is one module: a file used as a plain head must not also be a dict head.
   std::map<std::string, bool> file_is_dict;
   for (const auto& [task, config] : manifest.tasks) {
+    if (config.uses_columns()) continue;
     const bool is_dict = !config.output_key.empty();
     auto [it, inserted] = file_is_dict.emplace(config.head_file, is_dict);
     if (!inserted && it->second != is_dict) {
@@ -400,7 +435,9 @@ Manifest load_manifest(const fs::path& folder, const std::optional<fs::path>& pa
   }
   Manifest manifest = parse_manifest(text, folder, origin);
   std::vector<std::string> files{manifest.encoder.file};
-  for (const auto& [task, config] : manifest.tasks) files.push_back(config.head_file);
+  for (const auto& [task, config] : manifest.tasks) {
+    if (!config.uses_columns()) files.push_back(config.head_file);
+  }
   for (const auto& name : files) {
     if (!fs::is_regular_file(manifest.file(name), ec)) {
       throw Error(ErrorKind::kModel, "names '" + name + "', which does not exist in the set folder", origin);

@@ -70,7 +70,7 @@ ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::mov
     encoder_.to(encoder_dtype_);
   }
   for (const auto& [task, config] : manifest_.tasks) {
-    if (heads_.count(config.head_file)) continue;
+    if (config.uses_columns() || heads_.count(config.head_file)) continue;
     heads_[config.head_file] = Head{config.head_file, load_module(config.head_file), !config.output_key.empty()};
   }
 }
@@ -169,6 +169,11 @@ std::map<Task, torch::Tensor> ModelSet::run_heads(const torch::Tensor& features,
   std::map<Task, torch::Tensor> results;
   for (Task task : tasks) {
     const TaskConfig& config = manifest_.tasks.at(task);
+    if (config.uses_columns()) {  // the encoder's own per-frame scores: no head to run
+      const torch::Tensor columns = input.narrow(2, config.columns_first, config.columns_end - config.columns_first);
+      results[task] = head_output(columns, config, manifest_.encoder.file, input_shape);
+      continue;
+    }
     auto cached = outputs.find(config.head_file);
     if (cached == outputs.end()) {
       try {
@@ -201,7 +206,7 @@ nlohmann::json ModelSet::self_check(long window_frames) {
     torch::Tensor window = torch::randn({frames, manifest_.encoder.feature_dim});
     auto outputs = run_heads(window, tasks);
     for (const auto& [task, output] : outputs) {
-      report["heads"][task_key(task)].push_back({{"file", manifest_.tasks.at(task).head_file},
+      report["heads"][task_key(task)].push_back({{"file", head_description(manifest_.tasks.at(task))},
                                                  {"input", std::vector<int64_t>{1, frames, window.size(1)}},
                                                  {"output", output.sizes().vec()}});
     }

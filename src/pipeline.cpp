@@ -97,7 +97,9 @@ std::string hex(uint64_t value) {
 uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
   uint64_t key = encoder_file_hash;
   std::set<std::string> heads;
-  for (const auto& [task, config] : m.tasks) heads.insert(config.head_file);
+  for (const auto& [task, config] : m.tasks) {
+    if (!config.uses_columns()) heads.insert(config.head_file);
+  }
   for (const auto& head : heads) key = hash_file(m.file(head), key);
   const auto& p = m.encoder.preprocess;
   std::string settings = std::to_string(p.resize) + resize_mode_name(p.resize_mode) +
@@ -109,7 +111,7 @@ uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
               std::to_string(m.sequence.stride) + merge_name(m.sequence.merge) +
               missing_frames_name(m.sequence.missing_frames);
   for (const auto& [task, c] : m.tasks) {
-    settings += std::string("|") + task_key(task) + c.head_file + c.output_key + activation_name(c.activation) + "," +
+    settings += std::string("|") + task_key(task) + head_description(c) + activation_name(c.activation) + "," +
                 std::to_string(c.mean_filter) + "," + std::to_string(c.mode_filter);
     for (int i : c.class_map) settings += "," + std::to_string(i);
     for (float t : c.thresholds) settings += "," + std::to_string(t);
@@ -366,7 +368,9 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
         throw Error(ErrorKind::kRuntime, std::string("the ") + task_name(task) + " head produced NaN/Inf in frames " +
                                              std::to_string(window.begin + 1) + ".." + std::to_string(window.end) +
                                              (compact ? " (of the frames with crops)" : ""),
-                    manifest_.file(manifest_.tasks.at(task).head_file).string());
+                    manifest_.file(manifest_.tasks.at(task).uses_columns() ? manifest_.encoder.file
+                                                                           : manifest_.tasks.at(task).head_file)
+                        .string());
       }
       mergers.at(task).add(window, s.data_ptr<float>());
     }

@@ -137,6 +137,11 @@ def load_manifest(model_dir):
         head = s["head"]
         if isinstance(head, str):
             s["head_file"], s["head_key"] = head, None
+        elif "columns" in head:  # the encoder's own scores: columns first..end-1 of its output
+            check_keys(head, ["columns"], "tasks.%s.head" % t)
+            first, end = (int(c) for c in head["columns"])
+            s["head_file"], s["head_key"] = None, None
+            s["columns"] = (first, end)
         else:
             check_keys(head, ["file", "output"], "tasks.%s.head" % t)
             s["head_file"], s["head_key"] = head["file"], head["output"]
@@ -590,6 +595,10 @@ def main(argv=None):
     heads = {}
     for t in tasks:
         fpath = man["tasks"][t]["head_file"]
+        if fpath is None:
+            first, end = man["tasks"][t]["columns"]
+            heads[t] = lambda x, first=first, end=end: x[:, :, first:end]
+            continue
         if fpath not in heads:
             heads[fpath] = torch.jit.load(os.path.join(md, fpath), map_location="cpu")
             heads[fpath].eval()
@@ -609,7 +618,7 @@ def main(argv=None):
 
     for t in tasks:
         spec = man["tasks"][t]
-        head = heads[spec["head_file"]]
+        head = heads[t] if spec["head_file"] is None else heads[spec["head_file"]]
         rows, Tv = sources[t]
         upper = TASK_UPPER[t]
         per_video = {}

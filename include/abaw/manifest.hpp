@@ -54,6 +54,11 @@ struct TaskConfig {
   Task task = Task::kVA;
   std::string head_file;   // relative to the set folder
   std::string output_key;  // non-empty for a multi-task head returning a dict
+  // A "columns" head (head_file empty): encoder output columns [first, end) are the task's
+  // scores per frame, for per-frame models whose encoder outputs the task scores itself.
+  long columns_first = 0;
+  long columns_end = 0;
+  bool uses_columns() const { return columns_end > columns_first; }
   Activation activation = Activation::kNone;
   // EXPR: for each ABAW class, its index in the head output, or -1 when not predicted.
   std::vector<int> class_map;
@@ -62,6 +67,10 @@ struct TaskConfig {
   int mean_filter = 0;
   int mode_filter = 0;  // EXPR only
 };
+
+// How a task's scores are made, for messages and `info`: the head file (with "['key']" for a
+// dict head) or "encoder columns A..B-1".
+std::string head_description(const TaskConfig& config);
 
 // A parsed and validated manifest.
 struct Manifest {

@@ -35,8 +35,8 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
             << merge_name(m.sequence.merge) << ", missing frames " << missing_frames_name(m.sequence.missing_frames)
             << "\n";
   for (const auto& [task, c] : m.tasks) {
-    std::cout << "task " << task_key(task) << std::string(7 - std::string(task_key(task)).size(), ' ') << c.head_file;
-    if (!c.output_key.empty()) std::cout << " ['" << c.output_key << "']";
+    std::cout << "task " << task_key(task) << std::string(7 - std::string(task_key(task)).size(), ' ')
+              << head_description(c);
     std::cout << "  K " << c.head_outputs << ", activation " << activation_name(c.activation);
     if (task == Task::kEXPR) {
       std::cout << ", class_map [";

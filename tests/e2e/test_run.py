@@ -238,6 +238,26 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         labels = [l.split(",")[1] for l in read_lines(os.path.join(ours, "submission", "EXPR.txt"))[1:] if l]
         self.assertNotIn("7", labels, "Other is not predicted by this head")
 
+    def test_columns_heads_of_a_per_frame_model(self):
+        """An HSEmotion-style per-frame model: the encoder's own outputs are the task scores."""
+        path = copy_of_plain_set("columns")
+        manifest = read_json(os.path.join(path, "manifest.json"))
+        self.assertGreaterEqual(manifest["encoder"]["feature_dim"], 22)
+        for head in set(t["head"] if isinstance(t["head"], str) else t["head"]["file"]
+                        for t in manifest["tasks"].values()):
+            os.remove(os.path.join(path, head))  # a columns set has no head files
+        manifest["tasks"] = {
+            "va": {"head": {"columns": [0, 2]}, "activation": "tanh", "mean_filter": 3},
+            "expr": {"head": {"columns": [2, 10]}, "class_map": [7, 6, 5, 4, 3, 2, 1, 0]},
+            "au": {"head": {"columns": [10, 22]}},
+        }
+        with open(os.path.join(path, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+        info = tool("info", "--model-set", path)
+        self.assertEqual(info.returncode, 0, info.stderr)
+        self.assertIn("encoder columns 10..21", info.stdout)
+        self.run_both(path, frame_list_args())
+
     def test_video_subset(self):
         ours, _ = self.run_both(model_set("plain"), frame_list_args(), ["--videos", "vid_one,2-person_left"])
         rows = read_lines(os.path.join(ours, "submission", "VA.txt"))[1:-1]

@@ -196,6 +196,29 @@ TEST(Manifest, RejectsValuesOutOfTheirRange) {
   }
 }
 
+// A per-frame model: the encoder outputs the task scores, a "columns" head selects them.
+TEST(Manifest, ColumnsHeadsSelectEncoderOutputs) {
+  auto j = valid_manifest();
+  j["tasks"]["va"]["head"] = {{"columns", {14, 16}}};
+  j["tasks"]["expr"]["head"] = {{"columns", {0, 6}}};  // class_map's largest index is 5: 6 columns
+  j["tasks"]["expr"]["class_map"] = {5, 0, 2, 3, 4, 1, nullptr, nullptr};
+  j["tasks"]["au"]["head"] = {{"columns", {2, 14}}};
+  const Manifest m = parse(j);
+  EXPECT_TRUE(m.tasks.at(Task::kVA).uses_columns());
+  EXPECT_EQ(m.tasks.at(Task::kVA).columns_first, 14);
+  EXPECT_EQ(m.tasks.at(Task::kVA).columns_end, 16);
+  EXPECT_EQ(head_description(m.tasks.at(Task::kAU)), "encoder columns 2..13");
+  EXPECT_EQ(head_description(parse(valid_manifest()).tasks.at(Task::kVA)), "multi.pt ['va']");
+  j["tasks"]["va"]["head"] = {{"columns", {15, 17}}};
+  expect_rejected(j, "'tasks.va.head.columns' ends at column 17, past the encoder's feature_dim 16");
+  j["tasks"]["va"]["head"] = {{"columns", {10, 13}}};
+  expect_rejected(j, "'tasks.va.head.columns' selects 3 columns; the task needs 2");
+  j["tasks"]["va"]["head"] = {{"columns", {4, 4}}};
+  expect_rejected(j, "end after first");
+  j["tasks"]["va"]["head"] = {{"columns", {0, 2}}, {"file", "x.pt"}};
+  expect_rejected(j, "'tasks.va.head.file' is not a known key");
+}
+
 TEST(Manifest, LoadChecksThatNamedFilesExist) {
   testing::ScratchDir dir;
   testing::write_text(dir / "manifest.json", valid_manifest().dump());

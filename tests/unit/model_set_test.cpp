@@ -107,6 +107,14 @@ TEST_F(ModelSetTest, ClassMapWithNullLeavesThatClassAtZero) {
   EXPECT_TRUE(torch::equal(expr.select(1, 7), torch::zeros({2})));
 }
 
+TEST_F(ModelSetTest, ColumnsHeadsAreTheEncoderOutputsActivated) {
+  manifest_["tasks"]["va"]["head"] = {{"columns", {2, 4}}};
+  ModelSet models = load();
+  torch::Tensor window = torch::randn({6, 4});
+  EXPECT_TRUE(torch::allclose(models.run_heads(window, {Task::kVA}).at(Task::kVA), torch::tanh(window.narrow(1, 2, 2))));
+  EXPECT_EQ(models.self_check(4)["heads"]["va"][0]["file"], "encoder columns 2..3");
+}
+
 TEST_F(ModelSetTest, MismatchesNameTheFileAndBothShapes) {
   manifest_["encoder"]["feature_dim"] = 5;
   expect_model_error([&] { load().encode(torch::rand({2, 3, 8, 8})); }, "encoder.pt",
