@@ -341,7 +341,8 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
                                     {"detector", video.detector},
                                     {"style", "box"},
                                     {"size", options.size},
-                                    {"margin", options.margin},
+                                    // As typed (0.1), not the float's double expansion (0.10000000149...).
+                                    {"margin", std::stod(fmt::format("{}", options.margin))},
                                     {"jpeg_quality", options.jpeg_quality},
                                     {"frames_expected", video.frames_expected},
                                     {"frames_decoded", video.frames_decoded},
