@@ -68,7 +68,8 @@ FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest, uint64_t e
   const PreprocessSpec& p = manifest.encoder.preprocess;
   std::string spec = std::to_string(p.resize) + resize_mode_name(p.resize_mode) + interpolation_name(p.interpolation) +
                      std::to_string(p.crop) + color_order_name(p.color_order) + std::to_string(feature_dim_) +
-                     precision_name(manifest.encoder.precision) + memory_format_name(manifest.encoder.memory_format);
+                     precision_name(manifest.encoder.precision) + memory_format_name(manifest.encoder.memory_format) +
+                     "exif " + exif_orientation_name(p.exif);
   hash = fnv1a(spec.data(), spec.size(), hash);
   hash = fnv1a(&p.scale, sizeof p.scale, hash);
   hash = fnv1a(p.mean.data(), p.mean.size() * sizeof(float), hash);

@@ -179,6 +179,7 @@ PreprocessSpec parse_preprocess(const json& value, const std::string& origin) {
   spec.crop = static_cast<int>(r.integer_or("crop", 0, 0, kMaxImageSide));
   spec.color_order = static_cast<ColorOrder>(r.choice_or("color_order", {"RGB", "BGR", "GRAY"}, 0));
   spec.scale = r.number_or("scale", static_cast<float>(1.0 / 255.0));
+  spec.exif = r.choice_or("exif", {"ignore", "apply"}, 0) == 0 ? ExifOrientation::kIgnore : ExifOrientation::kApply;
   const size_t channels = static_cast<size_t>(spec.channels());
   spec.mean = r.has("mean") ? r.numbers("mean", channels) : std::vector<float>(channels, 0.0f);
   spec.std = r.has("std") ? r.numbers("std", channels) : std::vector<float>(channels, 1.0f);

@@ -107,6 +107,7 @@ uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
                          precision_name(m.encoder.precision) + memory_format_name(m.encoder.memory_format);
   for (float v : p.mean) settings += "," + std::to_string(v);
   for (float v : p.std) settings += "," + std::to_string(v);
+  settings += std::string("|exif ") + exif_orientation_name(p.exif);
   settings += "|" + std::to_string(p.scale) + "|" + std::to_string(m.sequence.window) + "," +
               std::to_string(m.sequence.stride) + merge_name(m.sequence.merge) +
               missing_frames_name(m.sequence.missing_frames);

@@ -38,6 +38,10 @@ const char* color_order_name(ColorOrder order) {
   return "?";
 }
 
+const char* exif_orientation_name(ExifOrientation exif) {
+  return exif == ExifOrientation::kApply ? "apply" : "ignore";
+}
+
 const char* resize_mode_name(ResizeMode mode) {
   return mode == ResizeMode::kShorterSide ? "shorter_side" : "stretch";
 }
@@ -70,6 +74,10 @@ void jpeg_message(j_common_ptr info, int level) {
   if (info->err->num_warnings++ == 0) (*info->err->format_message)(info, errors->first_warning);
 }
 
+int opencv_flags(ExifOrientation exif) {
+  return exif == ExifOrientation::kApply ? cv::IMREAD_COLOR : cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION;
+}
+
 bool has_exif(j_decompress_ptr info) {
   for (jpeg_saved_marker_ptr marker = info->marker_list; marker; marker = marker->next) {
     if (marker->marker == JPEG_APP0 + 1 && marker->data_length >= 6 && std::memcmp(marker->data, "Exif\0\0", 6) == 0) {
@@ -91,7 +99,8 @@ void check_pixels(unsigned long long width, unsigned long long height, long long
 // Decodes with libjpeg-turbo as OpenCV does (same library, default settings, BGR output), but
 // with its warnings turned into a verdict and the size checked from the header. Files OpenCV
 // treats specially (EXIF orientation, CMYK) are checked here and then decoded by OpenCV.
-cv::Mat decode_jpeg(const std::vector<unsigned char>& bytes, long long max_pixels, const std::string& source) {
+cv::Mat decode_jpeg(const std::vector<unsigned char>& bytes, long long max_pixels, ExifOrientation exif,
+                    const std::string& source) {
   jpeg_decompress_struct info;
   JpegErrors errors;
   info.err = jpeg_std_error(&errors.manager);
@@ -113,7 +122,7 @@ cv::Mat decode_jpeg(const std::vector<unsigned char>& bytes, long long max_pixel
     jpeg_destroy_decompress(&info);
     throw;
   }
-  opencv_decodes = info.num_components == 4 || has_exif(&info);
+  opencv_decodes = info.num_components == 4 || (exif == ExifOrientation::kApply && has_exif(&info));
   info.out_color_space = info.num_components == 4 ? info.jpeg_color_space : JCS_EXT_BGR;
   jpeg_start_decompress(&info);
   image.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width),
@@ -130,13 +139,13 @@ cv::Mat decode_jpeg(const std::vector<unsigned char>& bytes, long long max_pixel
                 std::string("corrupt JPEG data (") + errors.first_warning + "); the frame is treated as unreadable",
                 source);
   }
-  if (opencv_decodes) image = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  if (opencv_decodes) image = cv::imdecode(bytes, opencv_flags(exif));
   return image;
 }
 
 }  // namespace
 
-cv::Mat decode_crop(const fs::path& file, long long max_pixels) {
+cv::Mat decode_crop(const fs::path& file, long long max_pixels, ExifOrientation exif) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorKind::kInput, "cannot open crop", file.string());
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -150,7 +159,7 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels) {
     if (end < 2 || bytes[end - 2] != 0xFF) {
       throw Error(ErrorKind::kInput, "truncated JPEG (no end-of-image marker)", file.string());
     }
-    return decode_jpeg(bytes, max_pixels, file.string());
+    return decode_jpeg(bytes, max_pixels, exif, file.string());
   }
   // PNG: the size is in the IHDR chunk, right after the signature.
   static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
@@ -161,7 +170,7 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels) {
     };
     check_pixels(big_endian(16), big_endian(20), max_pixels, file.string());
   }
-  cv::Mat image = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  cv::Mat image = cv::imdecode(bytes, opencv_flags(exif));
   if (image.empty()) throw Error(ErrorKind::kInput, "not a decodable image", file.string());
   return image;
 }
@@ -255,7 +264,7 @@ DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessS
   const size_t row_bytes = static_cast<size_t>(side) * channels;
   for (size_t i = 0; i < files.size(); ++i) {
     try {
-      const cv::Mat image = decode_crop(files[i], max_pixels);
+      const cv::Mat image = decode_crop(files[i], max_pixels, spec.exif);
       if (pixels_only) {
         const cv::Mat pixels = resize_and_crop(image, spec, files[i].string());
         uint8_t* out = batch.images.data_ptr<uint8_t>() + i * row_bytes * side;

@@ -89,7 +89,10 @@ def load_manifest(model_dir):
         raise RefError("bad encoder.memory_format %r" % enc["memory_format"])
     pp = dict(enc.get("preprocess", {}))
     check_keys(pp, ["resize", "resize_mode", "interpolation", "crop", "color_order",
-                    "scale", "mean", "std"], "encoder.preprocess")
+                    "scale", "mean", "std", "exif"], "encoder.preprocess")
+    pp.setdefault("exif", "ignore")
+    if pp["exif"] not in ("ignore", "apply"):
+        raise RefError("bad encoder.preprocess.exif %r" % pp["exif"])
     pp.setdefault("resize", 224)
     pp.setdefault("resize_mode", "shorter_side")
     pp.setdefault("interpolation", "bicubic")
@@ -272,7 +275,8 @@ def rows_from_crops(crops_dir):
 
 def preprocess(path, pp):
     """One crop -> float32 [C, H, W], or None when the frame has no usable crop."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)  # BGR uint8, grey JPEGs expanded to 3 channels
+    flags = cv2.IMREAD_COLOR if pp["exif"] == "apply" else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    img = cv2.imread(path, flags)  # BGR uint8, grey JPEGs expanded to 3 channels
     if img is None:
         warn("unreadable crop " + path)
         return None

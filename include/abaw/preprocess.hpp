@@ -19,6 +19,12 @@ enum class Interpolation { kBicubic, kBilinear, kNearest, kArea };
 enum class ColorOrder { kRGB, kBGR, kGray };
 
 // The manifest's `encoder.preprocess` block.
+// What decoding does with a JPEG's EXIF orientation tag.
+enum class ExifOrientation {
+  kIgnore,  // pixels as stored: what Pillow's Image.open (torchvision, CLIP's transform) gives
+  kApply,   // rotated / flipped as the tag says: what cv2.imread gives
+};
+
 struct PreprocessSpec {
   int resize = 224;
   ResizeMode resize_mode = ResizeMode::kShorterSide;
@@ -28,6 +34,7 @@ struct PreprocessSpec {
   float scale = 1.0f / 255.0f;
   std::vector<float> mean{0.0f, 0.0f, 0.0f};
   std::vector<float> std{1.0f, 1.0f, 1.0f};
+  ExifOrientation exif = ExifOrientation::kIgnore;
 
   // 3, or 1 for GRAY.
   int channels() const { return color_order == ColorOrder::kGray ? 1 : 3; }
@@ -43,6 +50,7 @@ struct PreprocessSpec {
 const char* interpolation_name(Interpolation interpolation);
 const char* color_order_name(ColorOrder order);
 const char* resize_mode_name(ResizeMode mode);
+const char* exif_orientation_name(ExifOrientation exif);
 
 // The largest image decode_crop decodes by default, in pixels (4096 x 4096: 48 MiB as BGR).
 // Face crops are far smaller; the limit stops a small file whose header claims 20000 x 20000
@@ -50,10 +58,12 @@ const char* resize_mode_name(ResizeMode mode);
 inline constexpr long long kDefaultMaxImagePixels = 4096LL * 4096;
 
 // Decodes an image file to 8-bit BGR (grayscale JPEGs are expanded to 3 channels), pixel for
-// pixel as cv::imdecode. Throws Error(kInput) naming the file when it is empty, truncated, not
+// pixel as cv::imdecode (with IMREAD_IGNORE_ORIENTATION unless `exif` is kApply). Throws Error(kInput) naming the file when it is empty, truncated, not
 // an image, larger than `max_pixels` by its header, or a JPEG with corrupt data (any libjpeg
 // warning: such files decode to partly grey or garbled pixels).
-cv::Mat decode_crop(const std::filesystem::path& file, long long max_pixels = kDefaultMaxImagePixels);
+// `exif` says whether an EXIF orientation tag rotates the pixels.
+cv::Mat decode_crop(const std::filesystem::path& file, long long max_pixels = kDefaultMaxImagePixels,
+                    ExifOrientation exif = ExifOrientation::kIgnore);
 
 // Where the last, per-pixel part of the preprocessing (colour order, float conversion,
 // normalisation, HWC -> CHW) runs. Decoding, resizing and cropping always run on the host with

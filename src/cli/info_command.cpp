@@ -30,7 +30,7 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
   for (size_t i = 0; i < p.mean.size(); ++i) std::cout << (i ? ", " : "") << p.mean[i];
   std::cout << "], std [";
   for (size_t i = 0; i < p.std.size(); ++i) std::cout << (i ? ", " : "") << p.std[i];
-  std::cout << "]\n"
+  std::cout << "], EXIF orientation " << exif_orientation_name(p.exif) << "\n"
             << "sequence    window " << m.sequence.window << ", stride " << m.sequence.stride << ", merge "
             << merge_name(m.sequence.merge) << ", missing frames " << missing_frames_name(m.sequence.missing_frames)
             << "\n";
