@@ -3,7 +3,10 @@
 
 The encoder is copied (--encoder, with --preprocess) or exported from CLIP
 (--clip-config); the heads are copied (--head TASK=FILE) or exported as ABAW6 temporal
-heads (--head-config, --tasks). The manifest follows models/README.md. Its feature_dim
+heads (--head-config, --tasks), or need no head file: --columns TASK=FIRST:END takes the
+encoder's own output columns as the task's scores (a per-frame model, HSEmotion-style), and
+--text-embeddings FILE makes expr a zero-shot classifier over the class rows that
+scripts/export_clip_text.py writes (EmoCLIP-style). The manifest follows models/README.md. Its feature_dim
 is measured by running the encoder on a dummy batch, and every head is run on [1, T, D]
 to check its input width and output count. For a fixed seed the manifest is
 byte-identical between runs. The generated description records every architecture number
@@ -63,6 +66,19 @@ def parse_args(argv):
     heads = p.add_argument_group("heads (--head, or --head-config with --tasks)")
     heads.add_argument("--head", action="append", default=[], metavar="TASK=FILE.pt",
                        type=lambda s: key_value(s, "FILE.pt"), help="TorchScript head to copy in")
+    heads.add_argument("--columns", action="append", default=[], metavar="TASK=FIRST:END",
+                       type=lambda s: key_value(s, "FIRST:END"),
+                       help="the task's scores are encoder output columns FIRST..END-1 (a "
+                       "per-frame model; no head file)")
+    heads.add_argument("--text-embeddings", metavar="FILE.pt",
+                       help="expr by logit_scale * cos(frame feature, class row): the [C, D] "
+                       "file of scripts/export_clip_text.py, copied in as expr_text.pt")
+    heads.add_argument("--logit-scale", type=float, default=100.0,
+                       help="with --text-embeddings (CLIP's is 100)")
+    heads.add_argument("--class-map", metavar="I,I,...",
+                       help="expr: for each ABAW class in order (Neutral, Anger, Disgust, Fear, "
+                       "Happiness, Sadness, Surprise, Other) the index of its head output, or - "
+                       "when the head has none; default 0,1,...,7")
     heads.add_argument("--head-config", choices=list(m.HEAD_CONFIGS),
                        help="export random-init ABAW6 heads of this config")
     heads.add_argument("--tasks", help="with --head-config: comma-separated, e.g. va,expr,au")
@@ -103,8 +119,11 @@ def parse_args(argv):
         p.error("--encoder needs --preprocess (a CLIP config name or a JSON file)")
     if args.clip_config and args.preprocess:
         p.error("--preprocess goes with --encoder; --clip-config implies CLIP's")
-    if bool(args.head) == bool(args.head_config):
+    if args.head and args.head_config:
         p.error("give either --head TASK=FILE (repeatable) or --head-config with --tasks")
+    if not (args.head or args.head_config or args.columns or args.text_embeddings):
+        p.error("give heads: --head TASK=FILE, --head-config with --tasks, --columns "
+                "TASK=FIRST:END or --text-embeddings FILE")
     if args.head_config:
         if not args.tasks:
             p.error("--head-config needs --tasks")
@@ -117,10 +136,39 @@ def parse_args(argv):
     given = [option for key, option, _, _ in ARCHITECTURE_OPTIONS if getattr(args, key) is not None]
     if given and not args.head_config:
         p.error(f"{', '.join(given)}: with --head-config (copied heads keep their own numbers)")
-    copied = [t for t, _ in args.head]
-    if len(set(copied)) != len(copied):
-        p.error("--head given twice for a task")
-    tasks = set(args.tasks or copied)
+    if args.tiny and (args.columns or args.text_embeddings):
+        p.error("--tiny chooses the heads itself")
+    sources = ([(t, "--head") for t, _ in args.head]
+               + [(t, "--head-config") for t in (args.tasks or [])]
+               + [(t, "--columns") for t, _ in args.columns]
+               + ([("expr", "--text-embeddings")] if args.text_embeddings else []))
+    given_for = {}
+    for task, option in sources:
+        if task in given_for:
+            p.error(f"the {task} task is given twice ({given_for[task]} and {option})")
+        given_for[task] = option
+    tasks = set(given_for)
+    columns = {}
+    for task, text in args.columns:
+        first, sep, end = text.partition(":")
+        if not (sep and first.isdigit() and end.isdigit() and int(end) > int(first)):
+            p.error(f"--columns {task}={text}: expected FIRST:END with 0 <= FIRST < END")
+        columns[task] = (int(first), int(end))
+    args.columns = columns
+    if args.logit_scale <= 0 or args.logit_scale != args.logit_scale:
+        p.error("--logit-scale must be positive")
+    if args.class_map is not None:
+        if "expr" not in tasks:
+            p.error("--class-map needs the expr task")
+        entries = [e.strip() for e in args.class_map.split(",")]
+        if len(entries) != 8 or not all(e == "-" or e.isdigit() for e in entries):
+            p.error("--class-map takes 8 comma-separated head output indices or '-'")
+        args.class_map = [None if e == "-" else int(e) for e in entries]
+        used = [i for i in args.class_map if i is not None]
+        if not used or len(set(used)) != len(used):
+            p.error("--class-map must map at least one class and use each output once")
+    else:
+        args.class_map = list(range(8))
     if args.mode_filter and "expr" not in tasks:
         p.error("--mode-filter needs the expr task")
     if args.au_threshold is not None and "au" not in tasks:
@@ -186,10 +234,9 @@ def encoder_feature_dim(path: str, preprocess: dict) -> int:
     return out.shape[1]
 
 
-def check_head(path: str, task: str, feature_dim: int):
+def check_head(path: str, task: str, feature_dim: int, k: int):
     """Runs the head on [1, T, D]; returns its architecture numbers (None: not an ABAW6 head)."""
     head = torch.jit.load(path, map_location="cpu").eval()
-    k = m.TASK_OUTPUTS[task]
     for t in (1, 5):
         try:
             with torch.no_grad():
@@ -215,10 +262,40 @@ def architectures_text(archs: dict) -> str:
     return "; ".join(f"{task}: {text}" for task, text in texts.items())
 
 
-def task_entry(task: str, head_file: str, args) -> dict:
-    entry = {"head": head_file, "activation": ACTIVATIONS[task]}
+def task_width(task: str, args) -> int:
+    """The scores a task's head gives: 2, 12, or for expr the largest class_map index + 1."""
     if task == "expr":
-        entry["class_map"] = list(range(8))
+        return max(i for i in args.class_map if i is not None) + 1
+    return m.TASK_OUTPUTS[task]
+
+
+def check_columns(task: str, first: int, end: int, feature_dim: int, args) -> None:
+    if end > feature_dim:
+        raise SystemExit(f"error: --columns {task}={first}:{end} ends past the encoder's "
+                         f"{feature_dim} outputs")
+    if end - first != task_width(task, args):
+        raise SystemExit(f"error: --columns {task}={first}:{end} selects {end - first} columns; "
+                         f"the task needs {task_width(task, args)}")
+
+
+def copy_text_embeddings(source: str, destination: str, feature_dim: int, args) -> None:
+    """Checks the [C, D] class rows the way abaw-infer does, then copies the file in."""
+    try:
+        rows = torch.load(source, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
+        raise SystemExit(f"error: {source}: not a tensor file from torch.save ({e})")
+    width = task_width("expr", args)
+    if not torch.is_tensor(rows) or rows.dim() != 2 or tuple(rows.shape) != (width, feature_dim):
+        shape = tuple(rows.shape) if torch.is_tensor(rows) else type(rows).__name__
+        raise SystemExit(f"error: {source}: holds {shape}, expected ({width}, {feature_dim}): one "
+                         "row per class the class map uses, as wide as the encoder's features")
+    shutil.copyfile(source, destination)
+
+
+def task_entry(task: str, head, args) -> dict:
+    entry = {"head": head, "activation": ACTIVATIONS[task]}
+    if task == "expr":
+        entry["class_map"] = args.class_map
     if task == "au":
         entry["threshold"] = args.au_threshold
     entry["mean_filter"] = args.mean_filter.get(task, 0)
@@ -265,7 +342,7 @@ def main(argv=None) -> None:
     if args.head_config:
         for task in sorted(args.tasks, key=TASK_ORDER.index):
             head_files[task] = f"head_{task}.pt"
-            export_head(args.head_config, m.TASK_OUTPUTS[task],
+            export_head(args.head_config, task_width(task, args),
                         os.path.join(args.output, head_files[task]), input_dim=feature_dim,
                         seed=args.seed + 1 + TASK_ORDER.index(task),
                         arch=architecture_overrides(args))
@@ -273,17 +350,33 @@ def main(argv=None) -> None:
         for task, path in sorted(args.head, key=lambda tp: TASK_ORDER.index(tp[0])):
             head_files[task] = f"head_{task}.pt"
             shutil.copyfile(path, os.path.join(args.output, head_files[task]))
-    archs = {task: check_head(os.path.join(args.output, name), task, feature_dim)
+    archs = {task: check_head(os.path.join(args.output, name), task, feature_dim,
+                              task_width(task, args))
              for task, name in head_files.items()}
+    heads = dict(head_files)
+    for task, (first, end) in args.columns.items():
+        check_columns(task, first, end, feature_dim, args)
+        heads[task] = {"columns": [first, end]}
+    if args.text_embeddings:
+        copy_text_embeddings(args.text_embeddings, os.path.join(args.output, "expr_text.pt"),
+                             feature_dim, args)
+        heads["expr"] = {"text_embeddings": "expr_text.pt", "logit_scale": args.logit_scale}
     arch_desc = architectures_text(archs)
     if arch_desc:
         m.log(f"head architecture: {arch_desc}")
     if args.head_config:
         heads_desc = (f"ABAW6 TCN+Transformer heads, config {args.head_config} (random init"
                       + (f"; {arch_desc})" if arch_desc else ")"))
-    else:
+    elif args.head:
         heads_desc = ("heads " + ", ".join(os.path.basename(p) for _, p in args.head)
                       + (f" ({arch_desc})" if arch_desc else ""))
+    else:
+        heads_desc = ""
+    others = [f"{task}: encoder columns {first}..{end - 1}" for task, (first, end) in args.columns.items()]
+    if args.text_embeddings:
+        others.append(f"expr: zero-shot, text embeddings {os.path.basename(args.text_embeddings)}"
+                      f" (logit scale {args.logit_scale:g})")
+    heads_desc = "; ".join([d for d in [heads_desc] if d] + others)
     if args.trained_on is not None:
         heads_desc += f"; heads trained on: {args.trained_on}"
 
@@ -295,7 +388,8 @@ def main(argv=None) -> None:
         "encoder": {"file": "encoder.pt", "feature_dim": feature_dim, "preprocess": preprocess},
         "sequence": {"window": args.window, "stride": args.stride, "merge": args.merge,
                      "missing_frames": args.missing_frames},
-        "tasks": {task: task_entry(task, name, args) for task, name in head_files.items()},
+        "tasks": {task: task_entry(task, heads[task], args)
+                  for task in sorted(heads, key=TASK_ORDER.index)},
     }
     with open(manifest_path, "w", encoding="utf-8") as f:
         f.write(json.dumps(manifest, indent=2) + "\n")

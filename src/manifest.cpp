@@ -204,6 +204,7 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
   if (head.is_string()) {
     config.head_file = head.get<std::string>();
   } else if (head.is_object() && head.contains("columns")) {
+    config.head_kind = HeadKind::kColumns;
     ObjectReader h(head, where + ".head", origin);
     const json& columns = h.at("columns");
     const std::string what = "must be [first, end]: the encoder output columns first..end-1";
@@ -212,13 +213,26 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
     config.columns_end = h.integer_in(columns[1], "columns", 0, kMaxHeadOutputs, what);
     if (config.columns_end <= config.columns_first) h.fail_key("columns", what + " (end after first)");
     h.finish();
+  } else if (head.is_object() && head.contains("text_embeddings")) {
+    config.head_kind = HeadKind::kTextEmbeddings;
+    ObjectReader h(head, where + ".head", origin);
+    // Cosine similarity with one text row per class is a classifier: it gives no valence or
+    // arousal, and AU prompts are not what CLIP was trained to separate.
+    if (task != Task::kEXPR) {
+      h.fail_key("text_embeddings", "is a zero-shot classifier head: only the expr task can use it");
+    }
+    config.head_file = h.string("text_embeddings");
+    config.logit_scale = h.number_or("logit_scale", 100.0f);
+    if (!(config.logit_scale > 0.0f)) h.fail_key("logit_scale", "must be positive (CLIP's is 100)");
+    h.finish();
   } else if (head.is_object()) {
     ObjectReader h(head, where + ".head", origin);
     config.head_file = h.string("file");
     config.output_key = h.string("output");
     h.finish();
   } else {
-    r.fail_key("head", "must be a file name, {\"file\": ..., \"output\": ...} or {\"columns\": [first, end]}");
+    r.fail_key("head", "must be a file name, {\"file\": ..., \"output\": ...}, {\"columns\": [first, end]} or "
+                       "{\"text_embeddings\": file, \"logit_scale\": s}");
   }
   if (config.head_file.empty() && !config.uses_columns()) r.fail_key("head", "names no file");
 
@@ -293,8 +307,15 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
 }  // namespace
 
 std::string head_description(const TaskConfig& config) {
-  if (config.uses_columns()) {
-    return "encoder columns " + std::to_string(config.columns_first) + ".." + std::to_string(config.columns_end - 1);
+  switch (config.head_kind) {
+    case HeadKind::kColumns:
+      return "encoder columns " + std::to_string(config.columns_first) + ".." + std::to_string(config.columns_end - 1);
+    case HeadKind::kTextEmbeddings: {
+      char scale[32];
+      std::snprintf(scale, sizeof scale, "%g", config.logit_scale);
+      return "text embeddings " + config.head_file + " (logit scale " + scale + ")";
+    }
+    case HeadKind::kModule: break;
   }
   return config.output_key.empty() ? config.head_file : config.head_file + " ['" + config.output_key + "']";
 }
@@ -386,7 +407,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
   // One file is one module: a file used as a plain head must not also be a dict head.
   std::map<std::string, bool> file_is_dict;
   for (const auto& [task, config] : manifest.tasks) {
-    if (config.uses_columns()) continue;
+    if (config.head_kind != HeadKind::kModule) continue;
     const bool is_dict = !config.output_key.empty();
     auto [it, inserted] = file_is_dict.emplace(config.head_file, is_dict);
     if (!inserted && it->second != is_dict) {

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "abaw/error.hpp"
@@ -55,6 +57,11 @@ void select_graph_executor() {
   torch::jit::setGraphExecutorOptimize(true);
 }
 
+// Rows of unit length; a zero row stays zero instead of dividing by zero (as F.normalize does).
+torch::Tensor l2_normalised(const torch::Tensor& rows) {
+  return rows / rows.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12);
+}
+
 }  // namespace
 
 ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::move(manifest)), device_(device) {
@@ -70,9 +77,56 @@ ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::mov
     encoder_.to(encoder_dtype_);
   }
   for (const auto& [task, config] : manifest_.tasks) {
-    if (config.uses_columns() || heads_.count(config.head_file)) continue;
+    if (config.head_kind == HeadKind::kTextEmbeddings) {
+      text_rows_[config.head_file] = load_text_embeddings(config);
+      continue;
+    }
+    if (config.head_kind != HeadKind::kModule || heads_.count(config.head_file)) continue;
     heads_[config.head_file] = Head{config.head_file, load_module(config.head_file), !config.output_key.empty()};
   }
+}
+
+torch::Tensor ModelSet::load_text_embeddings(const TaskConfig& config) {
+  const auto path = manifest_.file(config.head_file);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw Error(ErrorKind::kModel, "cannot read the text embeddings", path.string());
+  torch::IValue value;
+  try {
+    value = torch::pickle_load(bytes);
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::kModel,
+                "cannot read the text embeddings (expected a tensor saved with torch.save): " +
+                    first_line(e.what_without_backtrace()),
+                path.string());
+  }
+  if (!value.isTensor()) {
+    throw Error(ErrorKind::kModel, "holds a " + value.tagKind() + "; expected the [classes, feature_dim] tensor",
+                path.string());
+  }
+  torch::Tensor rows = value.toTensor();
+  const long feature_dim = manifest_.encoder.feature_dim;
+  if (rows.dim() != 2 || rows.size(1) != feature_dim || rows.size(0) != config.head_outputs) {
+    throw Error(ErrorKind::kModel,
+                "text embeddings are " + shape_of(rows) + ", expected [" + std::to_string(config.head_outputs) + ", " +
+                    std::to_string(feature_dim) + "]: one row per class the class_map uses, as wide as the "
+                    "encoder's features (the image tower must be exported with its projection)",
+                path.string());
+  }
+  if (!rows.is_floating_point()) {
+    throw Error(ErrorKind::kModel, "text embeddings must be floating point", path.string());
+  }
+  rows = rows.to(torch::kFloat32);
+  if (!torch::isfinite(rows).all().item<bool>()) {
+    throw Error(ErrorKind::kModel, "text embeddings hold NaN or Inf", path.string());
+  }
+  const torch::Tensor norms = rows.norm(2, 1);
+  for (int64_t c = 0; c < rows.size(0); ++c) {
+    if (norms[c].item<float>() == 0.0f) {
+      throw Error(ErrorKind::kModel, "text embedding row " + std::to_string(c) + " is all zeros", path.string());
+    }
+  }
+  return l2_normalised(rows).to(device_).contiguous();
 }
 
 torch::jit::script::Module ModelSet::load_module(const std::string& file) {
@@ -172,6 +226,12 @@ std::map<Task, torch::Tensor> ModelSet::run_heads(const torch::Tensor& features,
     if (config.uses_columns()) {  // the encoder's own per-frame scores: no head to run
       const torch::Tensor columns = input.narrow(2, config.columns_first, config.columns_end - config.columns_first);
       results[task] = head_output(columns, config, manifest_.encoder.file, input_shape);
+      continue;
+    }
+    if (config.head_kind == HeadKind::kTextEmbeddings) {  // per frame: scale * cos(feature, class row)
+      const torch::Tensor& rows = text_rows_.at(config.head_file);
+      const torch::Tensor logits = torch::matmul(l2_normalised(input.to(torch::kFloat32)), rows.t()) * config.logit_scale;
+      results[task] = head_output(logits, config, config.head_file, input_shape);
       continue;
     }
     auto cached = outputs.find(config.head_file);

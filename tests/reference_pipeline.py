@@ -145,6 +145,12 @@ def load_manifest(model_dir):
             first, end = (int(c) for c in head["columns"])
             s["head_file"], s["head_key"] = None, None
             s["columns"] = (first, end)
+        elif "text_embeddings" in head:  # zero-shot: logit_scale * cos(feature, class row)
+            if t != "expr":
+                raise RefError("text_embeddings heads are for expr only")
+            check_keys(head, ["text_embeddings", "logit_scale"], "tasks.%s.head" % t)
+            s["head_file"], s["head_key"] = None, None
+            s["text_embeddings"] = (head["text_embeddings"], float(head.get("logit_scale", 100.0)))
         else:
             check_keys(head, ["file", "output"], "tasks.%s.head" % t)
             s["head_file"], s["head_key"] = head["file"], head["output"]
@@ -599,6 +605,13 @@ def main(argv=None):
     heads = {}
     for t in tasks:
         fpath = man["tasks"][t]["head_file"]
+        if "text_embeddings" in man["tasks"][t]:
+            tfile, scale = man["tasks"][t]["text_embeddings"]
+            rows = torch.load(os.path.join(md, tfile), map_location="cpu").float()
+            rows = torch.nn.functional.normalize(rows, dim=-1)
+            heads[t] = lambda x, rows=rows, scale=scale: \
+                torch.nn.functional.normalize(x, dim=-1) @ rows.t() * scale
+            continue
         if fpath is None:
             first, end = man["tasks"][t]["columns"]
             heads[t] = lambda x, first=first, end=end: x[:, :, first:end]

@@ -50,15 +50,27 @@ struct SequenceConfig {
 };
 
 // One entry of the manifest's `tasks` block.
+// Where a task's scores come from.
+enum class HeadKind {
+  kModule,          // a TorchScript head over windows of features: "head": "file.pt" or {"file", "output"}
+  kColumns,         // encoder output columns, for per-frame models that output the scores themselves
+  kTextEmbeddings,  // logit_scale * cos(frame feature, class row): zero-shot CLIP (EmoCLIP-style), EXPR
+};
+
 struct TaskConfig {
   Task task = Task::kVA;
-  std::string head_file;   // relative to the set folder
-  std::string output_key;  // non-empty for a multi-task head returning a dict
-  // A "columns" head (head_file empty): encoder output columns [first, end) are the task's
-  // scores per frame, for per-frame models whose encoder outputs the task scores itself.
+  HeadKind head_kind = HeadKind::kModule;
+  // Relative to the set folder: the TorchScript head (kModule), or the float [C, D] tensor file
+  // with one embedding row per class (kTextEmbeddings); empty for kColumns.
+  std::string head_file;
+  std::string output_key;  // kModule: non-empty for a multi-task head returning a dict
+  // kColumns: encoder output columns [first, end) are the task's scores per frame.
   long columns_first = 0;
   long columns_end = 0;
-  bool uses_columns() const { return columns_end > columns_first; }
+  bool uses_columns() const { return head_kind == HeadKind::kColumns; }
+  // kTextEmbeddings: the cosine similarities are multiplied by this before the activation
+  // (CLIP's learned temperature is 100).
+  float logit_scale = 100.0f;
   Activation activation = Activation::kNone;
   // EXPR: for each ABAW class, its index in the head output, or -1 when not predicted.
   std::vector<int> class_map;
@@ -69,7 +81,7 @@ struct TaskConfig {
 };
 
 // How a task's scores are made, for messages and `info`: the head file (with "['key']" for a
-// dict head) or "encoder columns A..B-1".
+// dict head), "encoder columns A..B-1" or "text embeddings F (logit scale S)".
 std::string head_description(const TaskConfig& config);
 
 // A parsed and validated manifest.

@@ -47,6 +47,8 @@ class ModelSet {
   };
 
   torch::jit::script::Module load_module(const std::string& file);
+  // The task's [C, feature_dim] class rows (torch.save of a tensor), checked and L2-normalised.
+  torch::Tensor load_text_embeddings(const TaskConfig& config);
   torch::Tensor head_output(const torch::IValue& output, const TaskConfig& config, const std::string& file,
                             const std::vector<int64_t>& input_shape);
 
@@ -55,6 +57,7 @@ class ModelSet {
   torch::jit::script::Module encoder_;
   torch::ScalarType encoder_dtype_ = torch::kFloat32;
   std::map<std::string, Head> heads_;  // by file name
+  std::map<std::string, torch::Tensor> text_rows_;  // text-embeddings heads' unit rows, by file name
 };
 
 }  // namespace abaw

@@ -22,6 +22,7 @@ import time
 import unittest
 
 import numpy as np
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable
@@ -257,6 +258,24 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         self.assertEqual(info.returncode, 0, info.stderr)
         self.assertIn("encoder columns 10..21", info.stdout)
         self.run_both(path, frame_list_args())
+
+    def test_text_embeddings_head_zero_shot_expr(self):
+        """An EmoCLIP-style zero-shot EXPR head: scale * cos(frame feature, one text row per class)."""
+        path = copy_of_plain_set("text")
+        manifest = read_json(os.path.join(path, "manifest.json"))
+        dim = manifest["encoder"]["feature_dim"]
+        rows = torch.randn(7, dim, generator=torch.Generator().manual_seed(19)) * 2.0
+        torch.save(rows, os.path.join(path, "expr_text.pt"))  # what scripts/export_clip_text.py writes
+        manifest["tasks"]["expr"] = {"head": {"text_embeddings": "expr_text.pt", "logit_scale": 30},
+                                     "class_map": [6, 0, 1, 2, 3, 4, 5, None], "mode_filter": 3}
+        with open(os.path.join(path, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+        info = tool("info", "--model-set", path)
+        self.assertEqual(info.returncode, 0, info.stderr)
+        self.assertIn("text embeddings expr_text.pt (logit scale 30)", info.stdout)
+        ours, _ = self.run_both(path, frame_list_args())
+        labels = {l.split(",")[1] for l in read_lines(os.path.join(ours, "submission", "EXPR.txt"))[1:] if l}
+        self.assertNotIn("7", labels, "Other has no text row")
 
     def test_video_subset(self):
         ours, _ = self.run_both(model_set("plain"), frame_list_args(), ["--videos", "vid_one,2-person_left"])

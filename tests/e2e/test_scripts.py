@@ -380,6 +380,55 @@ class Scripts(unittest.TestCase):
                 with open(os.path.join(out, "manifest.json")) as f:
                     self.assertTrue(json.load(f)["description"].endswith("; heads trained on: " + text))
 
+    def test_make_model_set_per_frame_and_zero_shot_heads(self):
+        """--columns (an HSEmotion-style per-frame model) and --text-embeddings (zero-shot expr)."""
+
+        class PerFrame(torch.nn.Module):  # 8 expression logits in HSEmotion's order, then V, A
+            def forward(self, x):
+                return x.mean(dim=(2, 3)).repeat(1, 4)[:, :10]
+
+        encoder = path("per_frame.pt")
+        torch.jit.script(PerFrame()).save(encoder)
+        hsemotion_order = "5,0,2,3,4,6,7,-"  # Anger Contempt Disgust Fear Happiness Neutral Sadness Surprise
+        out = path("set_columns")
+        code, err = run_main(make_model_set, ["--output", out, "--encoder", encoder, "--preprocess", "tiny",
+                                              "--columns", "expr=0:8", "--columns", "va=8:10",
+                                              "--class-map", hsemotion_order, "--mean-filter", "va=5"])
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(out, "manifest.json")) as f:
+            manifest = json.load(f)
+        self.assertEqual(sorted(os.listdir(out)), ["encoder.pt", "manifest.json"])
+        self.assertEqual(manifest["tasks"]["expr"]["head"], {"columns": [0, 8]})
+        self.assertEqual(manifest["tasks"]["expr"]["class_map"], [5, 0, 2, 3, 4, 6, 7, None])
+        self.assertEqual(manifest["tasks"]["va"], {"head": {"columns": [8, 10]}, "activation": "none",
+                                                   "mean_filter": 5})
+        self.assertIn("va: encoder columns 8..9", manifest["description"])
+        for argv, message in ((["--columns", "va=8:11"], "ends past the encoder's 10 outputs"),
+                              (["--columns", "va=0:3"], "selects 3 columns; the task needs 2"),
+                              (["--columns", "va=3"], "expected FIRST:END")):
+            code, err = run_main(make_model_set, ["--output", path("set_bad"), "--encoder", encoder,
+                                                  "--preprocess", "tiny", *argv])
+            self.assertNotEqual(code, 0, argv)
+            self.assertIn(message, err)
+
+        rows = save(torch.randn(7, 32, generator=torch.Generator().manual_seed(3)), "text_rows.pt")
+        out = path("set_text")
+        code, err = run_main(make_model_set, ["--output", out, "--clip-config", "tiny", "--text-embeddings", rows,
+                                              "--logit-scale", "50", "--class-map", "0,1,2,3,4,5,6,-"])
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(out, "manifest.json")) as f:
+            manifest = json.load(f)
+        self.assertEqual(manifest["tasks"]["expr"]["head"], {"text_embeddings": "expr_text.pt", "logit_scale": 50.0})
+        self.assertTrue(torch.equal(torch.load(os.path.join(out, "expr_text.pt")), torch.load(rows)))
+        code, err = run_main(make_model_set, ["--output", path("set_bad"), "--clip-config", "tiny",
+                                              "--text-embeddings", rows])
+        self.assertEqual(code, 1)
+        self.assertIn("holds (7, 32), expected (8, 32)", err)
+        code, err = run_main(make_model_set, ["--output", path("set_bad"), "--clip-config", "tiny",
+                                              "--text-embeddings", rows, "--head", "expr=" + self.plain_head()])
+        self.assertEqual(code, 2)
+        self.assertIn("the expr task is given twice (--head and --text-embeddings)", err)
+
     # --- the scripts as commands ----------------------------------------------------------------
 
     def test_commands(self):

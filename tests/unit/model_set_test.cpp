@@ -8,6 +8,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <string>
 
 #include "abaw/error.hpp"
@@ -113,6 +114,45 @@ TEST_F(ModelSetTest, ColumnsHeadsAreTheEncoderOutputsActivated) {
   torch::Tensor window = torch::randn({6, 4});
   EXPECT_TRUE(torch::allclose(models.run_heads(window, {Task::kVA}).at(Task::kVA), torch::tanh(window.narrow(1, 2, 2))));
   EXPECT_EQ(models.self_check(4)["heads"]["va"][0]["file"], "encoder columns 2..3");
+}
+
+// Writes `value` as Python's torch.save does (the zip archive format torch.load reads).
+void save_pickled(const std::filesystem::path& file, const torch::IValue& value) {
+  const std::vector<char> bytes = torch::pickle_save(value);
+  std::ofstream(file, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST_F(ModelSetTest, TextEmbeddingsHeadsScoreScaledCosinesPerFrame) {
+  const torch::Tensor rows = torch::randn({8, 4}) * 3.0;  // not unit length: the tool normalises them
+  save_pickled(dir_ / "text.pt", rows);
+  manifest_["tasks"]["expr"] = {{"head", {{"text_embeddings", "text.pt"}, {"logit_scale", 50}}},
+                                {"class_map", {7, 6, 5, 4, 3, 2, 1, 0}}};
+  ModelSet models = load();
+  torch::Tensor window = torch::randn({5, 4});
+  window[2].zero_();  // a zero feature (a frame without a crop) scores 0 against every class
+  const auto unit = [](const torch::Tensor& t) { return t / t.norm(2, 1, true).clamp_min(1e-12); };
+  const torch::Tensor expected = torch::softmax(torch::matmul(unit(window), unit(rows).t()) * 50.0, 1).flip({1});
+  EXPECT_TRUE(torch::allclose(models.run_heads(window, {Task::kEXPR}).at(Task::kEXPR), expected, 1e-5, 1e-6));
+  EXPECT_EQ(models.self_check(4)["heads"]["expr"][0]["file"], "text embeddings text.pt (logit scale 50)");
+}
+
+TEST_F(ModelSetTest, TextEmbeddingsFilesAreChecked) {
+  manifest_["tasks"]["expr"] = {{"head", {{"text_embeddings", "text.pt"}}}};
+  save_pickled(dir_ / "text.pt", torch::randn({7, 4}));
+  expect_model_error([&] { load(); }, "text.pt", {"are [7, 4], expected [8, 4]", "one row per class"});
+  save_pickled(dir_ / "text.pt", torch::randn({8, 5}));
+  expect_model_error([&] { load(); }, "text.pt", {"are [8, 5], expected [8, 4]"});
+  save_pickled(dir_ / "text.pt", torch::IValue(std::string("not a tensor")));
+  expect_model_error([&] { load(); }, "text.pt", {"holds a String", "expected the [classes, feature_dim] tensor"});
+  torch::Tensor zero_row = torch::randn({8, 4});
+  zero_row[3].zero_();
+  save_pickled(dir_ / "text.pt", zero_row);
+  expect_model_error([&] { load(); }, "text.pt", {"row 3 is all zeros"});
+  std::ofstream(dir_ / "text.pt") << "garbage";
+  expect_model_error([&] { load(); }, "text.pt", {"cannot read the text embeddings"});
+  // A classifier head gives no valence or arousal.
+  manifest_["tasks"]["va"]["head"] = {{"text_embeddings", "text.pt"}};
+  EXPECT_THROW(load(), Error);
 }
 
 TEST_F(ModelSetTest, MismatchesNameTheFileAndBothShapes) {
