@@ -538,3 +538,105 @@ def load_strict(module: nn.Module, sd: Dict[str, torch.Tensor], source: str) -> 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
+
+
+# ---------------------------------------------------------------------------------------
+# CLIP text encoder (scripts/export_clip_text.py). Kept at the end of the file: the
+# TorchScript files of the classes above record their source line numbers.
+# ---------------------------------------------------------------------------------------
+
+# name -> (context_length, vocab_size, width, layers, heads, embed_dim), as OpenAI's CLIP
+# (heads = width // 64). "tiny" (tests) has the tiny visual config's embedding width; its
+# vocab_size None means the tokenizer's.
+CLIP_TEXT_CONFIGS = {
+    "ViT-B/32": (77, 49408, 512, 12, 8, 512),
+    "ViT-B/16": (77, 49408, 512, 12, 8, 512),
+    "ViT-L/14": (77, 49408, 768, 12, 12, 768),
+    "tiny": (77, None, 32, 2, 4, 32),  # for tests only
+}
+
+
+class MaskedResidualAttentionBlock(ResidualAttentionBlock):
+    """ResidualAttentionBlock (same parameters) with an additive attention mask."""
+
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False, attn_mask=attn_mask)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class TextTransformer(nn.Module):
+    def __init__(self, width: int, layers: int, heads: int, activation: str):
+        super().__init__()
+        self.width = width
+        self.layers = layers
+        self.resblocks = nn.Sequential(
+            *[MaskedResidualAttentionBlock(width, heads, activation) for _ in range(layers)])
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        for block in self.resblocks:
+            x = block(x, attn_mask)
+        return x
+
+
+class CLIPText(nn.Module):
+    """CLIP's text encoder (OpenAI's CLIP.encode_text): int64 [N, L] token ids (sot ...
+    eot, zero-padded; L <= context_length) -> float32 [N, embed_dim], the text embedding
+    ln_final(x at the eot token, the largest id of a row) @ text_projection. Causal
+    self-attention. Parameter names as OpenAI's and open_clip's top-level text keys."""
+
+    def __init__(self, context_length: int, vocab_size: int, width: int, layers: int,
+                 heads: int, embed_dim: int, activation: str = "quick_gelu"):
+        super().__init__()
+        if heads < 1 or width % heads != 0:
+            raise ValueError(f"the number of attention heads ({heads}) must divide the "
+                             f"text width ({width})")
+        self.context_length = context_length
+        self.vocab_size = vocab_size
+        self.heads = heads
+        self.embed_dim = embed_dim
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
+        self.transformer = TextTransformer(width, layers, heads, activation)
+        self.ln_final = nn.LayerNorm(width)
+        self.text_projection = nn.Parameter(torch.empty(width, embed_dim))
+        mask = torch.full((context_length, context_length), float("-inf")).triu_(1)
+        self.register_buffer("attn_mask", mask, persistent=False)
+        self.initialize_parameters()
+
+    def initialize_parameters(self) -> None:
+        """OpenAI CLIP's initialisation of the text tower."""
+        width, layers = self.transformer.width, self.transformer.layers
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        proj_std = width ** -0.5 * (2 * layers) ** -0.5
+        for block in self.transformer.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=width ** -0.5)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(self.text_projection, std=width ** -0.5)
+
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        length = text.shape[1]
+        if text.dim() != 2 or length > self.context_length:
+            raise ValueError(f"CLIPText expects [N, L] token ids, L <= {self.context_length}")
+        x = self.token_embedding(text) + self.positional_embedding[:length]
+        x = self.transformer(x.permute(1, 0, 2), self.attn_mask[:length, :length])
+        x = self.ln_final(x.permute(1, 0, 2))
+        return x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @ self.text_projection
+
+
+def text_config_from_weights(sd: Dict[str, torch.Tensor]) -> Dict[str, int]:
+    """The text tower's numbers from its (bare-key) weights, as OpenAI's build_model
+    reads them; heads cannot be read from shapes (build_model takes width // 64)."""
+    layers = {k.split(".")[2] for k in sd if k.startswith("transformer.resblocks.")}
+    width = sd["ln_final.weight"].shape[0]
+    return {
+        "context_length": sd["positional_embedding"].shape[0],
+        "vocab_size": sd["token_embedding.weight"].shape[0],
+        "width": width,
+        "layers": len(layers),
+        "heads": width // 64,
+        "embed_dim": sd["text_projection"].shape[1],
+    }
