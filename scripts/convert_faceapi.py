@@ -239,8 +239,10 @@ class FaceExpressionNet(nn.Module):
         return torch.softmax(self.head(self.encoder((x - self.mean) / 255.0)), dim=-1)
 
 
-def load_weights(weights: dict):
-    """Builds (encoder, head) from the TF.js tensors; every tensor must be used exactly once."""
+def weight_taker(weights: dict):
+    """(take, unused) over TF.js tensors: take(name, shape) returns the tensor as a torch tensor
+    (an error when it is missing or has another shape) and marks it used; unused() lists the
+    names not taken yet, sorted."""
     used = set()
 
     def take(name, shape):
@@ -252,35 +254,64 @@ def load_weights(weights: dict):
         used.add(name)
         return torch.from_numpy(np.ascontiguousarray(value))
 
-    def hwio_to_oihw(t):  # TF conv filters [kh, kw, in, out] -> PyTorch [out, in, kh, kw]
-        return t.permute(3, 2, 0, 1).contiguous()
+    def unused():
+        return sorted(set(weights) - used)
 
-    encoder, head = FaceFeatureExtractor(), ExpressionHead()
-    chans = [3] + BLOCK_CHANNELS
+    return take, unused
+
+
+def hwio_to_oihw(t: torch.Tensor) -> torch.Tensor:
+    """TF conv filters [kh, kw, in, out] -> PyTorch [out, in, kh, kw]."""
+    return t.permute(3, 2, 0, 1).contiguous()
+
+
+def load_conv(conv: nn.Conv2d, take, prefix: str, cin: int, cout: int, kernel: int) -> None:
+    """`prefix/filters` [k, k, in, out] and `prefix/bias` [out] into a plain nn.Conv2d."""
     with torch.no_grad():
-        for b in range(4):
-            block = getattr(encoder, f"dense{b}")
-            cin, cout = chans[b], chans[b + 1]
-            for c in range(4):
-                prefix = f"dense{b}/conv{c}"
-                layer = getattr(block, f"conv{c}")
-                i = cin if c == 0 else cout
-                if isinstance(layer, Conv):
-                    layer.conv.weight.copy_(hwio_to_oihw(take(prefix + "/filters", [3, 3, i, cout])))
-                    layer = layer.conv
-                else:
-                    # depthwise [3, 3, in, 1] -> [in, 1, 3, 3]
-                    layer.depthwise.weight.copy_(hwio_to_oihw(take(prefix + "/depthwise_filter",
-                                                                   [3, 3, i, 1])).transpose(0, 1))
-                    layer.pointwise.weight.copy_(hwio_to_oihw(take(prefix + "/pointwise_filter",
-                                                                   [1, 1, i, cout])))
-                    layer = layer.pointwise
-                layer.bias.copy_(take(prefix + "/bias", [cout]))
+        conv.weight.copy_(hwio_to_oihw(take(prefix + "/filters", [kernel, kernel, cin, cout])))
+        conv.bias.copy_(take(prefix + "/bias", [cout]))
+
+
+def load_separable_conv(layer: "SeparableConv", take, prefix: str, cin: int, cout: int) -> None:
+    """`prefix/depthwise_filter` [3, 3, in, 1], `prefix/pointwise_filter` [1, 1, in, out] and
+    `prefix/bias` [out] into a SeparableConv."""
+    with torch.no_grad():
+        # depthwise [3, 3, in, 1] -> [in, 1, 3, 3]
+        layer.depthwise.weight.copy_(hwio_to_oihw(take(prefix + "/depthwise_filter",
+                                                       [3, 3, cin, 1])).transpose(0, 1))
+        layer.pointwise.weight.copy_(hwio_to_oihw(take(prefix + "/pointwise_filter",
+                                                       [1, 1, cin, cout])))
+        layer.pointwise.bias.copy_(take(prefix + "/bias", [cout]))
+
+
+def load_feature_extractor(take) -> FaceFeatureExtractor:
+    """face-api's FaceFeatureExtractor (`dense0/...` .. `dense3/...`), shared by the expression
+    and the 68-point landmark networks."""
+    encoder = FaceFeatureExtractor()
+    chans = [3] + BLOCK_CHANNELS
+    for b in range(4):
+        block = getattr(encoder, f"dense{b}")
+        cin, cout = chans[b], chans[b + 1]
+        for c in range(4):
+            prefix = f"dense{b}/conv{c}"
+            layer = getattr(block, f"conv{c}")
+            i = cin if c == 0 else cout
+            if isinstance(layer, Conv):
+                load_conv(layer.conv, take, prefix, i, cout, 3)
+            else:
+                load_separable_conv(layer, take, prefix, i, cout)
+    return encoder
+
+
+def load_weights(weights: dict):
+    """Builds (encoder, head) from the TF.js tensors; every tensor must be used exactly once."""
+    take, unused = weight_taker(weights)
+    encoder, head = load_feature_extractor(take), ExpressionHead()
+    with torch.no_grad():
         head.fc.weight.copy_(take("fc/weights", [FEATURE_DIM, 7]).t())  # x @ W -> Linear(W^T)
         head.fc.bias.copy_(take("fc/bias", [7]))
-    unused = sorted(set(weights) - used)
-    if unused:
-        raise SystemExit(f"error: tensors not used by FaceExpressionNet: {', '.join(unused)}")
+    if unused():
+        raise SystemExit(f"error: tensors not used by FaceExpressionNet: {', '.join(unused())}")
     return encoder.eval(), head.eval()
 
 

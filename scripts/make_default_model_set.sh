@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the default model set (models/default) from real pretrained weights:
-# face-api.js's FaceExpressionNet as shipped in the npm package @vladmandic/face-api@1.7.15 (MIT).
+# Builds the default model set (models/default) from real pretrained weights: face-api.js's
+# FaceExpressionNet, and its face detector / landmark / descriptor networks (DIR/faces/), as
+# shipped in the npm package @vladmandic/face-api@1.7.15 (MIT).
 #
 #   bash scripts/make_default_model_set.sh [--output DIR]      (default: models/default)
 #
@@ -9,7 +10,10 @@
 #    the extracted package;
 # 2. converts the TF.js weights with scripts/convert_faceapi.py: encoder.pt, head_expr.pt,
 #    manifest.json (task expr only);
-# 3. inside the repository, writes DIR/.gitignore (`*`) so nothing generated gets committed.
+# 3. converts TinyFaceDetector, FaceLandmark68Net and FaceRecognitionNet with
+#    scripts/convert_faceapi_faces.py into DIR/faces/: face_detector.pt, face_landmarks.pt,
+#    face_descriptor.pt, faces.json;
+# 4. inside the repository, writes DIR/.gitignore (`*`) so nothing generated gets committed.
 #
 # Exit codes: 0 done; 2 usage; 3 the package could not be obtained (npm missing or the registry
 # unreachable); 4 the tarball does not match the pinned integrity; other: conversion failed.
@@ -23,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --output) [ $# -ge 2 ] || { echo "error: --output needs a folder" >&2; exit 2; }; output="$2"; shift 2 ;;
     --output=*) output="${1#--output=}"; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (usage: $0 [--output DIR])" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +73,7 @@ print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()
 fi
 
 "$python" "$root/scripts/convert_faceapi.py" --model-dir "$model_dir" --output "$output" --name default
+"$python" "$root/scripts/convert_faceapi_faces.py" --model-dir "$model_dir" --output "$output/faces"
 
 # Generated files stay out of git when the set lives inside the repository.
 abs_output="$(cd "$output" && pwd)"
