@@ -11,7 +11,7 @@ build="${BUILD_DIR:-build}"
 demo="$build/demo"
 tool="$build/abaw-infer"
 
-[ -f models/default/manifest.json ] || bash scripts/make_default_model_set.sh
+[ -f models/default/manifest.json ] && [ -f models/default/faces/faces.json ] || bash scripts/make_default_model_set.sh
 "$tool" info --model-set models/default
 
 # Real faces from a registry package: face-api's demo photos (group photos; `crop` keeps the

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -23,8 +24,10 @@
 
 #include "abaw/annotations.hpp"
 #include "abaw/error.hpp"
+#include "abaw/face_models.hpp"
 #include "abaw/frame_names.hpp"
 #include "abaw/writers.hpp"
+#include "ordered_queue.hpp"
 
 namespace fs = std::filesystem;
 
@@ -162,13 +165,83 @@ void replace_folder(const fs::path& staging, const fs::path& target) {
   if (ec) spdlog::warn("{}: could not remove the earlier crops: {}", staging.string(), ec.message());
 }
 
-float overlap(const cv::Rect2f& a, const cv::Rect2f& b) {
+// Writes a whole file without a temporary name: crops go into a staging folder that only takes
+// its final name once every file in it is complete and flushed.
+void write_plain_file(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  if (!file) throw Error(ErrorKind::kOutput, std::string("cannot create: ") + std::strerror(errno), path.string());
+  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), file);
+  if (std::fclose(file) != 0 || written != bytes.size()) {
+    throw Error(ErrorKind::kOutput, std::string("cannot write: ") + std::strerror(errno), path.string());
+  }
+}
+
+// Flushes every file written into `folder` (one syncfs for the file system instead of one fsync
+// per crop, which cost more than cropping a frame).
+void flush_folder(const fs::path& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0 || ::syncfs(fd) != 0) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    throw Error(ErrorKind::kOutput, std::string("cannot flush the crops to disk: ") + std::strerror(error),
+                folder.string());
+  }
+  ::close(fd);
+}
+
+// The faces of a batch of frames `first`, `first + 1`, ...: near the tracked face where the
+// detector can look there cheaply, in the whole frame every `detect_every` frames and wherever
+// nothing was found near it.
+std::vector<std::vector<FaceBox>> find_faces(FaceDetector& detector, const std::vector<cv::Mat>& frames, long first,
+                                             const std::optional<cv::Rect2f>& tracked, int detect_every,
+                                             long& last_whole_frame, long& searched_whole) {
+  std::vector<std::vector<FaceBox>> faces(frames.size());
+  std::vector<size_t> whole;
+  if (detect_every > 1 && tracked && detector.detects_near()) {
+    std::vector<size_t> near;
+    long scheduled = last_whole_frame;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const long number = first + static_cast<long>(i);
+      if (number - scheduled >= detect_every) {
+        whole.push_back(i);
+        scheduled = number;
+      } else {
+        near.push_back(i);
+      }
+    }
+    std::vector<cv::Mat> near_frames;
+    for (size_t i : near) near_frames.push_back(frames[i]);
+    const auto found = detector.detect_near(near_frames, std::vector<cv::Rect2f>(near.size(), *tracked));
+    for (size_t j = 0; j < near.size(); ++j) {
+      if (found[j].empty()) {
+        whole.push_back(near[j]);
+      } else {
+        faces[near[j]] = found[j];
+      }
+    }
+    std::sort(whole.begin(), whole.end());
+  } else {
+    for (size_t i = 0; i < frames.size(); ++i) whole.push_back(i);
+  }
+  if (whole.empty()) return faces;
+  std::vector<cv::Mat> whole_frames;
+  for (size_t i : whole) whole_frames.push_back(frames[i]);
+  const auto found = detector.detect_batch(whole_frames);
+  searched_whole += static_cast<long>(whole.size());
+  for (size_t j = 0; j < whole.size(); ++j) faces[whole[j]] = found[j];
+  last_whole_frame = std::max(last_whole_frame, first + static_cast<long>(whole.back()));
+  return faces;
+}
+
+}  // namespace
+
+float box_overlap(const cv::Rect2f& a, const cv::Rect2f& b) {
   const float intersection = (a & b).area();
   const float united = a.area() + b.area() - intersection;
   return united > 0 ? intersection / united : 0.0f;
 }
 
-}  // namespace
+const char* crop_style_name(CropStyle style) { return style == CropStyle::kAligned ? "aligned" : "box"; }
 
 std::unique_ptr<FaceDetector> make_haar_detector(const fs::path& cascade_file, int min_face) {
   const fs::path file = cascade_file.empty()
@@ -189,7 +262,7 @@ std::optional<FaceBox> FaceTrack::pick(const std::vector<FaceBox>& faces) {
   if (previous_) {
     float best_overlap = 0;
     for (const auto& face : faces) {
-      const float o = overlap(face.box, *previous_);
+      const float o = box_overlap(face.box, *previous_);
       if (o > best_overlap) {
         best_overlap = o;
         chosen = &face;
@@ -270,39 +343,111 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   } staging{folder};
   const double expected = capture.get(cv::CAP_PROP_FRAME_COUNT);  // off by one at times
   result.frames_expected = expected > 0 && expected < 1e9 ? static_cast<long>(expected) : 0;
+  if (options.style == CropStyle::kAligned && !options.landmarks) {
+    throw Error(ErrorKind::kUsage, "aligned crops need the landmark net (face models)");
+  }
+  const bool aligned = options.style == CropStyle::kAligned;
   const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
-  std::string boxes = "frame,x,y,width,height,score\n";
+  std::string boxes = "frame,x,y,width,height,score";
+  if (aligned) {
+    boxes += ",left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,mouth_right_x,"
+             "mouth_right_y";
+  }
+  boxes += "\n";
+  const std::string no_face(aligned ? 15 : 5, ',');
   FaceTrack track;
-  cv::Mat frame;
+  long last_whole_frame = -kMaxFrameNumber;  // the last frame searched whole
   const auto start = std::chrono::steady_clock::now();
   auto last_log = start;
-  while (capture.read(frame)) {
-    const long number = ++result.frames_decoded;
-    if (number > kMaxFrameNumber) {
+  // Decoding runs ahead on its own thread, at most two batches: memory stays bounded however
+  // long the video, and the detector never waits for the decoder while a batch is ready.
+  struct DecodedFrames {
+    std::vector<cv::Mat> frames;
+    double seconds = 0;
+  };
+  const size_t batch_frames = static_cast<size_t>(std::max(1, options.batch_frames));
+  OrderedQueue<DecodedFrames> decoded(std::numeric_limits<size_t>::max(), 1, 2, [&](size_t) {
+    DecodedFrames batch;
+    const auto begin = std::chrono::steady_clock::now();
+    while (batch.frames.size() < batch_frames) {
+      cv::Mat frame;  // a fresh buffer per frame: the batch keeps them all
+      if (!capture.read(frame)) break;
+      batch.frames.push_back(std::move(frame));
+    }
+    batch.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    return batch;
+  });
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  while (true) {
+    DecodedFrames batch = *decoded.next();
+    if (batch.frames.empty()) break;
+    result.decode_seconds += batch.seconds;
+    const long first = result.frames_decoded + 1;
+    result.frames_decoded += static_cast<long>(batch.frames.size());
+    if (result.frames_decoded > kMaxFrameNumber) {
       throw Error(ErrorKind::kInput, "more than " + std::to_string(kMaxFrameNumber) +
                                          " frames: past the frame numbers crop names can carry",
                   video.string());
     }
-    const auto faces = detector.detect(frame);
-    if (faces.size() > 1) ++result.frames_with_several_faces;
-    boxes += std::to_string(number);
-    if (auto face = track.pick(faces)) {
+    auto stage = std::chrono::steady_clock::now();
+    const auto faces = find_faces(detector, batch.frames, first, track.last(), options.detect_every, last_whole_frame,
+                                  result.frames_searched_whole);
+    result.detect_seconds += seconds_since(stage);
+    std::vector<std::optional<FaceBox>> picked;
+    std::vector<size_t> frame_of;
+    std::vector<cv::Rect2f> picked_boxes;
+    for (size_t i = 0; i < batch.frames.size(); ++i) {
+      if (faces[i].size() > 1) ++result.frames_with_several_faces;
+      picked.push_back(track.pick(faces[i]));
+      if (picked.back()) {
+        frame_of.push_back(i);
+        picked_boxes.push_back(picked.back()->box);
+      }
+    }
+    std::vector<FaceLandmarks> landmarks;
+    if (aligned) {
+      stage = std::chrono::steady_clock::now();
+      landmarks = options.landmarks->landmarks(batch.frames, frame_of, picked_boxes);
+      result.landmark_seconds += seconds_since(stage);
+    }
+    stage = std::chrono::steady_clock::now();
+    size_t face_index = 0;
+    for (size_t i = 0; i < batch.frames.size(); ++i) {
+      const long number = first + static_cast<long>(i);
+      boxes += std::to_string(number);
+      if (!picked[i]) {
+        boxes += no_face + "\n";
+        continue;
+      }
+      const FaceBox& face = *picked[i];
       ++result.frames_with_face;
       std::vector<uint8_t> bytes;
-      cv::imencode(".jpg", square_crop(frame, face->box, options.margin, options.size), bytes, jpeg);
-      write_file_atomically(folder / format_crop_file_name(number), std::string(bytes.begin(), bytes.end()));
+      const cv::Mat crop = aligned ? aligned_crop(batch.frames[i], landmarks[face_index], options.size, options.margin)
+                                   : square_crop(batch.frames[i], face.box, options.margin, options.size);
+      cv::imencode(".jpg", crop, bytes, jpeg);
+      write_plain_file(folder / format_crop_file_name(number), bytes);
       char line[96];
-      std::snprintf(line, sizeof line, ",%.1f,%.1f,%.1f,%.1f,%.3f\n", face->box.x, face->box.y, face->box.width,
-                    face->box.height, face->score);
+      std::snprintf(line, sizeof line, ",%.1f,%.1f,%.1f,%.1f,%.3f", face.box.x, face.box.y, face.box.width,
+                    face.box.height, face.score);
       boxes += line;
-    } else {
-      boxes += ",,,,,\n";
+      if (aligned) {
+        for (const cv::Point2f& p : five_points(landmarks[face_index])) {
+          std::snprintf(line, sizeof line, ",%.1f,%.1f", p.x, p.y);
+          boxes += line;
+        }
+      }
+      boxes += "\n";
+      ++face_index;
     }
+    result.write_seconds += seconds_since(stage);
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_log).count() >= 3.0) {
       last_log = now;
       const double elapsed = std::chrono::duration<double>(now - start).count();
-      spdlog::info("{}: frame {}/~{:.0f}, {:.1f} frames/s", result.name, number, expected, number / elapsed);
+      spdlog::info("{}: frame {}/~{:.0f}, {:.1f} frames/s", result.name, result.frames_decoded, expected,
+                   result.frames_decoded / elapsed);
     }
   }
   if (result.frames_decoded == 0) throw Error(ErrorKind::kInput, "the video yielded no frame", video.string());
@@ -312,13 +457,18 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
                  "file?); frame_counts.csv records {}",
                  video.string(), result.frames_decoded, result.frames_expected, result.frames_decoded);
   }
+  flush_folder(folder);
   replace_folder(folder, target);
   staging.keep = true;
   write_file_atomically(video_path(options.output, name, ".boxes.csv"), boxes);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("{}: {} frames, {} with a face ({} with several: the tracked face was kept), {:.1f} frames/s",
-               result.name, result.frames_decoded, result.frames_with_face, result.frames_with_several_faces,
-               result.frames_decoded / std::max(elapsed, 1e-9));
+  result.total_seconds = elapsed;
+  spdlog::info("{}: {} frames ({} searched whole), {} with a face ({} with several: the tracked face was kept), "
+               "{:.1f} frames/s "
+               "(seconds: decode {:.2f} on its own thread, detect {:.2f}, landmarks {:.2f}, crop+write {:.2f})",
+               result.name, result.frames_decoded, result.frames_searched_whole, result.frames_with_face, result.frames_with_several_faces,
+               result.frames_decoded / std::max(elapsed, 1e-9), result.decode_seconds, result.detect_seconds,
+               result.landmark_seconds, result.write_seconds);
   return result;
 }
 
@@ -339,15 +489,24 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
   for (const auto& video : videos) {
     record["videos"][video.name] = {{"source", fs::absolute(video.source).string()},
                                     {"detector", video.detector},
-                                    {"style", "box"},
+                                    {"style", crop_style_name(options.style)},
                                     {"size", options.size},
                                     // As typed (0.1), not the float's double expansion (0.10000000149...).
                                     {"margin", std::stod(fmt::format("{}", options.margin))},
                                     {"jpeg_quality", options.jpeg_quality},
+                                    {"detect_every", options.detect_every},
                                     {"frames_expected", video.frames_expected},
                                     {"frames_decoded", video.frames_decoded},
                                     {"frames_with_face", video.frames_with_face},
                                     {"frames_with_several_faces", video.frames_with_several_faces}};
+    if (options.style == CropStyle::kAligned) {
+      nlohmann::json points = nlohmann::json::array();
+      for (const cv::Point2f& p : alignment_template()) points.push_back({p.x, p.y});
+      record["videos"][video.name]["template"] = {
+          {"name", "ArcFace five points (InsightFace), 112 x 112, scaled to size, shrunk by 1 / (1 + margin)"},
+          {"points", points}};
+    }
+    if (!options.face_models.empty()) record["videos"][video.name]["face_models"] = options.face_models;
   }
   write_json(file, record);
 }

@@ -52,6 +52,11 @@ int cpus_in_cgroup_limits(const std::string& membership, const std::filesystem::
 // images; and keep_freed_memory_for_reuse().
 int configure_runtime(int threads, int decode_threads);
 
+// Selects TorchScript's legacy graph executor (ABAW_JIT_EXECUTOR=profiling: PyTorch's default),
+// which optimises a graph once per input type instead of once per input shape: every video's
+// last batch and window has a shape of its own. Throws Error(kUsage) for another value.
+void select_graph_executor();
+
 // Makes glibc's malloc keep freed memory for reuse instead of returning it to the OS at once (the
 // process-wide setting of `run` and `bench`, through configure_runtime). LibTorch allocates and frees each layer's
 // activations on every batch; above glibc's mmap threshold (at most 32 MB) each is a fresh mmap

@@ -53,7 +53,7 @@ class Crop(unittest.TestCase):
 
     def test_gaps_are_left_without_files_and_counted(self):
         out = os.path.join(self.work, "crops-gaps")
-        result = tool("crop", "--videos", os.path.dirname(self.video), "--output", out, "--size", "96")
+        result = tool("crop", "--detector", "haar", "--videos", os.path.dirname(self.video), "--output", out, "--size", "96")
         self.assertEqual(result.returncode, 0, result.stderr)
         files = sorted(os.listdir(os.path.join(out, "photo_gaps")))
         self.assertEqual(files, ["%05d.jpg" % n for n in sorted(self.face_frames)])
@@ -103,7 +103,7 @@ class Crop(unittest.TestCase):
         with open(os.path.join(folder, "broken.mp4"), "wb") as f:
             f.write(b"not a video")
         out = os.path.join(self.work, "crops-mixed")
-        result = tool("crop", "--videos", folder, "--output", out)
+        result = tool("crop", "--detector", "haar", "--videos", folder, "--output", out)
         self.assertEqual(result.returncode, 6, result.stderr)
         self.assertIn("broken.mp4", result.stderr)
         self.assertTrue(os.path.isdir(os.path.join(out, "photo_gaps")))
@@ -121,7 +121,7 @@ class Crop(unittest.TestCase):
     def test_recrop_replaces_the_earlier_crops(self):
         # Issue 21: a second crop of a video left the first crop's JPEGs in place, and run used them.
         out = os.path.join(self.work, "crops-again")
-        result = tool("crop", "--videos", self.video, "--output", out, "--size", "64")
+        result = tool("crop", "--detector", "haar", "--videos", self.video, "--output", out, "--size", "64")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(len(os.listdir(os.path.join(out, "photo_gaps"))), len(self.face_frames))
         # A leftover of a killed crop (its process is gone) is cleared, one of a live process is kept.
@@ -129,7 +129,7 @@ class Crop(unittest.TestCase):
         os.makedirs(os.path.join(out, ".photo_gaps.cropping-%d" % os.getpid()))
         shorter = os.path.join(self.work, "shorter", "photo_gaps.avi")
         self.write_video(shorter, {2}, 4)
-        result = tool("crop", "--videos", shorter, "--output", out, "--size", "64")
+        result = tool("crop", "--detector", "haar", "--videos", shorter, "--output", out, "--size", "64")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(sorted(os.listdir(os.path.join(out, "photo_gaps"))), ["00002.jpg"])
         self.assertEqual(sorted(n for n in os.listdir(out) if n.startswith(".")),
@@ -145,7 +145,7 @@ class Crop(unittest.TestCase):
         # No face at all this time: the folder is emptied, not left with the earlier crop.
         blank = os.path.join(self.work, "blank", "photo_gaps.avi")
         self.write_video(blank, set(), 3)
-        result = tool("crop", "--videos", blank, "--output", out)
+        result = tool("crop", "--detector", "haar", "--videos", blank, "--output", out)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(os.listdir(os.path.join(out, "photo_gaps")), [])
 
@@ -157,7 +157,7 @@ class Crop(unittest.TestCase):
         cut = os.path.join(self.work, "truncated", "cut.avi")
         with open(cut, "wb") as f:
             f.write(data[: len(data) // 2])
-        result = tool("crop", "--videos", cut, "--output", os.path.join(self.work, "crops-cut"))
+        result = tool("crop", "--detector", "haar", "--videos", cut, "--output", os.path.join(self.work, "crops-cut"))
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("of the 40 frames its container announces", result.stderr)
 
@@ -167,7 +167,7 @@ class Crop(unittest.TestCase):
         for name in ("-rf.avi", "a,b.avi", "ok.avi"):
             shutil.copy(self.video, os.path.join(folder, name))
         out = os.path.join(self.work, "crops-hostile")
-        result = tool("crop", "--videos", folder, "--output", out)
+        result = tool("crop", "--detector", "haar", "--videos", folder, "--output", out)
         self.assertEqual(result.returncode, 6, result.stderr)
         self.assertIn("video name '-rf'", result.stderr)
         self.assertIn("video name 'a,b'", result.stderr)

@@ -282,7 +282,7 @@ class RealClips(unittest.TestCase):
         for name in ("liveportrait_s18.mp4", "liveportrait_d0.mp4"):
             shutil.copy(os.path.join(self.clips, name), videos)
         crops_dir, out = os.path.join(WORK, "clip-crops"), os.path.join(WORK, "clip-out")
-        result = tool("crop", "--videos", videos, "--output", crops_dir)
+        result = tool("crop", "--videos", videos, "--output", crops_dir, "--face-models", os.path.join(SET, "faces"))
         self.assertEqual(result.returncode, 0, result.stderr)
         result = tool("run", "--model-set", SET, "--crops", crops_dir, "--output", out)
         self.assertEqual(result.returncode, 0, result.stderr)

@@ -1,0 +1,411 @@
+#include "abaw/face_models.hpp"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <opencv2/imgproc.hpp>
+
+#include "abaw/error.hpp"
+#include "abaw/runtime.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace abaw {
+namespace {
+
+float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+  const float inter = (a & b).area();
+  const float uni = a.area() + b.area() - inter;
+  return uni > 0 ? inter / uni : 0.0f;
+}
+
+// A float32 [N, 3, S, S] RGB 0..255 batch from same-sized BGR 8-bit images.
+torch::Tensor rgb_batch(const std::vector<cv::Mat>& squares) {
+  const int side = squares.front().rows;
+  torch::Tensor batch = torch::empty({static_cast<long>(squares.size()), side, side, 3}, torch::kUInt8);
+  for (size_t i = 0; i < squares.size(); ++i) {
+    cv::Mat target(side, side, CV_8UC3, batch[static_cast<long>(i)].data_ptr<uint8_t>());
+    cv::cvtColor(squares[i], target, cv::COLOR_BGR2RGB);
+  }
+  return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous();
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+FaceModelsConfig load_face_models_config(const fs::path& folder) {
+  const fs::path file = folder / kFaceModelsFile;
+  std::ifstream in(file);
+  if (!in) {
+    throw Error(ErrorKind::kModel,
+                "no face models here: make them with `bash scripts/make_default_model_set.sh` (they go to " +
+                    std::string(kDefaultFaceModels) + "), give --face-models DIR, or use --detector haar",
+                file.string());
+  }
+  FaceModelsConfig config;
+  config.folder = folder;
+  try {
+    const json j = json::parse(in);
+    if (j.at("format").get<std::string>() != "abaw-infer-face-models" || j.at("version").get<int>() != 1) {
+      throw Error(ErrorKind::kModel, "not an abaw-infer-face-models version 1 file", file.string());
+    }
+    config.source = j.value("source", "");
+    const json& detector = j.at("detector");
+    config.detector_file = detector.at("file").get<std::string>();
+    config.detector_input_multiple = detector.at("input_multiple").get<int>();
+    config.detector_default_input_size = detector.at("default_input_size").get<int>();
+    config.detector_score_threshold = detector.at("score_threshold").get<float>();
+    config.detector_iou_threshold = detector.at("iou_threshold").get<float>();
+    const json& landmarks = j.at("landmarks");
+    config.landmarks_file = landmarks.at("file").get<std::string>();
+    config.landmarks_input_size = landmarks.at("input_size").get<int>();
+    if (landmarks.at("points").get<int>() != 68) throw Error(ErrorKind::kModel, "landmarks.points must be 68", file.string());
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::kModel, std::string("invalid face-model description: ") + e.what(), file.string());
+  }
+  if (config.detector_input_multiple < 1 || config.detector_default_input_size < config.detector_input_multiple ||
+      config.detector_default_input_size % config.detector_input_multiple != 0 || config.landmarks_input_size < 8 ||
+      !(config.detector_iou_threshold > 0 && config.detector_iou_threshold <= 1)) {
+    throw Error(ErrorKind::kModel, "detector or landmark sizes out of range", file.string());
+  }
+  for (const auto& name : {config.detector_file, config.landmarks_file}) {
+    if (name.empty() || name.find('/') != std::string::npos || name.front() == '.') {
+      throw Error(ErrorKind::kModel, "model file '" + name + "' must be a plain file name in the folder", file.string());
+    }
+  }
+  return config;
+}
+
+FaceModels::FaceModels(const fs::path& folder, torch::Device device, int detector_input_size, float score_threshold)
+    : config_(load_face_models_config(folder)),
+      device_(device),
+      input_size_(detector_input_size > 0 ? detector_input_size : config_.detector_default_input_size),
+      score_threshold_(score_threshold >= 0 ? score_threshold : config_.detector_score_threshold) {
+  if (input_size_ % config_.detector_input_multiple != 0 || input_size_ > 4096) {
+    throw Error(ErrorKind::kUsage, "the detector's input size must be a multiple of " +
+                                       std::to_string(config_.detector_input_multiple) + " up to 4096, not " +
+                                       std::to_string(input_size_));
+  }
+  select_graph_executor();
+  detector_ = load(config_.detector_file);
+  landmarks_ = load(config_.landmarks_file);
+}
+
+torch::jit::script::Module FaceModels::load(const std::string& file) {
+  const fs::path path = config_.folder / file;
+  try {
+    auto module = torch::jit::load(path.string(), device_);
+    module.eval();
+    return module;
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + first_line(e.what_without_backtrace()), path.string());
+  }
+}
+
+std::string FaceModels::description() const {
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%g", score_threshold_);
+  return "tiny-face-detector " + std::to_string(input_size_) + " (score >= " + threshold + ")";
+}
+
+std::vector<std::vector<FaceBox>> FaceModels::detect(const std::vector<cv::Mat>& frames, int input_size) {
+  std::vector<cv::Rect2f> whole;
+  for (const cv::Mat& frame : frames) {
+    const float longer = static_cast<float>(std::max(frame.cols, frame.rows));
+    whole.emplace_back(0.0f, 0.0f, longer, longer);  // padded at the bottom or right, as face-api does
+  }
+  return detect_in_regions(frames, whole, input_size);
+}
+
+std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vector<cv::Mat>& frames,
+                                                                const std::vector<cv::Rect2f>& regions,
+                                                                int input_size) {
+  std::vector<std::vector<FaceBox>> faces(frames.size());
+  if (frames.empty()) return faces;
+  const int side = input_size > 0 ? input_size : input_size_;
+  if (side % config_.detector_input_multiple != 0) {
+    throw Error(ErrorKind::kUsage, "the detector's input size must be a multiple of " +
+                                       std::to_string(config_.detector_input_multiple) + ", not " + std::to_string(side));
+  }
+  c10::InferenceMode guard;
+  std::vector<cv::Mat> squares;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const cv::Mat& frame = frames[i];
+    const cv::Rect2f& region = regions.at(i);
+    // Frame pixel x lands on detector pixel (x - region.x) * scale; outside the frame stays black.
+    const double scale = side / static_cast<double>(std::max(region.width, region.height));
+    const cv::Rect visible = cv::Rect(cv::Point(static_cast<int>(std::floor(region.x)), static_cast<int>(std::floor(region.y))),
+                                      cv::Point(static_cast<int>(std::ceil(region.br().x)),
+                                                static_cast<int>(std::ceil(region.br().y)))) &
+                             cv::Rect(0, 0, frame.cols, frame.rows);
+    cv::Mat square(side, side, CV_8UC3, cv::Scalar::all(0));
+    if (visible.area() > 0) {
+      const cv::Matx23d to_square(scale, 0, (visible.x - region.x) * scale, 0, scale, (visible.y - region.y) * scale);
+      const cv::Rect target = cv::Rect(static_cast<int>(std::floor(to_square(0, 2))),
+                                       static_cast<int>(std::floor(to_square(1, 2))),
+                                       std::max(1, static_cast<int>(std::lround(visible.width * scale))),
+                                       std::max(1, static_cast<int>(std::lround(visible.height * scale)))) &
+                              cv::Rect(0, 0, side, side);
+      // Bilinear, as face-api's tf.image.resizeBilinear (and 3x faster than area averaging at 720p).
+      if (target.area() > 0) cv::resize(frame(visible), square(target), target.size(), 0, 0, cv::INTER_LINEAR);
+    }
+    squares.push_back(square);
+  }
+  const fs::path path = config_.folder / config_.detector_file;
+  torch::Tensor output;
+  try {
+    output = detector_.forward({rgb_batch(squares).to(device_)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kModel, std::string("face detector failed: ") + first_line(e.what()), path.string());
+  }
+  if (output.dim() != 3 || output.size(0) != static_cast<long>(frames.size()) || output.size(2) != 5) {
+    std::ostringstream shape;
+    shape << output.sizes();
+    throw Error(ErrorKind::kModel, "face detector output is " + shape.str() + ", expected [N, boxes, 5]", path.string());
+  }
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const torch::Tensor rows = output[static_cast<long>(i)];
+    const float* data = rows.data_ptr<float>();
+    const cv::Rect2f& region = regions[i];
+    const float k = std::max(region.width, region.height) / side;  // frame pixels per detector pixel
+    std::vector<FaceBox> candidates;
+    for (long r = 0; r < rows.size(0); ++r) {
+      const float* box = data + 5 * r;
+      if (!(box[4] > score_threshold_)) continue;  // face-api keeps scores above the threshold
+      candidates.push_back({cv::Rect2f(region.x + box[0] * k, region.y + box[1] * k, (box[2] - box[0]) * k,
+                                       (box[3] - box[1]) * k),
+                            box[4]});
+    }
+    faces[i] = suppress_overlaps(std::move(candidates), config_.detector_iou_threshold);
+  }
+  return faces;
+}
+
+std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
+                                                 const std::vector<cv::Rect2f>& faces) {
+  std::vector<FaceLandmarks> result(faces.size());
+  if (faces.empty()) return result;
+  c10::InferenceMode guard;
+  const int side = config_.landmarks_input_size;
+  std::vector<cv::Mat> squares;
+  std::vector<cv::Rect> regions;
+  for (size_t i = 0; i < faces.size(); ++i) {
+    const cv::Mat& frame = frames.at(frame_of.at(i));
+    const cv::Rect2f& f = faces[i];
+    // face-api rounds the box and clips it to the image before cutting the face out.
+    cv::Rect region(static_cast<int>(std::lround(f.x)), static_cast<int>(std::lround(f.y)),
+                    static_cast<int>(std::lround(f.width)), static_cast<int>(std::lround(f.height)));
+    region &= cv::Rect(0, 0, frame.cols, frame.rows);
+    if (region.area() == 0) region = cv::Rect(0, 0, std::min(frame.cols, 1), std::min(frame.rows, 1));
+    const int longer = std::max(region.width, region.height);
+    cv::Mat padded(longer, longer, CV_8UC3, cv::Scalar::all(0));
+    frame(region).copyTo(padded(cv::Rect((longer - region.width) / 2, (longer - region.height) / 2, region.width,
+                                         region.height)));
+    cv::Mat square;
+    cv::resize(padded, square, cv::Size(side, side), 0, 0, longer > 2 * side ? cv::INTER_AREA : cv::INTER_LINEAR);
+    squares.push_back(square);
+    regions.push_back(region);
+  }
+  const fs::path path = config_.folder / config_.landmarks_file;
+  torch::Tensor output;
+  try {
+    output = landmarks_.forward({rgb_batch(squares).to(device_)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kModel, std::string("landmark net failed: ") + first_line(e.what()), path.string());
+  }
+  if (output.dim() != 3 || output.size(0) != static_cast<long>(faces.size()) || output.size(1) != 68 ||
+      output.size(2) != 2) {
+    std::ostringstream shape;
+    shape << output.sizes();
+    throw Error(ErrorKind::kModel, "landmark output is " + shape.str() + ", expected [N, 68, 2]", path.string());
+  }
+  const float* data = output.data_ptr<float>();
+  for (size_t i = 0; i < faces.size(); ++i) {
+    const cv::Rect& region = regions[i];
+    const float longer = static_cast<float>(std::max(region.width, region.height));
+    // The net's [0, 1] is the centred square; the padding is taken off again.
+    const float offset_x = region.x - (longer - region.width) / 2.0f;
+    const float offset_y = region.y - (longer - region.height) / 2.0f;
+    for (int p = 0; p < 68; ++p) {
+      result[i][p] = cv::Point2f(offset_x + data[(i * 68 + p) * 2] * longer, offset_y + data[(i * 68 + p) * 2 + 1] * longer);
+    }
+  }
+  return result;
+}
+
+std::vector<FaceBox> suppress_overlaps(std::vector<FaceBox> boxes, float iou_threshold) {
+  std::stable_sort(boxes.begin(), boxes.end(), [](const FaceBox& a, const FaceBox& b) { return a.score > b.score; });
+  std::vector<FaceBox> kept;
+  for (const FaceBox& box : boxes) {
+    const bool overlaps = std::any_of(kept.begin(), kept.end(),
+                                      [&](const FaceBox& k) { return iou(k.box, box.box) > iou_threshold; });
+    if (!overlaps) kept.push_back(box);
+  }
+  return kept;
+}
+
+namespace {
+
+class TinyFaceDetector : public FaceDetector {
+ public:
+  TinyFaceDetector(std::shared_ptr<FaceModels> models, int min_face) : models_(std::move(models)), min_face_(min_face) {}
+
+  std::vector<FaceBox> detect(const cv::Mat& bgr) override { return detect_batch({bgr}).front(); }
+
+  // At the set size first; a frame without a face is looked at again with a twice larger input
+  // (small faces) and a half as large one (faces larger than the biggest anchor box).
+  std::vector<std::vector<FaceBox>> detect_batch(const std::vector<cv::Mat>& frames) override {
+    const int size = models_->detector_input_size(), multiple = models_->config().detector_input_multiple;
+    std::vector<std::vector<FaceBox>> faces = kept(models_->detect(frames, size));
+    for (int retry : {size * 2, size / 2 / multiple * multiple}) {
+      if (retry < multiple || retry > 4096) continue;
+      std::vector<size_t> empty;
+      std::vector<cv::Mat> again;
+      for (size_t i = 0; i < frames.size(); ++i) {
+        if (faces[i].empty()) {
+          empty.push_back(i);
+          again.push_back(frames[i]);
+        }
+      }
+      if (empty.empty()) break;
+      const auto found = kept(models_->detect(again, retry));
+      for (size_t j = 0; j < empty.size(); ++j) faces[empty[j]] = found[j];
+    }
+    return faces;
+  }
+
+  bool detects_near() const override { return true; }
+
+  std::vector<std::vector<FaceBox>> detect_near(const std::vector<cv::Mat>& frames,
+                                                const std::vector<cv::Rect2f>& near) override {
+    std::vector<cv::Rect2f> regions;
+    for (const cv::Rect2f& box : near) {
+      const float side = kNearRegion * std::max(box.width, box.height);
+      const cv::Point2f centre = (box.tl() + box.br()) * 0.5f;
+      regions.emplace_back(centre.x - side / 2, centre.y - side / 2, side, side);
+    }
+    return kept(models_->detect_in_regions(frames, regions, kNearInput));
+  }
+
+  std::string description() const override { return models_->description(); }
+
+ private:
+  // The region around the tracked face is twice its side, seen at 128 pixels: the face then
+  // spans about 64, near the detector's smallest anchor box, for a tenth of a 416 pass's work.
+  static constexpr float kNearRegion = 2.0f;
+  static constexpr int kNearInput = 96;
+
+  std::vector<std::vector<FaceBox>> kept(std::vector<std::vector<FaceBox>> faces) const {
+    for (auto& frame : faces) {
+      frame.erase(std::remove_if(frame.begin(), frame.end(),
+                                 [&](const FaceBox& f) { return std::max(f.box.width, f.box.height) < min_face_; }),
+                  frame.end());
+    }
+    return faces;
+  }
+
+  std::shared_ptr<FaceModels> models_;
+  int min_face_;
+};
+
+}  // namespace
+
+std::unique_ptr<FaceDetector> make_tiny_face_detector(std::shared_ptr<FaceModels> models, int min_face) {
+  return std::make_unique<TinyFaceDetector>(std::move(models), min_face);
+}
+
+std::array<cv::Point2f, 5> five_points(const FaceLandmarks& landmarks) {
+  const auto centre = [&](int first) {
+    cv::Point2f sum(0, 0);
+    for (int p = first; p < first + 6; ++p) sum += landmarks[p];
+    return sum / 6.0f;
+  };
+  return {centre(36), centre(42), landmarks[30], landmarks[48], landmarks[54]};
+}
+
+const std::array<cv::Point2f, 5>& alignment_template() {
+  static const std::array<cv::Point2f, 5> points{cv::Point2f(38.2946f, 51.6963f), cv::Point2f(73.5318f, 51.5014f),
+                                                 cv::Point2f(56.0252f, 71.7366f), cv::Point2f(41.5493f, 92.3655f),
+                                                 cv::Point2f(70.7299f, 92.2041f)};
+  return points;
+}
+
+cv::Matx23d similarity_transform(const std::array<cv::Point2f, 5>& from, const std::array<cv::Point2f, 5>& to,
+                                 const std::array<double, 5>& weights) {
+  // Weighted least squares for to = [a -b; b a] from + t: with both centred on their weighted
+  // means, a and b are the weighted dot and cross sums over the weighted spread of `from` (a 2-D
+  // Umeyama without the SVD; no reflection is possible).
+  cv::Point2d mean_from(0, 0), mean_to(0, 0);
+  double total = 0;
+  for (size_t i = 0; i < from.size(); ++i) {
+    mean_from += weights[i] * cv::Point2d(from[i]);
+    mean_to += weights[i] * cv::Point2d(to[i]);
+    total += weights[i];
+  }
+  mean_from /= total;
+  mean_to /= total;
+  double dot = 0, cross = 0, spread = 0;
+  for (size_t i = 0; i < from.size(); ++i) {
+    const cv::Point2d p = cv::Point2d(from[i]) - mean_from, q = cv::Point2d(to[i]) - mean_to;
+    dot += weights[i] * (p.x * q.x + p.y * q.y);
+    cross += weights[i] * (p.x * q.y - p.y * q.x);
+    spread += weights[i] * (p.x * p.x + p.y * p.y);
+  }
+  if (spread <= 0) spread = 1;  // all points in one place: no rotation or scale to find
+  const double a = dot / spread, b = cross / spread;
+  return cv::Matx23d(a, -b, mean_to.x - (a * mean_from.x - b * mean_from.y),  //
+                     b, a, mean_to.y - (b * mean_from.x + a * mean_from.y));
+}
+
+cv::Matx23d alignment_transform(const FaceLandmarks& landmarks, int size, float margin) {
+  std::array<cv::Point2f, 5> target = alignment_template();
+  const float scale = size / 112.0f / (1.0f + margin);
+  const cv::Point2f centre(56.0f, 56.0f);
+  for (auto& p : target) p = (p - centre) * scale + cv::Point2f(size / 2.0f, size / 2.0f);
+  return similarity_transform(five_points(landmarks), target, kAlignmentWeights);
+}
+
+cv::Mat aligned_crop(const cv::Mat& bgr, const FaceLandmarks& landmarks, int size, float margin) {
+  cv::Matx23d transform = alignment_transform(landmarks, size, margin);
+  // Bilinear warping samples 4 pixels per output pixel: a 400-pixel face warped to 112 would alias.
+  // The face region is first shrunk with area averaging to about the crop's scale.
+  const double zoom = std::hypot(transform(0, 0), transform(1, 0));
+  cv::Mat source = bgr;
+  if (zoom < 0.75) {
+    cv::Matx23d inverse;
+    cv::invertAffineTransform(transform, inverse);
+    std::vector<cv::Point2f> corners;
+    for (const cv::Point2d c : {cv::Point2d(0, 0), cv::Point2d(size, 0), cv::Point2d(0, size), cv::Point2d(size, size)}) {
+      corners.emplace_back(inverse * cv::Vec3d(c.x, c.y, 1.0));
+    }
+    const cv::Rect region = cv::boundingRect(corners) & cv::Rect(0, 0, bgr.cols, bgr.rows);
+    if (region.width > 1 && region.height > 1) {
+      const cv::Size shrunk(std::max(1, static_cast<int>(std::lround(region.width * zoom))),
+                            std::max(1, static_cast<int>(std::lround(region.height * zoom))));
+      cv::resize(bgr(region), source, shrunk, 0, 0, cv::INTER_AREA);
+      const double fx = static_cast<double>(region.width) / shrunk.width;
+      const double fy = static_cast<double>(region.height) / shrunk.height;
+      // A shrunk pixel x' is frame pixel region.tl + x' * f (area resizing's pixel centres agree).
+      const cv::Matx23d through = transform;
+      for (int r = 0; r < 2; ++r) {
+        transform(r, 2) = through(r, 0) * (region.x + 0.5 * fx - 0.5) + through(r, 1) * (region.y + 0.5 * fy - 0.5) +
+                          through(r, 2);
+        transform(r, 0) = through(r, 0) * fx;
+        transform(r, 1) = through(r, 1) * fy;
+      }
+    }
+  }
+  cv::Mat out;
+  cv::warpAffine(source, out, cv::Mat(transform), cv::Size(size, size), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+                 cv::Scalar::all(0));
+  return out;
+}
+
+}  // namespace abaw
