@@ -324,6 +324,10 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   result.name = name;
   result.source = video;
   result.detector = detector.description();
+  std::error_code size_error;
+  if (fs::file_size(video, size_error) == 0 && !size_error) {
+    throw Error(ErrorKind::kInput, "the video file is empty (0 bytes)", video.string());
+  }
   cv::VideoCapture capture(video.string());
   if (!capture.isOpened()) throw Error(ErrorKind::kInput, "cannot open the video (no decoder for it?)", video.string());
   const fs::path target = video_path(options.output, name);
@@ -456,6 +460,11 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
     spdlog::warn("{}: the video ended after {} of the {} frames its container announces (truncated or damaged "
                  "file?); frame_counts.csv records {}",
                  video.string(), result.frames_decoded, result.frames_expected, result.frames_decoded);
+  }
+  if (result.frames_with_face == 0) {
+    spdlog::warn("{}: no face found in any of its {} frames: its folder is empty, and `run` gives every frame the "
+                 "model set's missing-frame treatment",
+                 video.string(), result.frames_decoded);
   }
   flush_folder(folder);
   replace_folder(folder, target);

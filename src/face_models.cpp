@@ -297,10 +297,13 @@ class TinyFaceDetector : public FaceDetector {
   std::string description() const override { return models_->description(); }
 
  private:
-  // The region around the tracked face is twice its side, seen at 128 pixels: the face then
-  // spans about 64, near the detector's smallest anchor box, for a tenth of a 416 pass's work.
-  static constexpr float kNearRegion = 2.0f;
-  static constexpr int kNearInput = 96;
+  // The region around the tracked face is 1.5 times its side, seen at 160 pixels (a 5 x 5 grid:
+  // the face centre falls mid-cell). Measured on 18 frames of 6 real clips against the whole-frame
+  // box at 224: IoU 0.86 on average (at least 0.78), scores at least 0.76. A larger region or a
+  // smaller input gives larger boxes (IoU 0.6-0.7), and fed back frame after frame the tracked
+  // box grew to 1.5x the face.
+  static constexpr float kNearRegion = 1.5f;
+  static constexpr int kNearInput = 160;
 
   std::vector<std::vector<FaceBox>> kept(std::vector<std::vector<FaceBox>> faces) const {
     for (auto& frame : faces) {

@@ -94,7 +94,7 @@ std::vector<FaceBox> suppress_overlaps(std::vector<FaceBox> boxes, float iou_thr
 
 // The TinyFaceDetector behind the FaceDetector interface: batched; a frame where nothing is
 // found is searched again at twice and at half the input size; detect_near() looks at a region
-// of twice the tracked face's side at 128 pixels. Faces smaller than `min_face` are dropped.
+// of 1.5 times the tracked face's side at 160 pixels. Faces smaller than `min_face` are dropped.
 std::unique_ptr<FaceDetector> make_tiny_face_detector(std::shared_ptr<FaceModels> models, int min_face);
 
 // The five points alignment uses, from 68 landmarks: the centres of the eyes (image left first),

@@ -148,6 +148,18 @@ class Crop(unittest.TestCase):
         result = tool("crop", "--detector", "haar", "--videos", blank, "--output", out)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(os.listdir(os.path.join(out, "photo_gaps")), [])
+        self.assertIn("no face found in any of its 3 frames", result.stderr)
+
+    def test_empty_file_fails_alone(self):
+        folder = os.path.join(self.work, "with-empty")
+        os.makedirs(folder, exist_ok=True)
+        open(os.path.join(folder, "empty.mp4"), "wb").close()
+        shutil.copy(self.video, os.path.join(folder, "ok.avi"))
+        out = os.path.join(self.work, "crops-with-empty")
+        result = tool("crop", "--detector", "haar", "--videos", folder, "--output", out)
+        self.assertEqual(result.returncode, 6, result.stderr)
+        self.assertIn("empty.mp4: the video file is empty (0 bytes)", result.stderr)
+        self.assertEqual(sorted(os.listdir(out)), ["crop.json", "frame_counts.csv", "ok", "ok.boxes.csv"])
 
     def test_truncated_video_is_reported(self):
         whole = os.path.join(self.work, "truncated", "whole.avi")
