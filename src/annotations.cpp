@@ -203,19 +203,15 @@ std::vector<fs::path> annotation_files(const fs::path& folder) {
     throw Error(ErrorKind::kInput, "annotation folder does not exist or is not a folder", folder.string());
   }
   std::vector<fs::path> files;
-  try {
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      if (!entry.is_regular_file() || entry.path().extension() != ".txt") continue;
-      // Hidden files are no annotations: macOS copies leave "._<video>.txt" resource forks.
-      if (entry.path().filename().string().front() == '.') {
-        spdlog::warn("{}: hidden file skipped", entry.path().string());
-        continue;
-      }
-      files.push_back(entry.path());
+  for (const auto& entry : list_folder(folder, "annotation folder")) {
+    std::error_code type_ec;
+    if (!entry.is_regular_file(type_ec) || entry.path().extension() != ".txt") continue;
+    // Hidden files are no annotations: macOS copies leave "._<video>.txt" resource forks.
+    if (entry.path().filename().string().front() == '.') {
+      spdlog::warn("{}: hidden file skipped", entry.path().string());
+      continue;
     }
-  } catch (const fs::filesystem_error& e) {
-    throw Error(ErrorKind::kInput, std::string("cannot list the annotation folder: ") + e.code().message(),
-                folder.string());
+    files.push_back(entry.path());
   }
   if (files.empty()) throw Error(ErrorKind::kInput, "annotation folder has no .txt files", folder.string());
   std::sort(files.begin(), files.end());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "abaw/error.hpp"
+#include "abaw/frame_names.hpp"
 #include "abaw/model_set.hpp"
 #include "abaw/runtime.hpp"
 #include "abaw/preprocess.hpp"
@@ -30,8 +31,9 @@ std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limi
     throw Error(ErrorKind::kUsage, "crops folder does not exist or is not a folder", crops.string());
   }
   std::vector<fs::path> folders;
-  for (const auto& entry : fs::directory_iterator(crops)) {
-    if (entry.is_directory()) folders.push_back(entry.path());
+  for (const auto& entry : list_folder(crops, "crops folder")) {
+    std::error_code type_ec;
+    if (entry.is_directory(type_ec)) folders.push_back(entry.path());
   }
   std::sort(folders.begin(), folders.end());
   std::vector<std::vector<CropFile>> videos;

@@ -126,4 +126,13 @@ std::string image_location_form() {
   return "'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) + ")";
 }
 
+std::vector<std::filesystem::directory_entry> list_folder(const std::filesystem::path& folder, const char* what) {
+  std::vector<std::filesystem::directory_entry> entries;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(folder, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) entries.push_back(*it);
+  if (ec) throw Error(ErrorKind::kInput, std::string("cannot list the ") + what + ": " + ec.message(), folder.string());
+  return entries;
+}
+
 }  // namespace abaw

@@ -34,14 +34,12 @@ std::map<std::string, std::vector<std::pair<size_t, fs::path>>> find_raw_files(c
     const fs::path folder = OutputLayout{options.inputs[i]}.raw_scores_folder(task);
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) continue;
-    fs::directory_iterator it(folder, ec);
-    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    for (const fs::directory_entry& entry : list_folder(folder, "raw scores")) {
       std::error_code type_ec;
-      if (it->is_regular_file(type_ec) && it->path().extension() == ".csv") {
-        files[video_name_of_file(it->path())].emplace_back(i, it->path());
+      if (entry.is_regular_file(type_ec) && entry.path().extension() == ".csv") {
+        files[video_name_of_file(entry.path())].emplace_back(i, entry.path());
       }
     }
-    if (ec) throw Error(ErrorKind::kInput, "cannot list the raw scores: " + ec.message(), folder.string());
   }
   return files;
 }

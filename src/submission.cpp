@@ -219,9 +219,10 @@ PredictionSet read_predictions(const fs::path& path, Task task) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(path)) {
+    for (const auto& entry : list_folder(path, "prediction folder")) {
       const auto ext = entry.path().extension();
-      if (entry.is_regular_file() && (ext == ".txt" || ext == ".csv")) files.push_back(entry.path());
+      std::error_code type_ec;
+      if (entry.is_regular_file(type_ec) && (ext == ".txt" || ext == ".csv")) files.push_back(entry.path());
     }
     if (files.empty()) throw Error(ErrorKind::kInput, "no .txt or .csv prediction files", path.string());
     std::sort(files.begin(), files.end());

@@ -33,15 +33,6 @@ std::string entry_kind(const fs::directory_entry& entry) {
 
 // The entries of `folder`; Error(kInput) naming `what` and the folder when it cannot be listed
 // (permissions, I/O errors), instead of std::filesystem's exception.
-std::vector<fs::directory_entry> list_folder(const fs::path& folder, const char* what) {
-  std::vector<fs::directory_entry> entries;
-  std::error_code ec;
-  fs::directory_iterator it(folder, ec);
-  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) entries.push_back(*it);
-  if (ec) throw Error(ErrorKind::kInput, std::string("cannot list the ") + what + ": " + ec.message(), folder.string());
-  return entries;
-}
-
 }  // namespace
 
 std::vector<FrameRow> rows_for_counts(const std::map<std::string, long>& counts) {

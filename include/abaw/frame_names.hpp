@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace abaw {
 
@@ -84,5 +85,10 @@ std::string format_image_location(const std::string& video, long frame);
 
 // What parse_image_location accepts, for error messages: "'video/NNNNN.jpg' (frame 1 to 9999999)".
 std::string image_location_form();
+
+// Every entry of `folder`, in no particular order. Throws Error(kInput) "cannot list the <what>:
+// <reason>" naming the folder when it is missing, not a folder, or unreadable, instead of the
+// filesystem_error a plain directory_iterator throws midway.
+std::vector<std::filesystem::directory_entry> list_folder(const std::filesystem::path& folder, const char* what);
 
 }  // namespace abaw

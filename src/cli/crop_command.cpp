@@ -6,6 +6,7 @@
 #include "abaw/error.hpp"
 #include "abaw/face_crop.hpp"
 #include "abaw/face_models.hpp"
+#include "abaw/frame_names.hpp"
 #include "abaw/runtime.hpp"
 #include "cli/commands.hpp"
 
@@ -119,9 +120,7 @@ Action add_crop_command(CLI::App& app) {
     if (fs::is_directory(o->videos)) {
       // Still images are one-frame videos (OpenCV opens them the same way).
       const std::set<std::string> extensions{".mp4", ".avi", ".mov", ".mkv", ".webm", ".jpg", ".jpeg", ".png"};
-      std::error_code ec;
-      for (auto it = fs::directory_iterator(o->videos, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-        const fs::directory_entry& entry = *it;
+      for (const fs::directory_entry& entry : list_folder(o->videos, "video folder")) {
         if (entry.path().filename().string().front() == '.') continue;  // hidden, e.g. macOS "._clip.mp4"
         std::string extension = entry.path().extension().string();
         std::transform(extension.begin(), extension.end(), extension.begin(),
@@ -130,7 +129,6 @@ Action add_crop_command(CLI::App& app) {
           videos.push_back(entry.path());
         }
       }
-      if (ec) throw Error(ErrorKind::kInput, "cannot list the video folder: " + ec.message(), o->videos);
       std::sort(videos.begin(), videos.end());
       if (videos.empty()) throw Error(ErrorKind::kInput, "no video files in the folder", o->videos);
     } else {
