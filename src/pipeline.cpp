@@ -14,6 +14,7 @@
 #include <set>
 
 #include "abaw/error.hpp"
+#include "abaw/face_crop.hpp"
 #include "abaw/feature_cache.hpp"
 #include "abaw/manifest.hpp"
 #include "abaw/model_set.hpp"
@@ -127,6 +128,25 @@ struct DecodedBatch {
   std::vector<std::string> errors;               // per item: "" or why it could not be decoded
   double seconds = 0;
 };
+
+// What `crop` recorded (crop.json) about this run's videos: detector, style, template, size and
+// margin, so that run.json says what kind of crops the run read. Null when `crops` has no
+// readable crop.json (crops made by other tools).
+json crop_record_of(const fs::path& crops, const VideoIndex& index) {
+  const fs::path file = crops / kCropRecordFile;
+  std::ifstream in(file);
+  if (!in) return nullptr;
+  const json record = json::parse(in, nullptr, false);
+  if (!record.is_object() || !record.contains("videos") || !record["videos"].is_object()) {
+    spdlog::warn("{}: not a crop record abaw-infer wrote; run.json leaves it out", file.string());
+    return nullptr;
+  }
+  json videos = json::object();
+  for (const auto& video : index.videos) {
+    if (record["videos"].contains(video.name.str())) videos[video.name.str()] = record["videos"][video.name.str()];
+  }
+  return {{"file", fs::absolute(file).string()}, {"videos", videos}};
+}
 
 std::vector<Task> resolve_tasks(const RunOptions& options, const Manifest& manifest) {
   std::vector<Task> tasks = options.tasks;
@@ -675,6 +695,9 @@ json Run::summary(const RunResult& result, double total_seconds) const {
       {"tool", "abaw-infer"},
       {"version", ABAW_INFER_VERSION},
       {"model_set", {{"path", fs::absolute(m.folder).string()}, {"name", m.name}}},
+      {"crops",
+       {{"path", options_.crops.empty() ? json(nullptr) : json(fs::absolute(options_.crops).string())},
+        {"crop_record", options_.crops.empty() ? json(nullptr) : crop_record_of(options_.crops, index_)}}},
       {"sequence",
        {{"window", m.sequence.window},
         {"stride", m.sequence.stride},

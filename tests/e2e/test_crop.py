@@ -78,6 +78,13 @@ class Crop(unittest.TestCase):
         with open(os.path.join(run_out, "submission", "EXPR.txt")) as f:
             rows = f.read().splitlines()
         self.assertEqual(rows[1:], ["photo_gaps/%05d.jpg,%s" % (n, rows[n].split(",")[1]) for n in range(1, 13)])
+        # run.json repeats how the crops were made.
+        with open(os.path.join(run_out, "run.json")) as f:
+            crops = json.load(f)["crops"]
+        self.assertEqual(crops["path"], os.path.abspath(out))
+        recorded = crops["crop_record"]["videos"]["photo_gaps"]
+        self.assertEqual((recorded["style"], recorded["size"], recorded["frames_decoded"]), ("box", 96, 12))
+        self.assertIn("haar", recorded["detector"])
 
     def test_real_clip_with_both_detectors(self):
         for detector in (["--detector", "haar"], ["--detector", "yunet", "--yunet-model", YUNET]):
