@@ -38,6 +38,29 @@ torch::Tensor rgb_batch(const std::vector<cv::Mat>& squares) {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+// Runs `module` on the batch of `squares` and returns its float32 output on the CPU, checked
+// against `expected` (-1: any size). Throws Error(kModel) naming `file` and both shapes.
+torch::Tensor run_checked(torch::jit::script::Module& module, const std::vector<cv::Mat>& squares, torch::Device device,
+                          const fs::path& file, const char* what, const std::vector<int64_t>& expected) {
+  torch::Tensor output;
+  try {
+    output = module.forward({rgb_batch(squares).to(device)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kModel, std::string(what) + " failed: " + first_line(e.what()), file.string());
+  }
+  bool matches = output.dim() == static_cast<int64_t>(expected.size());
+  for (size_t d = 0; matches && d < expected.size(); ++d) matches = expected[d] < 0 || output.size(d) == expected[d];
+  if (!matches) {
+    std::ostringstream shape, wanted;
+    shape << output.sizes();
+    wanted << c10::IntArrayRef(expected);
+    throw Error(ErrorKind::kModel, std::string(what) + " output is " + shape.str() + ", expected " + wanted.str() +
+                                       " (-1: any)",
+                file.string());
+  }
+  return output;
+}
+
 }  // namespace
 
 FaceModelsConfig load_face_models_config(const fs::path& folder) {
@@ -158,18 +181,8 @@ std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vecto
     }
     squares.push_back(square);
   }
-  const fs::path path = config_.folder / config_.detector_file;
-  torch::Tensor output;
-  try {
-    output = detector_.forward({rgb_batch(squares).to(device_)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
-  } catch (const std::exception& e) {
-    throw Error(ErrorKind::kModel, std::string("face detector failed: ") + first_line(e.what()), path.string());
-  }
-  if (output.dim() != 3 || output.size(0) != static_cast<long>(frames.size()) || output.size(2) != 5) {
-    std::ostringstream shape;
-    shape << output.sizes();
-    throw Error(ErrorKind::kModel, "face detector output is " + shape.str() + ", expected [N, boxes, 5]", path.string());
-  }
+  const torch::Tensor output = run_checked(detector_, squares, device_, config_.folder / config_.detector_file,
+                                           "face detector", {static_cast<int64_t>(frames.size()), -1, 5});
   for (size_t i = 0; i < frames.size(); ++i) {
     const torch::Tensor rows = output[static_cast<long>(i)];
     const float* data = rows.data_ptr<float>();
@@ -213,19 +226,8 @@ std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& fra
     squares.push_back(square);
     regions.push_back(region);
   }
-  const fs::path path = config_.folder / config_.landmarks_file;
-  torch::Tensor output;
-  try {
-    output = landmarks_.forward({rgb_batch(squares).to(device_)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
-  } catch (const std::exception& e) {
-    throw Error(ErrorKind::kModel, std::string("landmark net failed: ") + first_line(e.what()), path.string());
-  }
-  if (output.dim() != 3 || output.size(0) != static_cast<long>(faces.size()) || output.size(1) != 68 ||
-      output.size(2) != 2) {
-    std::ostringstream shape;
-    shape << output.sizes();
-    throw Error(ErrorKind::kModel, "landmark output is " + shape.str() + ", expected [N, 68, 2]", path.string());
-  }
+  const torch::Tensor output = run_checked(landmarks_, squares, device_, config_.folder / config_.landmarks_file,
+                                           "landmark net", {static_cast<int64_t>(faces.size()), 68, 2});
   const float* data = output.data_ptr<float>();
   for (size_t i = 0; i < faces.size(); ++i) {
     const cv::Rect& region = regions[i];

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include <opencv2/imgproc.hpp>
+#include <torch/script.h>
 
 #include "abaw/error.hpp"
 #include "test_util.hpp"
@@ -135,6 +136,39 @@ TEST(FaceModels, MissingOrBadDescriptionsSayWhatToDo) {
                  "iou_threshold": 0.4},
     "landmarks": {"file": "l.pt", "input_size": 112, "points": 68}})";
   EXPECT_THROW(load_face_models_config(dir.path()), Error);  // 400 is not a multiple of 32
+}
+
+TEST(FaceModels, OutputsOfTheWrongShapeNameTheFile) {
+  testing::ScratchDir dir;
+  for (const char* file : {"d.pt", "l.pt"}) {
+    torch::jit::Module module("Wrong");
+    module.define("def forward(self, x):\n    return x.mean(dim=[2, 3])\n");  // [N, 3]
+    module.save((dir / file).string());
+  }
+  std::ofstream(dir / "faces.json") << R"({"format": "abaw-infer-face-models", "version": 1,
+    "detector": {"file": "d.pt", "input_multiple": 32, "default_input_size": 64, "score_threshold": 0.5,
+                 "iou_threshold": 0.4},
+    "landmarks": {"file": "l.pt", "input_size": 112, "points": 68}})";
+  FaceModels models(dir.path(), torch::Device(torch::kCPU), 0, -1.0f);
+  const cv::Mat frame(48, 64, CV_8UC3, cv::Scalar::all(90));
+  try {
+    models.detect({frame});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kModel);
+    EXPECT_EQ(e.path(), (dir / "d.pt").string());
+    EXPECT_NE(std::string(e.what()).find("face detector output is [1, 3], expected [1, -1, 5]"), std::string::npos)
+        << e.what();
+  }
+  try {
+    models.landmarks({frame}, {0}, {cv::Rect2f(4, 4, 30, 30)});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.path(), (dir / "l.pt").string());
+    EXPECT_NE(std::string(e.what()).find("landmark net output is [1, 3], expected [1, 68, 2]"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(FaceModels(dir.path(), torch::Device(torch::kCPU), 100, -1.0f), Error);  // not a multiple of 32
 }
 
 }  // namespace
