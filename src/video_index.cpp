@@ -204,21 +204,19 @@ VideoIndex build_video_index(const IndexRequest& request) {
                   rows.origin);
     }
     std::map<std::string, long> task_counts;
-    std::map<std::string, std::pair<long, long>> rows_and_runner_up;  // per video: rows, second-largest frame
     for (const auto& row : rows.rows) {
       long& count = task_counts[row.video];
-      auto& [row_count, runner_up] = rows_and_runner_up[row.video];
-      ++row_count;
-      if (row.frame > count) {
-        runner_up = count;
-        count = row.frame;
-      } else if (row.frame < count) {
-        runner_up = std::max(runner_up, row.frame);
-      }
+      count = std::max(count, row.frame);
     }
     if (rows.source == RowSource::kFrameList) {
       // Official lists name every frame, so the largest frame is about the row count. One far past
       // it is a typo that would make a 12-crop video hours of head work (every frame is predicted).
+      std::map<std::string, std::pair<long, long>> rows_and_runner_up;  // per video: rows, second-largest frame
+      for (const auto& row : rows.rows) {
+        auto& [row_count, runner_up] = rows_and_runner_up[row.video];
+        ++row_count;
+        if (row.frame < task_counts[row.video]) runner_up = std::max(runner_up, row.frame);
+      }
       for (const auto& [video, frames] : task_counts) {
         const auto [row_count, runner_up] = rows_and_runner_up[video];
         if (frames > 10000 && frames > 10 * row_count) {
