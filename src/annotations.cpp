@@ -115,8 +115,7 @@ FrameList read_frame_list(const fs::path& file, std::optional<Task> expected) {
   }
   if (expected && header->task != *expected) {
     throw Error(ErrorKind::kInput,
-                std::string("frame list is for ") + task_name(header->task) + ", expected " +
-                    task_name(*expected),
+                std::string("frame list is for ") + task_name(header->task) + ", expected " + task_name(*expected),
                 file.string(), 1);
   }
   if (header->quoted) {
@@ -152,8 +151,7 @@ AnnotationFile read_annotation_file(const fs::path& file, std::optional<Task> ex
   }
   if (expected && header->task != *expected) {
     throw Error(ErrorKind::kInput,
-                std::string("annotation file is for ") + task_name(header->task) + ", expected " +
-                    task_name(*expected),
+                std::string("annotation file is for ") + task_name(header->task) + ", expected " + task_name(*expected),
                 file.string(), 1);
   }
   const Task task = header->task;
@@ -221,9 +219,12 @@ std::vector<fs::path> annotation_files(const fs::path& folder) {
 
 bool label_is_invalid(Task task, const float* label) {
   switch (task) {
-    case Task::kVA: return label[0] == -5.0f || label[1] == -5.0f;
-    case Task::kEXPR: return label[0] < 0;
-    case Task::kAU: return std::all_of(label, label + 12, [](float v) { return v < 0; });
+    case Task::kVA:
+      return label[0] == -5.0f || label[1] == -5.0f;
+    case Task::kEXPR:
+      return label[0] < 0;
+    case Task::kAU:
+      return std::all_of(label, label + 12, [](float v) { return v < 0; });
   }
   return true;
 }

@@ -57,18 +57,18 @@ std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limi
   return batches;
 }
 
-void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device,
-                  PreprocessPlace place, BenchResult& result) {
-  const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size), options.pack_batches);
+void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device, PreprocessPlace place,
+                  BenchResult& result) {
+  const auto batches =
+      crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size), options.pack_batches);
   long total = 0;
   for (const auto& batch : batches) total += static_cast<long>(batch.size());
   Progress progress(total, "decoded", "crops");
   const auto start = Clock::now();
-  OrderedQueue<DecodedImages> queue(batches.size(), result.decode_threads,
-                                    static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
-                                      return decode_batch(batches[i], manifest.encoder.preprocess, place,
-                                                          device.is_cuda(), options.max_image_pixels);
-                                    });
+  OrderedQueue<DecodedImages> queue(
+      batches.size(), result.decode_threads, static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
+        return decode_batch(batches[i], manifest.encoder.preprocess, place, device.is_cuda(), options.max_image_pixels);
+      });
   while (auto decoded = queue.next()) {
     const long count = static_cast<long>(decoded->errors.size());
     progress.advance(count);
@@ -82,8 +82,8 @@ void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::
   }
 }
 
-void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::Device device,
-                  PreprocessPlace place, BenchResult& result) {
+void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::Device device, PreprocessPlace place,
+                  BenchResult& result) {
   ModelSet models(manifest, device);
   const PreprocessSpec& spec = manifest.encoder.preprocess;
   const int64_t batch = options.batch_size, side = spec.output_side();

@@ -252,7 +252,8 @@ std::unique_ptr<FaceDetector> make_haar_detector(const fs::path& cascade_file, i
 
 std::unique_ptr<FaceDetector> make_yunet_detector(const fs::path& onnx_file, float score_threshold, int min_face) {
   std::error_code ec;
-  if (!fs::is_regular_file(onnx_file, ec)) throw Error(ErrorKind::kUsage, "YuNet model file not found", onnx_file.string());
+  if (!fs::is_regular_file(onnx_file, ec))
+    throw Error(ErrorKind::kUsage, "YuNet model file not found", onnx_file.string());
   return std::make_unique<YuNetDetector>(onnx_file, score_threshold, min_face);
 }
 
@@ -294,7 +295,8 @@ cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int
   const float side = std::max(box.width, box.height) * (1.0f + margin);
   const float cx = box.x + box.width / 2, cy = box.y + box.height / 2;
   const cv::Rect square(static_cast<int>(std::lround(cx - side / 2)), static_cast<int>(std::lround(cy - side / 2)),
-                        std::max(1, static_cast<int>(std::lround(side))), std::max(1, static_cast<int>(std::lround(side))));
+                        std::max(1, static_cast<int>(std::lround(side))),
+                        std::max(1, static_cast<int>(std::lround(side))));
   const cv::Rect inside = square & cv::Rect(0, 0, bgr.cols, bgr.rows);
   cv::Mat canvas(square.size(), bgr.type(), cv::Scalar::all(0));
   if (inside.area() > 0) bgr(inside).copyTo(canvas(inside - square.tl()));
@@ -354,8 +356,9 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
   std::string boxes = "frame,x,y,width,height,score";
   if (aligned) {
-    boxes += ",left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,mouth_right_x,"
-             "mouth_right_y";
+    boxes +=
+        ",left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,mouth_right_x,"
+        "mouth_right_y";
   }
   boxes += "\n";
   const std::string no_face(aligned ? 15 : 5, ',');
@@ -391,9 +394,10 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
     const long first = result.frames_decoded + 1;
     result.frames_decoded += static_cast<long>(batch.frames.size());
     if (result.frames_decoded > kMaxFrameNumber) {
-      throw Error(ErrorKind::kInput, "more than " + std::to_string(kMaxFrameNumber) +
-                                         " frames: past the frame numbers crop names can carry",
-                  video.string());
+      throw Error(
+          ErrorKind::kInput,
+          "more than " + std::to_string(kMaxFrameNumber) + " frames: past the frame numbers crop names can carry",
+          video.string());
     }
     auto stage = std::chrono::steady_clock::now();
     const auto faces = find_faces(detector, batch.frames, first, track.last(), options.detect_every, last_whole_frame,
@@ -457,14 +461,16 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   if (result.frames_decoded == 0) throw Error(ErrorKind::kInput, "the video yielded no frame", video.string());
   // Containers may count one frame more than decodes; more than that is a file that ends early.
   if (result.frames_expected > 0 && result.frames_decoded + 1 < result.frames_expected) {
-    spdlog::warn("{}: the video ended after {} of the {} frames its container announces (truncated or damaged "
-                 "file?); frame_counts.csv records {}",
-                 video.string(), result.frames_decoded, result.frames_expected, result.frames_decoded);
+    spdlog::warn(
+        "{}: the video ended after {} of the {} frames its container announces (truncated or damaged "
+        "file?); frame_counts.csv records {}",
+        video.string(), result.frames_decoded, result.frames_expected, result.frames_decoded);
   }
   if (result.frames_with_face == 0) {
-    spdlog::warn("{}: no face found in any of its {} frames: its folder is empty, and `run` gives every frame the "
-                 "model set's missing-frame treatment",
-                 video.string(), result.frames_decoded);
+    spdlog::warn(
+        "{}: no face found in any of its {} frames: its folder is empty, and `run` gives every frame the "
+        "model set's missing-frame treatment",
+        video.string(), result.frames_decoded);
   }
   flush_folder(folder);
   replace_folder(folder, target);
@@ -472,12 +478,13 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   write_file_atomically(video_path(options.output, name, ".boxes.csv"), boxes);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.total_seconds = elapsed;
-  spdlog::info("{}: {} frames ({} searched whole), {} with a face ({} with several: the tracked face was kept), "
-               "{:.1f} frames/s "
-               "(seconds: decode {:.2f} on its own thread, detect {:.2f}, landmarks {:.2f}, crop+write {:.2f})",
-               result.name, result.frames_decoded, result.frames_searched_whole, result.frames_with_face, result.frames_with_several_faces,
-               result.frames_decoded / std::max(elapsed, 1e-9), result.decode_seconds, result.detect_seconds,
-               result.landmark_seconds, result.write_seconds);
+  spdlog::info(
+      "{}: {} frames ({} searched whole), {} with a face ({} with several: the tracked face was kept), "
+      "{:.1f} frames/s "
+      "(seconds: decode {:.2f} on its own thread, detect {:.2f}, landmarks {:.2f}, crop+write {:.2f})",
+      result.name, result.frames_decoded, result.frames_searched_whole, result.frames_with_face,
+      result.frames_with_several_faces, result.frames_decoded / std::max(elapsed, 1e-9), result.decode_seconds,
+      result.detect_seconds, result.landmark_seconds, result.write_seconds);
   return result;
 }
 

@@ -54,8 +54,8 @@ torch::Tensor run_checked(torch::jit::script::Module& module, const std::vector<
     std::ostringstream shape, wanted;
     shape << output.sizes();
     wanted << c10::IntArrayRef(expected);
-    throw Error(ErrorKind::kModel, std::string(what) + " output is " + shape.str() + ", expected " + wanted.str() +
-                                       " (-1: any)",
+    throw Error(ErrorKind::kModel,
+                std::string(what) + " output is " + shape.str() + ", expected " + wanted.str() + " (-1: any)",
                 file.string());
   }
   return output;
@@ -89,7 +89,8 @@ FaceModelsConfig load_face_models_config(const fs::path& folder) {
     const json& landmarks = j.at("landmarks");
     config.landmarks_file = landmarks.at("file").get<std::string>();
     config.landmarks_input_size = landmarks.at("input_size").get<int>();
-    if (landmarks.at("points").get<int>() != 68) throw Error(ErrorKind::kModel, "landmarks.points must be 68", file.string());
+    if (landmarks.at("points").get<int>() != 68)
+      throw Error(ErrorKind::kModel, "landmarks.points must be 68", file.string());
   } catch (const json::exception& e) {
     throw Error(ErrorKind::kModel, std::string("invalid face-model description: ") + e.what(), file.string());
   }
@@ -100,7 +101,8 @@ FaceModelsConfig load_face_models_config(const fs::path& folder) {
   }
   for (const auto& name : {config.detector_file, config.landmarks_file}) {
     if (name.empty() || name.find('/') != std::string::npos || name.front() == '.') {
-      throw Error(ErrorKind::kModel, "model file '" + name + "' must be a plain file name in the folder", file.string());
+      throw Error(ErrorKind::kModel, "model file '" + name + "' must be a plain file name in the folder",
+                  file.string());
     }
   }
   return config;
@@ -155,7 +157,8 @@ std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vecto
   const int side = input_size > 0 ? input_size : input_size_;
   if (side % config_.detector_input_multiple != 0) {
     throw Error(ErrorKind::kUsage, "the detector's input size must be a multiple of " +
-                                       std::to_string(config_.detector_input_multiple) + ", not " + std::to_string(side));
+                                       std::to_string(config_.detector_input_multiple) + ", not " +
+                                       std::to_string(side));
   }
   c10::InferenceMode guard;
   std::vector<cv::Mat> squares;
@@ -164,18 +167,18 @@ std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vecto
     const cv::Rect2f& region = regions.at(i);
     // Frame pixel x lands on detector pixel (x - region.x) * scale; outside the frame stays black.
     const double scale = side / static_cast<double>(std::max(region.width, region.height));
-    const cv::Rect visible = cv::Rect(cv::Point(static_cast<int>(std::floor(region.x)), static_cast<int>(std::floor(region.y))),
-                                      cv::Point(static_cast<int>(std::ceil(region.br().x)),
-                                                static_cast<int>(std::ceil(region.br().y)))) &
-                             cv::Rect(0, 0, frame.cols, frame.rows);
+    const cv::Rect visible =
+        cv::Rect(cv::Point(static_cast<int>(std::floor(region.x)), static_cast<int>(std::floor(region.y))),
+                 cv::Point(static_cast<int>(std::ceil(region.br().x)), static_cast<int>(std::ceil(region.br().y)))) &
+        cv::Rect(0, 0, frame.cols, frame.rows);
     cv::Mat square(side, side, CV_8UC3, cv::Scalar::all(0));
     if (visible.area() > 0) {
       const cv::Matx23d to_square(scale, 0, (visible.x - region.x) * scale, 0, scale, (visible.y - region.y) * scale);
-      const cv::Rect target = cv::Rect(static_cast<int>(std::floor(to_square(0, 2))),
-                                       static_cast<int>(std::floor(to_square(1, 2))),
-                                       std::max(1, static_cast<int>(std::lround(visible.width * scale))),
-                                       std::max(1, static_cast<int>(std::lround(visible.height * scale)))) &
-                              cv::Rect(0, 0, side, side);
+      const cv::Rect target =
+          cv::Rect(static_cast<int>(std::floor(to_square(0, 2))), static_cast<int>(std::floor(to_square(1, 2))),
+                   std::max(1, static_cast<int>(std::lround(visible.width * scale))),
+                   std::max(1, static_cast<int>(std::lround(visible.height * scale)))) &
+          cv::Rect(0, 0, side, side);
       // Bilinear, as face-api's tf.image.resizeBilinear (and 3x faster than area averaging at 720p).
       if (target.area() > 0) cv::resize(frame(visible), square(target), target.size(), 0, 0, cv::INTER_LINEAR);
     }
@@ -192,16 +195,17 @@ std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vecto
     for (long r = 0; r < rows.size(0); ++r) {
       const float* box = data + 5 * r;
       if (!(box[4] > score_threshold_)) continue;  // face-api keeps scores above the threshold
-      candidates.push_back({cv::Rect2f(region.x + box[0] * k, region.y + box[1] * k, (box[2] - box[0]) * k,
-                                       (box[3] - box[1]) * k),
-                            box[4]});
+      candidates.push_back(
+          {cv::Rect2f(region.x + box[0] * k, region.y + box[1] * k, (box[2] - box[0]) * k, (box[3] - box[1]) * k),
+           box[4]});
     }
     faces[i] = suppress_overlaps(std::move(candidates), config_.detector_iou_threshold);
   }
   return faces;
 }
 
-std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
+std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& frames,
+                                                 const std::vector<size_t>& frame_of,
                                                  const std::vector<cv::Rect2f>& faces) {
   std::vector<FaceLandmarks> result(faces.size());
   if (faces.empty()) return result;
@@ -219,8 +223,8 @@ std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& fra
     if (region.area() == 0) region = cv::Rect(0, 0, std::min(frame.cols, 1), std::min(frame.rows, 1));
     const int longer = std::max(region.width, region.height);
     cv::Mat padded(longer, longer, CV_8UC3, cv::Scalar::all(0));
-    frame(region).copyTo(padded(cv::Rect((longer - region.width) / 2, (longer - region.height) / 2, region.width,
-                                         region.height)));
+    frame(region).copyTo(
+        padded(cv::Rect((longer - region.width) / 2, (longer - region.height) / 2, region.width, region.height)));
     cv::Mat square;
     cv::resize(padded, square, cv::Size(side, side), 0, 0, longer > 2 * side ? cv::INTER_AREA : cv::INTER_LINEAR);
     squares.push_back(square);
@@ -236,7 +240,8 @@ std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& fra
     const float offset_x = region.x - (longer - region.width) / 2.0f;
     const float offset_y = region.y - (longer - region.height) / 2.0f;
     for (int p = 0; p < 68; ++p) {
-      result[i][p] = cv::Point2f(offset_x + data[(i * 68 + p) * 2] * longer, offset_y + data[(i * 68 + p) * 2 + 1] * longer);
+      result[i][p] =
+          cv::Point2f(offset_x + data[(i * 68 + p) * 2] * longer, offset_y + data[(i * 68 + p) * 2 + 1] * longer);
     }
   }
   return result;
@@ -246,8 +251,8 @@ std::vector<FaceBox> suppress_overlaps(std::vector<FaceBox> boxes, float iou_thr
   std::stable_sort(boxes.begin(), boxes.end(), [](const FaceBox& a, const FaceBox& b) { return a.score > b.score; });
   std::vector<FaceBox> kept;
   for (const FaceBox& box : boxes) {
-    const bool overlaps = std::any_of(kept.begin(), kept.end(),
-                                      [&](const FaceBox& k) { return iou(k.box, box.box) > iou_threshold; });
+    const bool overlaps =
+        std::any_of(kept.begin(), kept.end(), [&](const FaceBox& k) { return iou(k.box, box.box) > iou_threshold; });
     if (!overlaps) kept.push_back(box);
   }
   return kept;
@@ -257,7 +262,8 @@ namespace {
 
 class TinyFaceDetector : public FaceDetector {
  public:
-  TinyFaceDetector(std::shared_ptr<FaceModels> models, int min_face) : models_(std::move(models)), min_face_(min_face) {}
+  TinyFaceDetector(std::shared_ptr<FaceModels> models, int min_face)
+      : models_(std::move(models)), min_face_(min_face) {}
 
   std::vector<FaceBox> detect(const cv::Mat& bgr) override { return detect_batch({bgr}).front(); }
 
@@ -387,7 +393,8 @@ cv::Mat aligned_crop(const cv::Mat& bgr, const FaceLandmarks& landmarks, int siz
     cv::Matx23d inverse;
     cv::invertAffineTransform(transform, inverse);
     std::vector<cv::Point2f> corners;
-    for (const cv::Point2d c : {cv::Point2d(0, 0), cv::Point2d(size, 0), cv::Point2d(0, size), cv::Point2d(size, size)}) {
+    for (const cv::Point2d c :
+         {cv::Point2d(0, 0), cv::Point2d(size, 0), cv::Point2d(0, size), cv::Point2d(size, size)}) {
       corners.emplace_back(inverse * cv::Vec3d(c.x, c.y, 1.0));
     }
     const cv::Rect region = cv::boundingRect(corners) & cv::Rect(0, 0, bgr.cols, bgr.rows);
@@ -400,8 +407,8 @@ cv::Mat aligned_crop(const cv::Mat& bgr, const FaceLandmarks& landmarks, int siz
       // A shrunk pixel x' is frame pixel region.tl + x' * f (area resizing's pixel centres agree).
       const cv::Matx23d through = transform;
       for (int r = 0; r < 2; ++r) {
-        transform(r, 2) = through(r, 0) * (region.x + 0.5 * fx - 0.5) + through(r, 1) * (region.y + 0.5 * fy - 0.5) +
-                          through(r, 2);
+        transform(r, 2) =
+            through(r, 0) * (region.x + 0.5 * fx - 0.5) + through(r, 1) * (region.y + 0.5 * fy - 0.5) + through(r, 2);
         transform(r, 0) = through(r, 0) * fx;
         transform(r, 1) = through(r, 1) * fy;
       }

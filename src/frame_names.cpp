@@ -122,9 +122,7 @@ std::string format_image_location(const std::string& video, long frame) {
   return video + "/" + format_crop_file_name(frame);
 }
 
-std::string image_location_form() {
-  return "'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) + ")";
-}
+std::string image_location_form() { return "'video/NNNNN.jpg' (frame 1 to " + std::to_string(kMaxFrameNumber) + ")"; }
 
 std::vector<std::filesystem::directory_entry> list_folder(const std::filesystem::path& folder, const char* what) {
   std::vector<std::filesystem::directory_entry> entries;

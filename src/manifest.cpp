@@ -21,18 +21,24 @@ const char* merge_name(Merge merge) { return merge == Merge::kMean ? "mean" : "c
 
 const char* missing_frames_name(MissingFrames policy) {
   switch (policy) {
-    case MissingFrames::kZeroFeature: return "zero_feature";
-    case MissingFrames::kNearestFeature: return "nearest_feature";
-    case MissingFrames::kInterpolatePredictions: return "interpolate_predictions";
+    case MissingFrames::kZeroFeature:
+      return "zero_feature";
+    case MissingFrames::kNearestFeature:
+      return "nearest_feature";
+    case MissingFrames::kInterpolatePredictions:
+      return "interpolate_predictions";
   }
   return "?";
 }
 
 const char* precision_name(Precision precision) {
   switch (precision) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kFp16: return "fp16";
-    case Precision::kBf16: return "bf16";
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kBf16:
+      return "bf16";
   }
   return "?";
 }
@@ -50,10 +56,14 @@ std::optional<Precision> parse_precision(const std::string& text) {
 
 const char* activation_name(Activation activation) {
   switch (activation) {
-    case Activation::kNone: return "none";
-    case Activation::kTanh: return "tanh";
-    case Activation::kSoftmax: return "softmax";
-    case Activation::kSigmoid: return "sigmoid";
+    case Activation::kNone:
+      return "none";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kSoftmax:
+      return "softmax";
+    case Activation::kSigmoid:
+      return "sigmoid";
   }
   return "?";
 }
@@ -113,7 +123,8 @@ class ObjectReader {
       in_range = v.get<long>() >= min && v.get<long>() <= max;
     }
     if (!in_range) {
-      fail_key(key, what.empty() ? "must be an integer from " + std::to_string(min) + " to " + std::to_string(max) : what);
+      fail_key(key,
+               what.empty() ? "must be an integer from " + std::to_string(min) + " to " + std::to_string(max) : what);
     }
     return v.get<long>();
   }
@@ -172,8 +183,8 @@ PreprocessSpec parse_preprocess(const json& value, const std::string& origin) {
   ObjectReader r(value, "encoder.preprocess", origin);
   PreprocessSpec spec;
   spec.resize = static_cast<int>(r.integer_or("resize", 224, 1, kMaxImageSide));
-  spec.resize_mode = r.choice_or("resize_mode", {"shorter_side", "stretch"}, 0) == 0 ? ResizeMode::kShorterSide
-                                                                                     : ResizeMode::kStretch;
+  spec.resize_mode =
+      r.choice_or("resize_mode", {"shorter_side", "stretch"}, 0) == 0 ? ResizeMode::kShorterSide : ResizeMode::kStretch;
   spec.interpolation =
       static_cast<Interpolation>(r.choice_or("interpolation", {"bicubic", "bilinear", "nearest", "area"}, 0));
   spec.crop = static_cast<int>(r.integer_or("crop", 0, 0, kMaxImageSide));
@@ -188,8 +199,9 @@ PreprocessSpec parse_preprocess(const json& value, const std::string& origin) {
   }
   if (spec.crop > spec.resize) r.fail_key("crop", "is larger than 'resize'");
   if (spec.resize_mode == ResizeMode::kShorterSide && spec.crop == 0) {
-    r.fail_key("crop", "is required with resize_mode shorter_side (the encoder needs square inputs; use "
-                       "crop = resize, or resize_mode stretch)");
+    r.fail_key("crop",
+               "is required with resize_mode shorter_side (the encoder needs square inputs; use "
+               "crop = resize, or resize_mode stretch)");
   }
   r.finish();
   return spec;
@@ -231,8 +243,9 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
     config.output_key = h.string("output");
     h.finish();
   } else {
-    r.fail_key("head", "must be a file name, {\"file\": ..., \"output\": ...}, {\"columns\": [first, end]} or "
-                       "{\"text_embeddings\": file, \"logit_scale\": s}");
+    r.fail_key("head",
+               "must be a file name, {\"file\": ..., \"output\": ...}, {\"columns\": [first, end]} or "
+               "{\"text_embeddings\": file, \"logit_scale\": s}");
   }
   if (config.head_file.empty() && !config.uses_columns()) r.fail_key("head", "names no file");
 
@@ -254,10 +267,11 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
             config.class_map.push_back(-1);
             continue;
           }
-          const int index = static_cast<int>(r.integer_in(entry, "class_map", 0, kMaxHeadOutputs - 1,
-                                                          "entries must be head output indices (0 to " +
-                                                              std::to_string(kMaxHeadOutputs - 1) + ") or null"));
-          if (!used.insert(index).second) r.fail_key("class_map", "uses head output " + std::to_string(index) + " twice");
+          const int index = static_cast<int>(r.integer_in(
+              entry, "class_map", 0, kMaxHeadOutputs - 1,
+              "entries must be head output indices (0 to " + std::to_string(kMaxHeadOutputs - 1) + ") or null"));
+          if (!used.insert(index).second)
+            r.fail_key("class_map", "uses head output " + std::to_string(index) + " twice");
           largest = std::max(largest, index);
           config.class_map.push_back(index);
         }
@@ -315,7 +329,8 @@ std::string head_description(const TaskConfig& config) {
       std::snprintf(scale, sizeof scale, "%g", config.logit_scale);
       return "text embeddings " + config.head_file + " (logit scale " + scale + ")";
     }
-    case HeadKind::kModule: break;
+    case HeadKind::kModule:
+      break;
   }
   return config.output_key.empty() ? config.head_file : config.head_file + " ['" + config.output_key + "']";
 }
@@ -411,8 +426,8 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     const bool is_dict = !config.output_key.empty();
     auto [it, inserted] = file_is_dict.emplace(config.head_file, is_dict);
     if (!inserted && it->second != is_dict) {
-      throw Error(ErrorKind::kModel,
-                  "'" + config.head_file + "' is used both as a plain head and as a multi-task head", origin);
+      throw Error(ErrorKind::kModel, "'" + config.head_file + "' is used both as a plain head and as a multi-task head",
+                  origin);
     }
   }
   r.finish();

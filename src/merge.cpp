@@ -48,9 +48,11 @@ std::map<std::string, std::vector<std::pair<size_t, fs::path>>> find_raw_files(c
 
 MergeResult merge_runs(const MergeOptions& options) {
   if (options.inputs.empty()) throw Error(ErrorKind::kUsage, "merge needs at least one input folder");
-  std::vector<double> weights = options.weights.empty() ? std::vector<double>(options.inputs.size(), 1.0) : options.weights;
+  std::vector<double> weights =
+      options.weights.empty() ? std::vector<double>(options.inputs.size(), 1.0) : options.weights;
   if (weights.size() != options.inputs.size()) {
-    throw Error(ErrorKind::kUsage, "--weights needs one weight per input (" + std::to_string(options.inputs.size()) + ")");
+    throw Error(ErrorKind::kUsage,
+                "--weights needs one weight per input (" + std::to_string(options.inputs.size()) + ")");
   }
   for (double w : weights) {
     if (!(w > 0)) throw Error(ErrorKind::kUsage, "weights must be positive");
@@ -124,8 +126,9 @@ MergeResult merge_runs(const MergeOptions& options) {
           has_crop = crops;
           merged_scores = raw;  // a single input is kept exactly: shards reproduce one run's files
         } else if (raw.frames != merged_scores.frames) {
-          throw Error(ErrorKind::kInput, std::to_string(raw.frames) + " frames, another input has " +
-                                             std::to_string(merged_scores.frames) + " for this video",
+          throw Error(ErrorKind::kInput,
+                      std::to_string(raw.frames) + " frames, another input has " +
+                          std::to_string(merged_scores.frames) + " for this video",
                       file.string());
         }
         for (size_t k = 0; k < raw.values.size(); ++k) sum[k] += weights[input] * raw.values[k];

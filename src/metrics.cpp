@@ -67,7 +67,8 @@ Evaluation score_frames(Task task, const std::vector<float>& predictions, const 
         ++counts[truth].false_negatives;
       }
     }
-    for (int c = 0; c < 8; ++c) e.parts.push_back({names[c], counts[c].f1(), static_cast<long>(labels.size()), counts[c]});
+    for (int c = 0; c < 8; ++c)
+      e.parts.push_back({names[c], counts[c].f1(), static_cast<long>(labels.size()), counts[c]});
     e.frames_evaluated = static_cast<long>(labels.size());
   } else {
     const size_t n = labels.size() / 12;
@@ -81,9 +82,12 @@ Evaluation score_frames(Task task, const std::vector<float>& predictions, const 
         any_valid = true;
         ++frames[a];
         const bool positive = predictions[12 * i + a] >= 0.5f;
-        if (truth > 0.5f && positive) ++counts[a].true_positives;
-        else if (truth > 0.5f) ++counts[a].false_negatives;
-        else if (positive) ++counts[a].false_positives;
+        if (truth > 0.5f && positive)
+          ++counts[a].true_positives;
+        else if (truth > 0.5f)
+          ++counts[a].false_negatives;
+        else if (positive)
+          ++counts[a].false_positives;
       }
       if (any_valid) ++e.frames_evaluated;
     }
@@ -155,7 +159,10 @@ std::string format_evaluation(const Evaluation& e) {
   char line[160];
   const char* metric = e.task == Task::kVA ? "CCC" : "F1";
   std::snprintf(line, sizeof line, "%s score: %.6f  (mean %s over %zu %s)\n", task_name(e.task), e.score, metric,
-                e.parts.size(), e.task == Task::kVA ? "dimensions" : e.task == Task::kEXPR ? "classes" : "AUs");
+                e.parts.size(),
+                e.task == Task::kVA     ? "dimensions"
+                : e.task == Task::kEXPR ? "classes"
+                                        : "AUs");
   out += line;
   if (e.task == Task::kVA) {
     std::snprintf(line, sizeof line, "  %-10s %10s %10s\n", "dimension", "CCC", "frames");

@@ -34,7 +34,8 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 // it); for errors raised inside TorchScript code (torch::jit::JITException, not a c10::Error)
 // the last line, which follows the TorchScript traceback: "RuntimeError: shape '[7, -1]' ...".
 std::string forward_failure(const std::exception& e) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) return first_line(c10_error->what_without_backtrace());
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e))
+    return first_line(c10_error->what_without_backtrace());
   std::string text = e.what();
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text.substr(text.rfind('\n') + 1);
@@ -52,8 +53,9 @@ ModelSet::ModelSet(Manifest manifest, torch::Device device) : manifest_(std::mov
   encoder_ = load_module(manifest_.encoder.file);
   const Precision precision = manifest_.encoder.precision;
   if (precision == Precision::kFp16 && !device_.is_cuda()) {
-    throw Error(ErrorKind::kUsage, "fp16 encoders need a CUDA device (LibTorch's CPU kernels lack fp16); use bf16 "
-                                   "or fp32 on the CPU");
+    throw Error(ErrorKind::kUsage,
+                "fp16 encoders need a CUDA device (LibTorch's CPU kernels lack fp16); use bf16 "
+                "or fp32 on the CPU");
   }
   if (precision != Precision::kFp32) {
     encoder_dtype_ = precision == Precision::kFp16 ? torch::kHalf : torch::kBFloat16;
@@ -92,7 +94,8 @@ torch::Tensor ModelSet::load_text_embeddings(const TaskConfig& config) {
   if (rows.dim() != 2 || rows.size(1) != feature_dim || rows.size(0) != config.head_outputs) {
     throw Error(ErrorKind::kModel,
                 "text embeddings are " + shape_of(rows) + ", expected [" + std::to_string(config.head_outputs) + ", " +
-                    std::to_string(feature_dim) + "]: one row per class the class_map uses, as wide as the "
+                    std::to_string(feature_dim) +
+                    "]: one row per class the class_map uses, as wide as the "
                     "encoder's features (the image tower must be exported with its projection)",
                 path.string());
   }
@@ -119,8 +122,7 @@ torch::jit::script::Module ModelSet::load_module(const std::string& file) {
     module.eval();
     return module;
   } catch (const c10::Error& e) {
-    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + first_line(e.what_without_backtrace()),
-                path.string());
+    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + first_line(e.what_without_backtrace()), path.string());
   }
 }
 
@@ -140,9 +142,10 @@ torch::Tensor ModelSet::encode(const torch::Tensor& images) {
     throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " + forward_failure(e), path);
   }
   if (output.dim() != 2 || output.size(0) != images.size(0) || output.size(1) != manifest_.encoder.feature_dim) {
-    throw Error(ErrorKind::kModel, "encoder output is " + shape_of(output) + " for input " + shape_of(images) +
-                                       ", the manifest expects [" + std::to_string(images.size(0)) + ", " +
-                                       std::to_string(manifest_.encoder.feature_dim) + "] (feature_dim)",
+    throw Error(ErrorKind::kModel,
+                "encoder output is " + shape_of(output) + " for input " + shape_of(images) +
+                    ", the manifest expects [" + std::to_string(images.size(0)) + ", " +
+                    std::to_string(manifest_.encoder.feature_dim) + "] (feature_dim)",
                 path);
   }
   return output.to(torch::kCPU, torch::kFloat32).contiguous();
@@ -154,39 +157,48 @@ torch::Tensor ModelSet::head_output(const torch::IValue& output, const TaskConfi
   torch::Tensor tensor;
   if (!config.output_key.empty()) {
     if (!output.isGenericDict()) {
-      throw Error(ErrorKind::kModel, std::string("task ") + task_key(config.task) + " reads output '" +
-                                         config.output_key + "', but the head does not return a dict",
+      throw Error(ErrorKind::kModel,
+                  std::string("task ") + task_key(config.task) + " reads output '" + config.output_key +
+                      "', but the head does not return a dict",
                   path);
     }
     auto dict = output.toGenericDict();
     if (!dict.contains(config.output_key)) {
       std::string keys;
       for (const auto& entry : dict) keys += (keys.empty() ? "" : ", ") + entry.key().toStringRef();
-      throw Error(ErrorKind::kModel, "the head's dict has no '" + config.output_key + "' (it has: " + keys + ")",
-                  path);
+      throw Error(ErrorKind::kModel, "the head's dict has no '" + config.output_key + "' (it has: " + keys + ")", path);
     }
     tensor = dict.at(config.output_key).toTensor();
   } else {
     if (!output.isTensor()) {
-      throw Error(ErrorKind::kModel, "the head returns a " + output.tagKind() +
-                                         "; a plain head must return a tensor (use {\"file\", \"output\"} for dicts)",
+      throw Error(ErrorKind::kModel,
+                  "the head returns a " + output.tagKind() +
+                      "; a plain head must return a tensor (use {\"file\", \"output\"} for dicts)",
                   path);
     }
     tensor = output.toTensor();
   }
   const int64_t frames = input_shape[1];
   if (tensor.dim() != 3 || tensor.size(0) != 1 || tensor.size(1) != frames || tensor.size(2) != config.head_outputs) {
-    throw Error(ErrorKind::kModel, std::string("task ") + task_key(config.task) + ": head output is " +
-                                       shape_of(tensor) + " for input " + shape_of(input_shape) + ", expected [1, " +
-                                       std::to_string(frames) + ", " + std::to_string(config.head_outputs) + "]",
+    throw Error(ErrorKind::kModel,
+                std::string("task ") + task_key(config.task) + ": head output is " + shape_of(tensor) + " for input " +
+                    shape_of(input_shape) + ", expected [1, " + std::to_string(frames) + ", " +
+                    std::to_string(config.head_outputs) + "]",
                 path);
   }
   tensor = tensor[0].to(torch::kCPU, torch::kFloat32);
   switch (config.activation) {
-    case Activation::kNone: break;
-    case Activation::kTanh: tensor = torch::tanh(tensor); break;
-    case Activation::kSoftmax: tensor = torch::softmax(tensor, 1); break;
-    case Activation::kSigmoid: tensor = torch::sigmoid(tensor); break;
+    case Activation::kNone:
+      break;
+    case Activation::kTanh:
+      tensor = torch::tanh(tensor);
+      break;
+    case Activation::kSoftmax:
+      tensor = torch::softmax(tensor, 1);
+      break;
+    case Activation::kSigmoid:
+      tensor = torch::sigmoid(tensor);
+      break;
   }
   if (config.task == Task::kEXPR) {
     torch::Tensor mapped = torch::zeros({frames, 8}, tensor.options());
@@ -213,7 +225,8 @@ std::map<Task, torch::Tensor> ModelSet::run_heads(const torch::Tensor& features,
     }
     if (config.head_kind == HeadKind::kTextEmbeddings) {  // per frame: scale * cos(feature, class row)
       const torch::Tensor& rows = text_rows_.at(config.head_file);
-      const torch::Tensor logits = torch::matmul(l2_normalised(input.to(torch::kFloat32)), rows.t()) * config.logit_scale;
+      const torch::Tensor logits =
+          torch::matmul(l2_normalised(input.to(torch::kFloat32)), rows.t()) * config.logit_scale;
       results[task] = head_output(logits, config, config.head_file, input_shape);
       continue;
     }
@@ -222,8 +235,9 @@ std::map<Task, torch::Tensor> ModelSet::run_heads(const torch::Tensor& features,
       try {
         cached = outputs.emplace(config.head_file, heads_.at(config.head_file).module.forward({input})).first;
       } catch (const std::exception& e) {
-        throw Error(ErrorKind::kModel, "head failed on input " + shape_of(input_shape) + " (feature_dim " +
-                                           std::to_string(manifest_.encoder.feature_dim) + "): " + forward_failure(e),
+        throw Error(ErrorKind::kModel,
+                    "head failed on input " + shape_of(input_shape) + " (feature_dim " +
+                        std::to_string(manifest_.encoder.feature_dim) + "): " + forward_failure(e),
                     manifest_.file(config.head_file).string());
       }
     }
@@ -239,9 +253,8 @@ nlohmann::json ModelSet::self_check(long window_frames) {
   torch::Tensor images = torch::zeros({2, spec.channels(), side, side});
   torch::Tensor features = encode(images);
   nlohmann::json report;
-  report["encoder"] = {{"file", manifest_.encoder.file},
-                       {"input", images.sizes().vec()},
-                       {"output", features.sizes().vec()}};
+  report["encoder"] = {
+      {"file", manifest_.encoder.file}, {"input", images.sizes().vec()}, {"output", features.sizes().vec()}};
   std::vector<Task> tasks;
   for (const auto& [task, config] : manifest_.tasks) tasks.push_back(task);
   // Two lengths: a head that only works for one T (e.g. traced with a fixed length) must fail here.

@@ -58,7 +58,8 @@ class OrderedQueue {
       size_t index;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [this] { return stopping_ || error_ || started_ >= count_ || started_ < consumed_ + capacity_; });
+        changed_.wait(lock,
+                      [this] { return stopping_ || error_ || started_ >= count_ || started_ < consumed_ + capacity_; });
         if (stopping_ || error_ || started_ >= count_) return;
         index = started_++;
       }

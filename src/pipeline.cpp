@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -41,10 +40,10 @@ struct StageSeconds {
 
 // The encoder's output for one video, filled batch by batch until the video is complete.
 struct VideoFeatures {
-  std::vector<float> rows;         // crops.size() x feature_dim
-  std::vector<uint8_t> readable;   // per crop
+  std::vector<float> rows;        // crops.size() x feature_dim
+  std::vector<uint8_t> readable;  // per crop
   long unreadable = 0;
-  std::string error;               // set when the video already failed (e.g. NaN features)
+  std::string error;  // set when the video already failed (e.g. NaN features)
 };
 
 // Set by SIGINT / SIGTERM: the run stops after the current batch. The handler then restores the
@@ -104,8 +103,9 @@ uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
   for (const auto& head : heads) key = hash_file(m.file(head), key);
   const auto& p = m.encoder.preprocess;
   std::string settings = std::to_string(p.resize) + resize_mode_name(p.resize_mode) +
-                         interpolation_name(p.interpolation) + std::to_string(p.crop) + color_order_name(p.color_order) +
-                         precision_name(m.encoder.precision) + memory_format_name(m.encoder.memory_format);
+                         interpolation_name(p.interpolation) + std::to_string(p.crop) +
+                         color_order_name(p.color_order) + precision_name(m.encoder.precision) +
+                         memory_format_name(m.encoder.memory_format);
   for (float v : p.mean) settings += "," + std::to_string(v);
   for (float v : p.std) settings += "," + std::to_string(v);
   settings += std::string("|exif ") + exif_orientation_name(p.exif);
@@ -159,12 +159,14 @@ std::vector<Task> resolve_tasks(const RunOptions& options, const Manifest& manif
     for (const auto& [task, config] : manifest.tasks) tasks.push_back(task);
   }
   std::string provided;
-  for (const auto& [task, config] : manifest.tasks) provided += (provided.empty() ? "" : ", ") + std::string(task_key(task));
+  for (const auto& [task, config] : manifest.tasks)
+    provided += (provided.empty() ? "" : ", ") + std::string(task_key(task));
   for (Task task : tasks) {
     if (!manifest.tasks.count(task)) {
-      throw Error(ErrorKind::kUsage, std::string("the model set does not provide task ") + task_key(task) +
-                                         " (it provides: " + provided + ")",
-                  manifest.folder.string());
+      throw Error(
+          ErrorKind::kUsage,
+          std::string("the model set does not provide task ") + task_key(task) + " (it provides: " + provided + ")",
+          manifest.folder.string());
     }
   }
   for (const auto& [task, file] : options.frame_lists) {
@@ -243,9 +245,9 @@ class Run {
   std::vector<VideoFeatures> features_;
   std::unique_ptr<FeatureCache> cache_;  // with --features
   uint64_t outputs_key_ = 0;
-  std::vector<uint8_t> resumed_;         // per video: outputs of an earlier run reused (--resume)
+  std::vector<uint8_t> resumed_;  // per video: outputs of an earlier run reused (--resume)
   bool interrupted_ = false;
-  std::vector<uint8_t> cached_;          // per video: features came from the cache
+  std::vector<uint8_t> cached_;  // per video: features came from the cache
   long crops_cached_ = 0;
   std::vector<std::vector<CropSpan>> batches_;  // encoder batches (see plan_encoder_batches)
   HeapTrimmer heap_trimmer_{kHeapGrowthLimitBytes};
@@ -267,9 +269,8 @@ DecodedBatch Run::decode_batch(size_t batch_index) const {
       files.push_back(index_.videos[span.video].crops[crop].path);
     }
   }
-  DecodedImages decoded =
-      abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on, device_.is_cuda(),
-                         options_.max_image_pixels);
+  DecodedImages decoded = abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on,
+                                             device_.is_cuda(), options_.max_image_pixels);
   batch.images = std::move(decoded.images);
   batch.errors = std::move(decoded.errors);
   batch.seconds = seconds_since(start);
@@ -301,9 +302,8 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
   const auto& items = batch.items;
 
   auto encode_start = Clock::now();
-  torch::Tensor input = static_cast<int64_t>(good.size()) == count
-                            ? images
-                            : images.index_select(0, torch::tensor(good, torch::kLong));
+  torch::Tensor input =
+      static_cast<int64_t>(good.size()) == count ? images : images.index_select(0, torch::tensor(good, torch::kLong));
   torch::Tensor output = models.encode(input);
   // encode() returns contiguous float rows on the CPU: read them in place.
   const torch::Tensor finite = torch::isfinite(output).all(1).contiguous();
@@ -345,8 +345,8 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
   const bool compact = sequence.missing_frames == MissingFrames::kInterpolatePredictions;
   if (present_count == 0 && sequence.missing_frames != MissingFrames::kZeroFeature) {
     throw Error(ErrorKind::kInput,
-                std::string("no readable crop in the first ") + std::to_string(frames) +
-                    " frames; missing_frames '" + missing_frames_name(sequence.missing_frames) +
+                std::string("no readable crop in the first ") + std::to_string(frames) + " frames; missing_frames '" +
+                    missing_frames_name(sequence.missing_frames) +
                     "' needs at least one (zero_feature would predict from zero features)",
                 video_path(options_.crops, video.name).string());
   }
@@ -386,11 +386,13 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
     for (Task task : tasks) {
       const torch::Tensor& s = scores.at(task);
       if (!torch::isfinite(s).all().item<bool>()) {
-        throw Error(ErrorKind::kRuntime, std::string("the ") + task_name(task) + " head produced NaN/Inf in frames " +
-                                             std::to_string(window.begin + 1) + ".." + std::to_string(window.end) +
-                                             (compact ? " (of the frames with crops)" : ""),
-                    manifest_.file(manifest_.tasks.at(task).uses_columns() ? manifest_.encoder.file
-                                                                           : manifest_.tasks.at(task).head_file)
+        throw Error(ErrorKind::kRuntime,
+                    std::string("the ") + task_name(task) + " head produced NaN/Inf in frames " +
+                        std::to_string(window.begin + 1) + ".." + std::to_string(window.end) +
+                        (compact ? " (of the frames with crops)" : ""),
+                    manifest_
+                        .file(manifest_.tasks.at(task).uses_columns() ? manifest_.encoder.file
+                                                                      : manifest_.tasks.at(task).head_file)
                         .string());
       }
       mergers.at(task).add(window, s.data_ptr<float>());
@@ -416,7 +418,8 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
 
 std::string Run::video_key(const VideoEntry& video) const {
   std::string text = video.name.str();
-  for (const auto& [task, frames] : video.task_frames) text += std::string(",") + task_key(task) + std::to_string(frames);
+  for (const auto& [task, frames] : video.task_frames)
+    text += std::string(",") + task_key(task) + std::to_string(frames);
   return hex(fnv1a(text.data(), text.size(), crop_files_key(video) ^ outputs_key_));
 }
 
@@ -612,8 +615,8 @@ size_t Run::encode_and_predict(ModelSet& models) {
     crops_to_encode_per_video[v] = index_.videos[v].crops.size();
     crops_to_encode += static_cast<long>(crops_to_encode_per_video[v]);
   }
-  batches_ = plan_encoder_batches(crops_to_encode_per_video, static_cast<size_t>(options_.batch_size),
-                                  options_.pack_batches);
+  batches_ =
+      plan_encoder_batches(crops_to_encode_per_video, static_cast<size_t>(options_.batch_size), options_.pack_batches);
   const int decode_threads = options_.decode_threads;
   Progress progress(crops_to_encode, "encoded", "crops");
   size_t finished = 0;  // videos before this one are finished
@@ -661,9 +664,10 @@ void Run::write_submissions(RunResult& result) {
     }
     const fs::path path = layout_.submission(task);
     if (!missing.empty()) {
-      spdlog::error("{} not written: {} of its videos failed (first: {}); a submission without their rows "
-                    "would be rejected",
-                    path.string(), missing.size(), *missing.begin());
+      spdlog::error(
+          "{} not written: {} of its videos failed (first: {}); a submission without their rows "
+          "would be rejected",
+          path.string(), missing.size(), *missing.begin());
       continue;
     }
     write_submission(path, task, rows.rows, results_[task]);
@@ -756,10 +760,10 @@ RunResult run_pipeline(const RunOptions& options) {
   }
   if (options.stride) manifest.sequence.stride = *options.stride;
   if (options.precision) manifest.encoder.precision = *options.precision;
-  validate_sequence(manifest.sequence,
-                    "--window/--stride with the manifest's merge '" +
-                        std::string(merge_name(manifest.sequence.merge)) + "'",
-                    ErrorKind::kUsage);
+  validate_sequence(
+      manifest.sequence,
+      "--window/--stride with the manifest's merge '" + std::string(merge_name(manifest.sequence.merge)) + "'",
+      ErrorKind::kUsage);
   std::vector<Task> tasks = resolve_tasks(options, manifest);
 
   RunOptions resolved = options;

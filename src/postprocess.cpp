@@ -21,9 +21,12 @@ std::vector<long> nearest_present(const std::vector<uint8_t>& present) {
   std::vector<long> nearest(n);
   for (long t = 0; t < n; ++t) {
     if (previous[t] < 0 && next[t] < 0) throw Error(ErrorKind::kRuntime, "internal: no present frame");
-    if (previous[t] < 0) nearest[t] = next[t];
-    else if (next[t] < 0) nearest[t] = previous[t];
-    else nearest[t] = (t - previous[t] <= next[t] - t) ? previous[t] : next[t];
+    if (previous[t] < 0)
+      nearest[t] = next[t];
+    else if (next[t] < 0)
+      nearest[t] = previous[t];
+    else
+      nearest[t] = (t - previous[t] <= next[t] - t) ? previous[t] : next[t];
   }
   return nearest;
 }

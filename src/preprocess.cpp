@@ -21,30 +21,33 @@ namespace abaw {
 
 const char* interpolation_name(Interpolation interpolation) {
   switch (interpolation) {
-    case Interpolation::kBicubic: return "bicubic";
-    case Interpolation::kBilinear: return "bilinear";
-    case Interpolation::kNearest: return "nearest";
-    case Interpolation::kArea: return "area";
+    case Interpolation::kBicubic:
+      return "bicubic";
+    case Interpolation::kBilinear:
+      return "bilinear";
+    case Interpolation::kNearest:
+      return "nearest";
+    case Interpolation::kArea:
+      return "area";
   }
   return "?";
 }
 
 const char* color_order_name(ColorOrder order) {
   switch (order) {
-    case ColorOrder::kRGB: return "RGB";
-    case ColorOrder::kBGR: return "BGR";
-    case ColorOrder::kGray: return "GRAY";
+    case ColorOrder::kRGB:
+      return "RGB";
+    case ColorOrder::kBGR:
+      return "BGR";
+    case ColorOrder::kGray:
+      return "GRAY";
   }
   return "?";
 }
 
-const char* exif_orientation_name(ExifOrientation exif) {
-  return exif == ExifOrientation::kApply ? "apply" : "ignore";
-}
+const char* exif_orientation_name(ExifOrientation exif) { return exif == ExifOrientation::kApply ? "apply" : "ignore"; }
 
-const char* resize_mode_name(ResizeMode mode) {
-  return mode == ResizeMode::kShorterSide ? "shorter_side" : "stretch";
-}
+const char* resize_mode_name(ResizeMode mode) { return mode == ResizeMode::kShorterSide ? "shorter_side" : "stretch"; }
 
 #ifndef JCS_EXTENSIONS
 #error "libjpeg-turbo is needed (JCS_EXT_BGR output, as OpenCV decodes)"
@@ -87,7 +90,8 @@ bool has_exif(j_decompress_ptr info) {
   return false;
 }
 
-void check_pixels(unsigned long long width, unsigned long long height, long long max_pixels, const std::string& source) {
+void check_pixels(unsigned long long width, unsigned long long height, long long max_pixels,
+                  const std::string& source) {
   if (width * height > static_cast<unsigned long long>(max_pixels)) {
     throw Error(ErrorKind::kInput,
                 "image is " + std::to_string(width) + "x" + std::to_string(height) + ", over the limit of " +
@@ -178,10 +182,18 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels, ExifOrientation 
 cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const std::string& source) {
   int interpolation = cv::INTER_CUBIC;
   switch (spec.interpolation) {
-    case Interpolation::kBicubic: interpolation = cv::INTER_CUBIC; break;
-    case Interpolation::kBilinear: interpolation = cv::INTER_LINEAR; break;
-    case Interpolation::kNearest: interpolation = cv::INTER_NEAREST; break;
-    case Interpolation::kArea: interpolation = cv::INTER_AREA; break;
+    case Interpolation::kBicubic:
+      interpolation = cv::INTER_CUBIC;
+      break;
+    case Interpolation::kBilinear:
+      interpolation = cv::INTER_LINEAR;
+      break;
+    case Interpolation::kNearest:
+      interpolation = cv::INTER_NEAREST;
+      break;
+    case Interpolation::kArea:
+      interpolation = cv::INTER_AREA;
+      break;
   }
   int width = spec.resize, height = spec.resize;
   if (spec.resize_mode == ResizeMode::kShorterSide) {
@@ -226,8 +238,7 @@ cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const st
   return view;
 }
 
-void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
-                      const std::string& source) {
+void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw, const std::string& source) {
   const cv::Mat pixels = resize_and_crop(bgr, spec, source);
   const int side = spec.output_side();
   const size_t plane = static_cast<size_t>(side) * side;
@@ -258,8 +269,9 @@ DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessS
   const int64_t count = static_cast<int64_t>(files.size()), side = spec.output_side(), channels = spec.channels();
   const bool pixels_only = place == PreprocessPlace::kDevice;
   DecodedImages batch;
-  batch.images = pixels_only ? at::empty({count, side, side, channels}, at::TensorOptions(at::kByte).pinned_memory(pinned))
-                             : at::empty({count, channels, side, side}, at::TensorOptions(at::kFloat).pinned_memory(pinned));
+  batch.images = pixels_only
+                     ? at::empty({count, side, side, channels}, at::TensorOptions(at::kByte).pinned_memory(pinned))
+                     : at::empty({count, channels, side, side}, at::TensorOptions(at::kFloat).pinned_memory(pinned));
   batch.errors.resize(files.size());
   const size_t row_bytes = static_cast<size_t>(side) * channels;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -283,9 +295,12 @@ DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessS
 
 const char* preprocess_place_name(PreprocessPlace place) {
   switch (place) {
-    case PreprocessPlace::kAuto: return "auto";
-    case PreprocessPlace::kHost: return "host";
-    case PreprocessPlace::kDevice: return "device";
+    case PreprocessPlace::kAuto:
+      return "auto";
+    case PreprocessPlace::kHost:
+      return "host";
+    case PreprocessPlace::kDevice:
+      return "device";
   }
   return "?";
 }

@@ -74,12 +74,12 @@ void warn_about_slow_blas() {
   if (blas.find("/blas/") != std::string::npos || blas.find("libblas.so") != std::string::npos) {
     if (blas.find("openblas-openmp") != std::string::npos) return;
     if (blas.find("openblas-pthread") != std::string::npos) {
-      spdlog::warn("BLAS is {} (pthread flavour): it oversubscribes against LibTorch's OpenMP threads; "
-                   "apt-get install libopenblas0-openmp",
-                   blas);
+      spdlog::warn(
+          "BLAS is {} (pthread flavour): it oversubscribes against LibTorch's OpenMP threads; "
+          "apt-get install libopenblas0-openmp",
+          blas);
     } else {
-      spdlog::warn("BLAS is {} (reference BLAS?): models run ~50x slower; apt-get install libopenblas0-openmp",
-                   blas);
+      spdlog::warn("BLAS is {} (reference BLAS?): models run ~50x slower; apt-get install libopenblas0-openmp", blas);
     }
   }
 }

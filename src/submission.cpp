@@ -53,8 +53,7 @@ void store(PredictionSet& set, const std::string& video, long frame, const float
   predictions.width = width;
   const size_t row = predictions.row_of_frame.size();
   if (!predictions.row_of_frame.emplace(frame, row).second) {
-    throw Error(ErrorKind::kInput, "second prediction for " + format_image_location(video, frame), file.string(),
-                line);
+    throw Error(ErrorKind::kInput, "second prediction for " + format_image_location(video, frame), file.string(), line);
   }
   predictions.values.insert(predictions.values.end(), values, values + width);
 }
@@ -64,9 +63,10 @@ void read_submission_file(PredictionSet& set, const fs::path& file) {
   if (lines.empty()) throw Error(ErrorKind::kInput, "file is empty", file.string());
   auto header = match_header(lines[0]);
   if (!header || !header->submission || header->task != set.task) {
-    throw Error(ErrorKind::kInput, std::string("expected the ") + task_name(set.task) + " submission header '" +
-                                       submission_header(set.task) + "'",
-                file.string(), 1);
+    throw Error(
+        ErrorKind::kInput,
+        std::string("expected the ") + task_name(set.task) + " submission header '" + submission_header(set.task) + "'",
+        file.string(), 1);
   }
   float values[12];
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -76,10 +76,10 @@ void read_submission_file(PredictionSet& set, const fs::path& file) {
     std::string location_problem;
     auto location = parse_image_location(fields[0], &location_problem);
     if (!location) {
-      throw Error(ErrorKind::kInput,
-                  "expected " + image_location_form() + " first, got '" + fields[0].substr(0, 80) +
-                      "': " + location_problem,
-                  file.string(), line);
+      throw Error(
+          ErrorKind::kInput,
+          "expected " + image_location_form() + " first, got '" + fields[0].substr(0, 80) + "': " + location_problem,
+          file.string(), line);
     }
     fields.erase(fields.begin());
     std::string kind;
@@ -112,9 +112,9 @@ void read_per_video_file(PredictionSet& set, const fs::path& file) {
   }
   auto header = match_header(lines[0]);
   if (!header || header->submission || header->task != set.task) {
-    throw Error(ErrorKind::kInput, std::string("expected the ") + task_name(set.task) + " annotation header '" +
-                                       annotation_header(set.task) + "' or the raw-score header '" +
-                                       raw_score_header(set.task) + "'",
+    throw Error(ErrorKind::kInput,
+                std::string("expected the ") + task_name(set.task) + " annotation header '" +
+                    annotation_header(set.task) + "' or the raw-score header '" + raw_score_header(set.task) + "'",
                 file.string(), 1);
   }
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -148,13 +148,14 @@ ScoreMatrix read_raw_scores(const fs::path& file, Task task, std::vector<uint8_t
     long frame = 0, has_crop_value = 0;
     if (fields.size() != static_cast<size_t>(2 + width) || !to_long(fields[0], &frame) ||
         !to_long(fields[1], &has_crop_value)) {
-      throw Error(ErrorKind::kInput, "expected frame,has_crop and " + std::to_string(width) + " scores",
-                  file.string(), line);
+      throw Error(ErrorKind::kInput, "expected frame,has_crop and " + std::to_string(width) + " scores", file.string(),
+                  line);
     }
     if (has_crop) has_crop->push_back(has_crop_value != 0);
     if (frame != raw.frames + 1) {
-      throw Error(ErrorKind::kInput, "frame " + std::to_string(frame) + " where frame " +
-                                         std::to_string(raw.frames + 1) + " belongs (one line per frame, in order)",
+      throw Error(ErrorKind::kInput,
+                  "frame " + std::to_string(frame) + " where frame " + std::to_string(raw.frames + 1) +
+                      " belongs (one line per frame, in order)",
                   file.string(), line);
     }
     for (int c = 0; c < width; ++c) {
@@ -170,13 +171,12 @@ ScoreMatrix read_raw_scores(const fs::path& file, Task task, std::vector<uint8_t
   return raw;
 }
 
-std::string parse_prediction_values(Task task, const std::vector<std::string>& fields, float* out,
-                                    std::string* kind) {
+std::string parse_prediction_values(Task task, const std::vector<std::string>& fields, float* out, std::string* kind) {
   const size_t width = static_cast<size_t>(submission_width(task));
   if (fields.size() != width) {
     *kind = "columns";
-    std::string message = "expected " + std::to_string(width) + " value" + (width > 1 ? "s" : "") + " after the image location, found " +
-                          std::to_string(fields.size());
+    std::string message = "expected " + std::to_string(width) + " value" + (width > 1 ? "s" : "") +
+                          " after the image location, found " + std::to_string(fields.size());
     if (fields.size() == width + 1 && fields.back().empty()) message += " (trailing comma)";
     return message;
   }
@@ -228,8 +228,7 @@ PredictionSet read_predictions(const fs::path& path, Task task) {
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
       if (set.videos.count(file.stem().string())) {
-        throw Error(ErrorKind::kInput, "two prediction files for video '" + file.stem().string() + "'",
-                    file.string());
+        throw Error(ErrorKind::kInput, "two prediction files for video '" + file.stem().string() + "'", file.string());
       }
       read_per_video_file(set, file);
     }
@@ -268,8 +267,10 @@ SubmissionCheck check_submission(const fs::path& submission, Task task, const Fr
     check.warnings.push_back("line 1: quoted header (as pandas writes it); accepted, but the exact header is '" +
                              submission_header(task) + "'");
   } else if (header && header->task != task) {
-    problem("header", 1, std::string("this is the ") + task_name(header->task) + (header->submission ? " submission" : " annotation") +
-                             " header; a " + task_name(task) + " submission starts with '" + submission_header(task) + "'");
+    problem("header", 1,
+            std::string("this is the ") + task_name(header->task) +
+                (header->submission ? " submission" : " annotation") + " header; a " + task_name(task) +
+                " submission starts with '" + submission_header(task) + "'");
   } else {
     problem("header", 1, "expected exactly '" + submission_header(task) + "'");
   }
@@ -306,8 +307,9 @@ SubmissionCheck check_submission(const fs::path& submission, Task task, const Fr
     }
     seen_at[index] = line;
     if (static_cast<long>(index) < last_index) {
-      problem("order", line, location + " comes after " + frame_list.rows[last_index].image_location +
-                                 ", but the frame list has it earlier");
+      problem("order", line,
+              location + " comes after " + frame_list.rows[last_index].image_location +
+                  ", but the frame list has it earlier");
     }
     last_index = std::max(last_index, static_cast<long>(index));
   }

@@ -11,18 +11,24 @@ const std::vector<Task>& all_tasks() {
 
 const char* task_name(Task task) {
   switch (task) {
-    case Task::kVA: return "VA";
-    case Task::kEXPR: return "EXPR";
-    case Task::kAU: return "AU";
+    case Task::kVA:
+      return "VA";
+    case Task::kEXPR:
+      return "EXPR";
+    case Task::kAU:
+      return "AU";
   }
   return "?";
 }
 
 const char* task_key(Task task) {
   switch (task) {
-    case Task::kVA: return "va";
-    case Task::kEXPR: return "expr";
-    case Task::kAU: return "au";
+    case Task::kVA:
+      return "va";
+    case Task::kEXPR:
+      return "expr";
+    case Task::kAU:
+      return "au";
   }
   return "?";
 }
@@ -43,9 +49,12 @@ const std::vector<std::string>& task_columns(Task task) {
   static const std::vector<std::string> au{"AU1",  "AU2",  "AU4",  "AU6",  "AU7",  "AU10",
                                            "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"};
   switch (task) {
-    case Task::kVA: return va;
-    case Task::kEXPR: return expr;
-    case Task::kAU: return au;
+    case Task::kVA:
+      return va;
+    case Task::kEXPR:
+      return expr;
+    case Task::kAU:
+      return au;
   }
   return va;
 }

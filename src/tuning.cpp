@@ -27,13 +27,13 @@ std::vector<ValidationVideo> load_validation(Task task, const fs::path& raw_fold
     const VideoName name = video_name_of_file(file);
     const fs::path raw_file = video_path(raw_folder, name, ".csv");
     if (!fs::exists(raw_file)) {
-      throw Error(ErrorKind::kInput, "no raw scores for annotated video '" + name.str() + "'",
-                  raw_file.string());
+      throw Error(ErrorKind::kInput, "no raw scores for annotated video '" + name.str() + "'", raw_file.string());
     }
     ValidationVideo video{read_raw_scores(raw_file, task), read_annotation_file(file, task)};
     if (video.raw.frames < video.labels.frames) {
-      throw Error(ErrorKind::kInput, "raw scores cover " + std::to_string(video.raw.frames) + " frames, the annotation has " +
-                                         std::to_string(video.labels.frames),
+      throw Error(ErrorKind::kInput,
+                  "raw scores cover " + std::to_string(video.raw.frames) + " frames, the annotation has " +
+                      std::to_string(video.labels.frames),
                   raw_file.string());
     }
     videos.push_back(std::move(video));
@@ -168,8 +168,8 @@ TuningResult tune(const TaskConfig& current, const fs::path& raw_folder, const f
       const bool expr = current.task == Task::kEXPR;
       int TaskConfig::*const width = expr ? &TaskConfig::mode_filter : &TaskConfig::mean_filter;
       const char* name = expr ? "mode_filter" : "mean_filter";
-      tuned.*width = tune_width(current, width, expr ? mode_filter_grid() : mean_filter_grid(), videos,
-                                result.before.score);
+      tuned.*width =
+          tune_width(current, width, expr ? mode_filter_grid() : mean_filter_grid(), videos, result.before.score);
       result.fragment["tasks"][key][name] = tuned.*width;
       std::snprintf(line, sizeof line, "%s: %d -> %d\n", name, current.*width, tuned.*width);
       result.report += line;

@@ -21,13 +21,19 @@ std::string entry_kind(const fs::directory_entry& entry) {
     return entry.is_symlink(ec) ? "a dangling symbolic link" : "unreadable (" + ec.message() + ")";
   }
   switch (status.type()) {
-    case fs::file_type::directory: return "a folder";
-    case fs::file_type::fifo: return "a FIFO";
-    case fs::file_type::socket: return "a socket";
+    case fs::file_type::directory:
+      return "a folder";
+    case fs::file_type::fifo:
+      return "a FIFO";
+    case fs::file_type::socket:
+      return "a socket";
     case fs::file_type::block:
-    case fs::file_type::character: return "a device";
-    case fs::file_type::regular: return "a file";
-    default: return "not a regular file";
+    case fs::file_type::character:
+      return "a device";
+    case fs::file_type::regular:
+      return "a file";
+    default:
+      return "not a regular file";
   }
 }
 
@@ -63,14 +69,17 @@ std::vector<CropFile> scan_crop_folder(const fs::path& folder) {
     const std::string name = entry.path().filename().string();
     const auto frame = parse_crop_file_name(name);
     std::error_code ec;
-    if (frame && entry.is_regular_file(ec)) crops.push_back({*frame, entry.path()});
-    else if (frame) not_files.push_back("'" + name + "' is " + entry_kind(entry));
-    else strays.push_back(name);
+    if (frame && entry.is_regular_file(ec))
+      crops.push_back({*frame, entry.path()});
+    else if (frame)
+      not_files.push_back("'" + name + "' is " + entry_kind(entry));
+    else
+      strays.push_back(name);
   }
   if (!strays.empty()) {
     std::sort(strays.begin(), strays.end());
-    spdlog::warn("{}: {} entr{} not named like a frame (1 to {}, .jpg/.jpeg/.png; e.g. '{}'); ignored",
-                 folder.string(), strays.size(), strays.size() == 1 ? "y" : "ies", kMaxFrameNumber, strays.front());
+    spdlog::warn("{}: {} entr{} not named like a frame (1 to {}, .jpg/.jpeg/.png; e.g. '{}'); ignored", folder.string(),
+                 strays.size(), strays.size() == 1 ? "y" : "ies", kMaxFrameNumber, strays.front());
   }
   if (!not_files.empty()) {
     std::sort(not_files.begin(), not_files.end());
@@ -111,8 +120,8 @@ VideoIndex build_video_index(const IndexRequest& request) {
   VideoIndex index;
   std::map<std::string, VideoEntry> videos;
   std::map<std::string, std::vector<CropFile>> scanned;  // folders scanned for the crop fallback
-  std::map<std::string, std::string> unlistable;          // video -> why its folder could not be listed
-  std::set<std::string> reported_empty;                   // warn once per empty folder, not per task
+  std::map<std::string, std::string> unlistable;         // video -> why its folder could not be listed
+  std::set<std::string> reported_empty;                  // warn once per empty folder, not per task
 
   for (Task task : request.tasks) {
     TaskRows rows;
@@ -179,9 +188,10 @@ VideoIndex build_video_index(const IndexRequest& request) {
         auto& crops = cached->second;
         if (crops.empty()) {
           if (reported_empty.insert(video).second) {
-            spdlog::warn("{}: empty video folder (no crops); without a frame list, annotations or {} its "
-                         "frame count is unknown, so it gets no rows",
-                         entry.path().string(), kFrameCountFile);
+            spdlog::warn(
+                "{}: empty video folder (no crops); without a frame list, annotations or {} its "
+                "frame count is unknown, so it gets no rows",
+                entry.path().string(), kFrameCountFile);
           }
           continue;
         }
@@ -190,17 +200,19 @@ VideoIndex build_video_index(const IndexRequest& request) {
       }
       if (hidden > 0) spdlog::info("{}: {} hidden folder(s) ignored", request.crops.string(), hidden);
       if (guessed) {
-        spdlog::warn("{}: no frame list or annotations given; frame counts come from the highest crop number, "
-                     "so frames after the last crop of a video get no row",
-                     task_name(task));
+        spdlog::warn(
+            "{}: no frame list or annotations given; frame counts come from the highest crop number, "
+            "so frames after the last crop of a video get no row",
+            task_name(task));
       }
       rows.source = RowSource::kCrops;
       rows.origin = request.crops.string();
       rows.rows = rows_for_counts(counts);
     }
     if (rows.rows.empty() && unlistable.empty()) {
-      throw Error(ErrorKind::kInput, std::string("no ") + task_name(task) + " rows to predict" +
-                                         (subset.empty() ? "" : " for the selected videos"),
+      throw Error(ErrorKind::kInput,
+                  std::string("no ") + task_name(task) + " rows to predict" +
+                      (subset.empty() ? "" : " for the selected videos"),
                   rows.origin);
     }
     std::map<std::string, long> task_counts;
@@ -220,9 +232,10 @@ VideoIndex build_video_index(const IndexRequest& request) {
       for (const auto& [video, frames] : task_counts) {
         const auto [row_count, runner_up] = rows_and_runner_up[video];
         if (frames > 10000 && frames > 10 * row_count) {
-          spdlog::warn("{}: video {} has {} rows but its largest frame is {} (the next largest is {}): a typo? Every "
-                       "frame up to {} is predicted",
-                       rows.origin, video, row_count, frames, runner_up, frames);
+          spdlog::warn(
+              "{}: video {} has {} rows but its largest frame is {} (the next largest is {}): a typo? Every "
+              "frame up to {} is predicted",
+              rows.origin, video, row_count, frames, runner_up, frames);
         }
       }
     }
@@ -274,11 +287,12 @@ VideoIndex build_video_index(const IndexRequest& request) {
     index.videos.push_back(std::move(entry));
   }
   const bool some_failed = std::any_of(index.videos.begin(), index.videos.end(),
-                                      [](const VideoEntry& v) { return !v.folder_error.empty(); });
+                                       [](const VideoEntry& v) { return !v.folder_error.empty(); });
   if (index.total_crops() == 0 && !some_failed) {
-    throw Error(ErrorKind::kInput, "no crops found for any of the " + std::to_string(index.videos.size()) +
-                                       " videos (is this the crops folder?)",
-                request.crops.string());
+    throw Error(
+        ErrorKind::kInput,
+        "no crops found for any of the " + std::to_string(index.videos.size()) + " videos (is this the crops folder?)",
+        request.crops.string());
   }
   return index;
 }

@@ -57,8 +57,7 @@ struct AnnotationFile {
 
 // Reads and validates one annotation file (values in range, right column count). The task comes
 // from the header; `expected` makes a header of another task an error.
-AnnotationFile read_annotation_file(const std::filesystem::path& file,
-                                    std::optional<Task> expected = std::nullopt);
+AnnotationFile read_annotation_file(const std::filesystem::path& file, std::optional<Task> expected = std::nullopt);
 
 // An annotation folder (`*_Challenge/*_Set`): task and frame count of every video in it.
 struct AnnotationFolder {

@@ -29,12 +29,12 @@ struct BenchOptions {
   std::filesystem::path crops;  // kDecode: the crops of every video folder in here
   long frames = 0;              // kDecode: at most this many crops (0 = all); kEncode: images (0 = 8 batches)
   int batch_size = 32;
-  bool pack_batches = false;  // kDecode: as RunOptions::pack_batches
-  int threads = 0;         // as RunOptions::threads
-  int decode_threads = 0;  // as RunOptions::decode_threads
+  bool pack_batches = false;                            // kDecode: as RunOptions::pack_batches
+  int threads = 0;                                      // as RunOptions::threads
+  int decode_threads = 0;                               // as RunOptions::decode_threads
   long long max_image_pixels = kDefaultMaxImagePixels;  // as RunOptions::max_image_pixels
   std::string device = "auto";
-  std::optional<Precision> precision;  // overrides the manifest's encoder precision
+  std::optional<Precision> precision;                   // overrides the manifest's encoder precision
   std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest first, as in `run`
   // kDecode with kDevice stops at 8-bit pixels; kEncode with kDevice includes normalise_pixels().
   PreprocessPlace preprocess_on = PreprocessPlace::kAuto;
@@ -53,7 +53,7 @@ struct BenchResult {
   std::string precision;
   std::string preprocess_on;  // resolved: "host" or "device"
   std::string memory_format;  // the encoder's input layout
-  double peak_rss_mb = 0;  // the process's peak, model and buffers included
+  double peak_rss_mb = 0;     // the process's peak, model and buffers included
 
   double frames_per_second() const { return seconds > 0 ? frames / seconds : 0.0; }
   // Every field above plus frames_per_second, for `bench --json`.

@@ -93,12 +93,12 @@ struct CropOptions {
   int size = 112;
   float margin = 0.1f;  // the default set scored best with tight crops (7/7 labelled photos at 10 %)
   int jpeg_quality = 95;
-  int batch_frames = 8;              // frames decoded, detected and cropped together
+  int batch_frames = 8;  // frames decoded, detected and cropped together
   // With a detector that detects_near(): the whole frame is searched every this many frames
   // (and whenever the tracked face is not found near its last box); 1: every frame.
   int detect_every = 1;
-  FaceModels* landmarks = nullptr;   // the landmark net; needed for kAligned
-  std::string face_models;           // for crop.json: the face-model folder and files used, if any
+  FaceModels* landmarks = nullptr;  // the landmark net; needed for kAligned
+  std::string face_models;          // for crop.json: the face-model folder and files used, if any
 };
 
 // The result for one video.
@@ -121,8 +121,9 @@ struct CroppedVideo {
 // alignment points `left_eye_x,left_eye_y,right_eye_x,...,mouth_right_y`; empty fields where no
 // face was found) and returns counts. Frames are decoded on a thread of their own, and detected
 // and cropped `batch_frames` at a time. The crop files are written plainly into the staging
-// folder and flushed to disk once (syncfs) before it takes the old folder's place. The crops go to `<output>/.<name>.cropping-<pid>/` first, which
-// then takes the place of an earlier `<name>/` in one rename: crops of an earlier run (another
+// folder and flushed to disk once (syncfs) before it takes the old folder's place. The crops go
+// to `<output>/.<name>.cropping-<pid>/` first, which then takes the place of an earlier `<name>/`
+// in one rename: crops of an earlier run (another
 // detector, a longer file) never mix with this one's, and a failed or killed crop leaves the
 // earlier folder as it was. Throws Error(kInput) when the name is not a valid video name, the
 // video cannot be opened or yields no frame; warns when it ends before the frame count its

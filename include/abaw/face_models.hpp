@@ -28,7 +28,7 @@ struct FaceModelsConfig {
   std::filesystem::path folder;
   std::string source;  // where the weights come from, for crop.json
   std::string detector_file;
-  int detector_input_multiple = 32;     // the detector's input side must be a multiple of this
+  int detector_input_multiple = 32;  // the detector's input side must be a multiple of this
   int detector_default_input_size = 416;
   float detector_score_threshold = 0.5f;
   float detector_iou_threshold = 0.4f;  // overlapping boxes above this IoU are suppressed
@@ -50,8 +50,7 @@ class FaceModels {
   // Loads the detector and the landmark net. `detector_input_size` 0: faces.json's default;
   // otherwise a multiple of its input_multiple, else Error(kUsage). `score_threshold` < 0:
   // faces.json's. Throws Error(kModel) naming the file when one cannot be loaded.
-  FaceModels(const std::filesystem::path& folder, torch::Device device, int detector_input_size,
-             float score_threshold);
+  FaceModels(const std::filesystem::path& folder, torch::Device device, int detector_input_size, float score_threshold);
 
   const FaceModelsConfig& config() const { return config_; }
   int detector_input_size() const { return input_size_; }

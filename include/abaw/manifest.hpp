@@ -74,8 +74,8 @@ struct TaskConfig {
   Activation activation = Activation::kNone;
   // EXPR: for each ABAW class, its index in the head output, or -1 when not predicted.
   std::vector<int> class_map;
-  int head_outputs = 0;            // K: the head's output width
-  std::vector<float> thresholds;   // AU: 12 thresholds
+  int head_outputs = 0;           // K: the head's output width
+  std::vector<float> thresholds;  // AU: 12 thresholds
   int mean_filter = 0;
   int mode_filter = 0;  // EXPR only
 };
@@ -104,8 +104,7 @@ Manifest load_manifest(const std::filesystem::path& folder,
                        const std::optional<std::filesystem::path>& patch = std::nullopt);
 
 // Parses manifest text (for tests and fuzzing); `origin` names it in errors. Files are not checked.
-Manifest parse_manifest(const std::string& json_text, const std::filesystem::path& folder,
-                        const std::string& origin);
+Manifest parse_manifest(const std::string& json_text, const std::filesystem::path& folder, const std::string& origin);
 
 // Checks a window/stride/merge combination; throws Error(`kind`) explaining it: kModel when
 // the values come from a manifest, kUsage when from --window/--stride.

@@ -16,10 +16,10 @@ struct MergeOptions {
   std::vector<std::filesystem::path> inputs;  // run output folders (each with raw/<TASK>/)
   std::vector<double> weights;                // one per input; empty = all 1
   std::filesystem::path output;
-  std::vector<Task> tasks;                    // empty: every task some input has raw scores for
+  std::vector<Task> tasks;  // empty: every task some input has raw scores for
   std::map<Task, std::filesystem::path> frame_lists;
   std::map<Task, std::filesystem::path> annotations;
-  std::optional<std::filesystem::path> model_set;       // post-processing; default: plain (0.5, no filters)
+  std::optional<std::filesystem::path> model_set;  // post-processing; default: plain (0.5, no filters)
   std::optional<std::filesystem::path> manifest_patch;
 };
 

@@ -39,10 +39,10 @@ struct Evaluation {
   double score = 0;
   std::vector<MetricPart> parts;
   long videos = 0;
-  long frames_evaluated = 0;      // frames with a valid label (any AU valid, for AU)
-  long frames_excluded = 0;       // frames whose label is invalid (-5 / -1)
+  long frames_evaluated = 0;           // frames with a valid label (any AU valid, for AU)
+  long frames_excluded = 0;            // frames whose label is invalid (-5 / -1)
   long frames_without_prediction = 0;  // only with allow_missing
-  long videos_not_annotated = 0;  // predicted videos absent from the annotations (ignored)
+  long videos_not_annotated = 0;       // predicted videos absent from the annotations (ignored)
 };
 
 // Scores `predictions` against every `<video>.txt` in `annotation_folder`. A valid annotated

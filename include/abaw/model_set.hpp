@@ -56,7 +56,7 @@ class ModelSet {
   torch::Device device_;
   torch::jit::script::Module encoder_;
   torch::ScalarType encoder_dtype_ = torch::kFloat32;
-  std::map<std::string, Head> heads_;  // by file name
+  std::map<std::string, Head> heads_;               // by file name
   std::map<std::string, torch::Tensor> text_rows_;  // text-embeddings heads' unit rows, by file name
 };
 

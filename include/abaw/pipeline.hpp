@@ -26,14 +26,14 @@ struct RunOptions {
   std::string device = "auto";
   int batch_size = 32;
   bool pack_batches = false;  // batches continue into the next video (see plan_encoder_batches)
-  int threads = 0;         // intra-op threads; 0 = one per core
-  int decode_threads = 0;  // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
+  int threads = 0;            // intra-op threads; 0 = one per core
+  int decode_threads = 0;     // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
   long long max_image_pixels = kDefaultMaxImagePixels;  // see decode_crop
   std::optional<long> window;
   std::optional<long> stride;
-  std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest (e.g. from `tune`)
-  std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)
-  std::optional<Precision> precision;  // overrides the manifest's encoder precision
+  std::optional<std::filesystem::path> manifest_patch;     // merged into the manifest (e.g. from `tune`)
+  std::optional<std::filesystem::path> features;           // encoder output cache folder (--features)
+  std::optional<Precision> precision;                      // overrides the manifest's encoder precision
   PreprocessPlace preprocess_on = PreprocessPlace::kAuto;  // where pixels become normalised floats
   bool resume = false;  // reuse the outputs of videos an earlier run finished with the same key
   int shard_index = 1;  // --shard K/N: this run handles the videos at positions K-1, K-1+N, ...
@@ -45,8 +45,8 @@ struct RunResult {
   std::map<Task, std::filesystem::path> submissions;  // written submission files
   std::vector<std::string> failed_videos;             // each also logged with its error
   std::filesystem::path summary;                      // run.json
-  bool interrupted = false;  // SIGINT / SIGTERM: stopped after a batch, no submission written
-  long videos_done = 0;      // finished (this run or resumed)
+  bool interrupted = false;                           // SIGINT / SIGTERM: stopped after a batch, no submission written
+  long videos_done = 0;                               // finished (this run or resumed)
   long videos_total = 0;
 };
 

@@ -41,9 +41,7 @@ struct PreprocessSpec {
   // Side of the square tensor the encoder receives (the manifest requires a square output).
   int output_side() const { return crop > 0 ? crop : resize; }
   // Floats per preprocessed image: channels * side * side.
-  size_t tensor_size() const {
-    return static_cast<size_t>(channels()) * output_side() * output_side();
-  }
+  size_t tensor_size() const { return static_cast<size_t>(channels()) * output_side() * output_side(); }
 };
 
 // Names used in the manifest ("bicubic", "RGB", ...), for messages and `info`.
@@ -89,8 +87,7 @@ cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const st
 
 // Writes spec.tensor_size() floats, CHW, for one decoded BGR image. `source` names the image in
 // errors (e.g. a crop smaller than the centre crop).
-void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw,
-                      const std::string& source);
+void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw, const std::string& source);
 
 // One encoder batch decoded from files, as the decode threads of `run` and `bench` make it.
 struct DecodedImages {

@@ -20,8 +20,7 @@ int submission_width(Task task);
 // Parses the value fields of one prediction line (already split at commas) into `out`
 // (submission_width(task) floats). Returns "" when valid, else what is wrong, e.g.
 // "value 2 ('1.5') is out of range [-1, 1]". `kind` receives "columns", "value" or "range".
-std::string parse_prediction_values(Task task, const std::vector<std::string>& fields, float* out,
-                                    std::string* kind);
+std::string parse_prediction_values(Task task, const std::vector<std::string>& fields, float* out, std::string* kind);
 
 // "frame,has_crop," + the task's columns: the header of a raw-score file written by `run`.
 std::string raw_score_header(Task task);
@@ -36,7 +35,7 @@ ScoreMatrix read_raw_scores(const std::filesystem::path& file, Task task, std::v
 struct VideoPredictions {
   int width = 0;
   std::unordered_map<long, size_t> row_of_frame;  // 1-based frame -> row in `values`
-  std::vector<float> values;                       // rows x width, in reading order
+  std::vector<float> values;                      // rows x width, in reading order
 
   // The values for 1-based `frame`, or nullptr when the file has no row for it.
   const float* find(long frame) const {

@@ -17,8 +17,8 @@ namespace abaw {
 // The outcome of tuning one task.
 struct TuningResult {
   Task task = Task::kAU;
-  Evaluation before;  // with the current settings
-  Evaluation after;   // with the tuned settings
+  Evaluation before;        // with the current settings
+  Evaluation after;         // with the tuned settings
   nlohmann::json fragment;  // {"tasks": {"au": {"threshold": [...]}}}: a manifest patch
   std::string report;       // readable: what changed and the gain
 };

@@ -23,10 +23,10 @@ struct CropFile {
 // One video of the run.
 struct VideoEntry {
   VideoName name;
-  long frames = 0;                  // the largest frame count any task needs
+  long frames = 0;                   // the largest frame count any task needs
   std::map<Task, long> task_frames;  // frame count per task that lists this video
-  std::vector<CropFile> crops;      // sorted by frame, all within 1..frames
-  bool has_folder = false;          // false: no `<crops>/<name>` folder at all
+  std::vector<CropFile> crops;       // sorted by frame, all within 1..frames
+  bool has_folder = false;           // false: no `<crops>/<name>` folder at all
   // Set when the folder exists but could not be listed (permissions, I/O error): the video
   // fails in `run` while the others go on. With rows from the crops, `frames` is then 0.
   std::string folder_error;
@@ -46,10 +46,10 @@ struct TaskRows {
 // What to index.
 struct IndexRequest {
   std::filesystem::path crops;
-  std::vector<Task> tasks;                              // tasks to produce rows for
-  std::map<Task, std::filesystem::path> frame_lists;    // official test example files
-  std::map<Task, std::filesystem::path> annotations;    // `*_Set` folders
-  std::vector<std::string> videos;                      // subset; empty = all
+  std::vector<Task> tasks;                            // tasks to produce rows for
+  std::map<Task, std::filesystem::path> frame_lists;  // official test example files
+  std::map<Task, std::filesystem::path> annotations;  // `*_Set` folders
+  std::vector<std::string> videos;                    // subset; empty = all
 };
 
 // The indexed run.

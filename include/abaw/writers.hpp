@@ -56,8 +56,8 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 
 // The results of one task for one video, as the writers need them.
 struct VideoResult {
-  ScoreMatrix raw;               // frames x task_width: raw scores (models/README.md step 2)
-  ScoreMatrix predicted;            // frames x (2 | 1 | 12): clipped VA, EXPR label, AU labels
+  ScoreMatrix raw;                // frames x task_width: raw scores (models/README.md step 2)
+  ScoreMatrix predicted;          // frames x (2 | 1 | 12): clipped VA, EXPR label, AU labels
   std::vector<uint8_t> has_crop;  // per frame
 };
 

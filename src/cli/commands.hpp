@@ -59,13 +59,15 @@ std::function<void()> add_compute_options(CLI::App& command, Options& options) {
   command.add_option("--threads", options.threads, "Intra-op threads (0 = one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  command.add_option("--decode-threads", options.decode_threads,
-                     "Threads decoding and preprocessing crops ahead of the model (0 = half the cores)")
+  command
+      .add_option("--decode-threads", options.decode_threads,
+                  "Threads decoding and preprocessing crops ahead of the model (0 = half the cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  command.add_option("--max-image-pixels", options.max_image_pixels,
-                     "Largest crop decoded, in pixels (width x height, read from the file's header); a larger one "
-                     "is treated as unreadable without being decoded")
+  command
+      .add_option("--max-image-pixels", options.max_image_pixels,
+                  "Largest crop decoded, in pixels (width x height, read from the file's header); a larger one "
+                  "is treated as unreadable without being decoded")
       ->check(CLI::Range(1LL, 1LL << 40))
       ->capture_default_str();
   auto precision = std::make_shared<std::string>();

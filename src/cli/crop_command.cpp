@@ -40,7 +40,8 @@ Action add_crop_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   o->crop.detect_every = 10;
   CLI::App* cmd = app.add_subcommand("crop", "Detect and crop faces of plain videos into the Aff-Wild2 layout");
-  cmd->add_option("--videos", o->videos, "A video file, or a folder of them (.mp4 .avi .mov .mkv .webm; .jpg .png count as one-frame videos)")
+  cmd->add_option("--videos", o->videos,
+                  "A video file, or a folder of them (.mp4 .avi .mov .mkv .webm; .jpg .png count as one-frame videos)")
       ->required()
       ->check(CLI::ExistingPath);
   cmd->add_option("--output", o->output, "Crop folder: <output>/<video>/00001.jpg ...")->required();
@@ -83,14 +84,20 @@ Action add_crop_command(CLI::App& app) {
   cmd->add_option("--score-threshold", o->score_threshold,
                   "Minimum face score (default: YuNet 0.6, tiny faces.json's, face-api's 0.5)")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-face", o->min_face, "Smallest face side in pixels")->check(CLI::Range(8, 4096))->capture_default_str();
-  cmd->add_option("--size", o->crop.size, "Side of the square crops")->check(CLI::Range(16, 4096))->capture_default_str();
+  cmd->add_option("--min-face", o->min_face, "Smallest face side in pixels")
+      ->check(CLI::Range(8, 4096))
+      ->capture_default_str();
+  cmd->add_option("--size", o->crop.size, "Side of the square crops")
+      ->check(CLI::Range(16, 4096))
+      ->capture_default_str();
   CLI::Option* margin =
       cmd->add_option("--margin", o->crop.margin,
                       "box: extra side around the face box, as a fraction of its side (default 0.1); aligned: the "
                       "template shrunk by 1 / (1 + margin) (default 0: the template as is)")
           ->check(CLI::Range(0.0, 3.0));
-  cmd->add_option("--jpeg-quality", o->crop.jpeg_quality, "JPEG quality")->check(CLI::Range(1, 100))->capture_default_str();
+  cmd->add_option("--jpeg-quality", o->crop.jpeg_quality, "JPEG quality")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   return [o, margin]() -> int {
     if (o->detector == "yunet" && o->yunet_model.empty()) {
       throw Error(ErrorKind::kUsage, "--detector yunet needs --yunet-model FILE");
@@ -101,12 +108,12 @@ Action add_crop_command(CLI::App& app) {
     if (o->detector == "tiny" || o->crop.style == CropStyle::kAligned) {
       configure_runtime(o->threads, 1);
       if (o->face_models.empty()) o->face_models = default_face_models().string();
-      face_models = std::make_shared<FaceModels>(o->face_models, resolve_device(o->device), o->detect_size,
-                                                 o->score_threshold);
+      face_models =
+          std::make_shared<FaceModels>(o->face_models, resolve_device(o->device), o->detect_size, o->score_threshold);
       o->crop.landmarks = face_models.get();
       const FaceModelsConfig& config = face_models->config();
-      o->crop.face_models = (fs::path(o->face_models) / kFaceModelsFile).string() + " (" + config.detector_file +
-                            ", " + config.landmarks_file + "; " + config.source + ")";
+      o->crop.face_models = (fs::path(o->face_models) / kFaceModelsFile).string() + " (" + config.detector_file + ", " +
+                            config.landmarks_file + "; " + config.source + ")";
     }
     std::unique_ptr<FaceDetector> detector;
     if (o->detector == "tiny") {

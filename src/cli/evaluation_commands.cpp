@@ -86,8 +86,8 @@ Action add_check_command(CLI::App& app) {
       if (count > o->max_report) std::printf("... %ld more %s problems\n", count - o->max_report, kind.c_str());
     }
     if (check.valid()) {
-      std::printf("OK: %s is a valid %s submission (%ld rows, matching %s)\n", o->submission.c_str(),
-                  task_name(task), check.rows, o->frame_list.c_str());
+      std::printf("OK: %s is a valid %s submission (%ld rows, matching %s)\n", o->submission.c_str(), task_name(task),
+                  check.rows, o->frame_list.c_str());
       return kExitOk;
     }
     std::printf("INVALID: %zu problem(s) in %s:", check.problems.size(), o->submission.c_str());

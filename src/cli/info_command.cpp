@@ -70,7 +70,8 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
 
 Action add_info_command(CLI::App& app) {
   auto options = std::make_shared<InfoOptions>();
-  CLI::App* info = app.add_subcommand("info", "Describe a model set and prove it runs (dummy batch through every file)");
+  CLI::App* info =
+      app.add_subcommand("info", "Describe a model set and prove it runs (dummy batch through every file)");
   info->add_option("--model-set", options->model_set, "Model-set folder")->required()->check(CLI::ExistingDirectory);
   info->add_option("--device", options->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   info->add_flag("--json", options->json, "Print the description as JSON");

@@ -97,9 +97,10 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   return [score_after, &options]() -> int {
     RunResult result = run_pipeline(options);
     if (result.interrupted) {
-      spdlog::warn("interrupted: {} of {} videos finished and kept; no submission written. Continue with the "
-                   "same command plus --resume",
-                   result.videos_done, result.videos_total);
+      spdlog::warn(
+          "interrupted: {} of {} videos finished and kept; no submission written. Continue with the "
+          "same command plus --resume",
+          result.videos_done, result.videos_total);
       return kExitInterrupted;
     }
     for (const auto& [task, path] : result.submissions) {

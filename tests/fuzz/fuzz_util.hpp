@@ -12,8 +12,8 @@
 namespace abaw::fuzz {
 
 inline const std::filesystem::path& scratch_file() {
-  static const std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                            ("abaw-fuzz-" + std::to_string(::getpid()) + ".txt");
+  static const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("abaw-fuzz-" + std::to_string(::getpid()) + ".txt");
   return path;
 }
 

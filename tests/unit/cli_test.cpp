@@ -20,15 +20,18 @@ class RunParser : public ::testing::Test {
   void SetUp() override {
     std::filesystem::create_directories(dir_ / "set");
     std::filesystem::create_directories(dir_ / "crops");
-    testing::write_text(dir_ / "ann/v.txt", "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\n"
-                                            "0,0,0,0,0,0,0,0,0,0,0,0\n");
+    testing::write_text(dir_ / "ann/v.txt",
+                        "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26\n"
+                        "0,0,0,0,0,0,0,0,0,0,0,0\n");
     testing::write_text(dir_ / "list.txt", "v1\nv2\n");
   }
 
   // Parses `run` with the required options plus `extra`.
   void parse(std::vector<std::string> extra) {
-    std::vector<std::string> args{"abaw-infer",  "run", "--model-set", (dir_ / "set").string(), "--crops",
-                                  (dir_ / "crops").string(), "--output", (dir_ / "out").string()};
+    std::vector<std::string> args{"abaw-infer",  "run",
+                                  "--model-set", (dir_ / "set").string(),
+                                  "--crops",     (dir_ / "crops").string(),
+                                  "--output",    (dir_ / "out").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     parse_args(app_, args);
   }
@@ -49,9 +52,29 @@ TEST_F(RunParser, Defaults) {
 }
 
 TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
-  parse({"--tasks", "VA,expr", "--frame-list", "va=/x/VA.txt", "--frame-list", "EXPR=/x/EXPR.txt",
-         "--annotations", (dir_ / "ann").string(), "--videos", "a,b", "--video-list", (dir_ / "list.txt").string(),
-         "--window", "16", "--stride", "8", "--device", "cpu", "--batch-size", "4", "--pack-batches", "--threads", "2"});
+  parse({"--tasks",
+         "VA,expr",
+         "--frame-list",
+         "va=/x/VA.txt",
+         "--frame-list",
+         "EXPR=/x/EXPR.txt",
+         "--annotations",
+         (dir_ / "ann").string(),
+         "--videos",
+         "a,b",
+         "--video-list",
+         (dir_ / "list.txt").string(),
+         "--window",
+         "16",
+         "--stride",
+         "8",
+         "--device",
+         "cpu",
+         "--batch-size",
+         "4",
+         "--pack-batches",
+         "--threads",
+         "2"});
   EXPECT_EQ(options_.tasks, (std::vector<Task>{Task::kVA, Task::kEXPR}));
   EXPECT_EQ(options_.frame_lists.at(Task::kVA), "/x/VA.txt");
   EXPECT_EQ(options_.frame_lists.at(Task::kEXPR), "/x/EXPR.txt");
@@ -78,7 +101,7 @@ TEST_F(RunParser, RequiredOptionsAndExistingFolders) {
   RunOptions options;
   cli::add_run_command(other, options);
   EXPECT_THROW(parse_args(other, {"abaw-infer", "run", "--model-set", "/no/such/set", "--crops",
-                                 (dir_ / "crops").string(), "--output", "/tmp/o"}),
+                                  (dir_ / "crops").string(), "--output", "/tmp/o"}),
                CLI::ValidationError);
 }
 
@@ -90,8 +113,8 @@ TEST(MergeParser, RejectsTwoFrameListsOrAnnotationFoldersForOneTask) {
   auto parse = [&](std::vector<std::string> extra) {
     CLI::App app;
     cli::add_merge_command(app);
-    std::vector<std::string> args{"abaw-infer", "merge", "--inputs", (dir / "in").string(), "--output",
-                                  (dir / "out").string()};
+    std::vector<std::string> args{"abaw-infer",          "merge",    "--inputs",
+                                  (dir / "in").string(), "--output", (dir / "out").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     parse_args(app, args);
   };
@@ -134,8 +157,8 @@ TEST_F(BenchParser, DecodeAndEncode) {
   CLI::App other;
   BenchOptions encode;
   cli::add_bench_command(other, encode);
-  parse_args(other, {"abaw-infer", "bench", "--model-set", (dir_ / "set").string(), "--stage", "encode",
-                     "--precision", "bf16", "--batch-size", "8", "--threads", "2"});
+  parse_args(other, {"abaw-infer", "bench", "--model-set", (dir_ / "set").string(), "--stage", "encode", "--precision",
+                     "bf16", "--batch-size", "8", "--threads", "2"});
   EXPECT_EQ(encode.stage, BenchStage::kEncode);
   EXPECT_EQ(*encode.precision, Precision::kBf16);
   EXPECT_EQ(encode.batch_size, 8);
@@ -144,9 +167,9 @@ TEST_F(BenchParser, DecodeAndEncode) {
 }
 
 TEST_F(BenchParser, RejectsMistakes) {
-  EXPECT_THROW(parse({}), CLI::RequiredError);                            // no --stage
+  EXPECT_THROW(parse({}), CLI::RequiredError);  // no --stage
   EXPECT_THROW(parse({"--stage", "heads"}), CLI::ValidationError);
-  EXPECT_THROW(parse({"--stage", "decode"}), CLI::ValidationError);       // no --crops
+  EXPECT_THROW(parse({"--stage", "decode"}), CLI::ValidationError);  // no --crops
   EXPECT_THROW(parse({"--stage", "encode", "--precision", "fp8"}), CLI::ValidationError);
   EXPECT_THROW(parse({"--stage", "encode", "--frames", "-1"}), CLI::ValidationError);
   EXPECT_THROW(parse({"--stage", "encode", "--batch-size", "0"}), CLI::ValidationError);

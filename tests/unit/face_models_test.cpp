@@ -42,10 +42,11 @@ FaceLandmarks landmarks_with(const std::array<cv::Point2f, 5>& five) {
 }
 
 TEST(FaceGeometry, OverlapsAreSuppressedBestScoreFirst) {
-  const std::vector<FaceBox> kept = suppress_overlaps(
-      {{cv::Rect2f(0, 0, 10, 10), 0.6f}, {cv::Rect2f(1, 1, 10, 10), 0.9f}, {cv::Rect2f(50, 50, 10, 10), 0.7f},
-       {cv::Rect2f(7, 7, 10, 10), 0.8f}},
-      0.4f);
+  const std::vector<FaceBox> kept = suppress_overlaps({{cv::Rect2f(0, 0, 10, 10), 0.6f},
+                                                       {cv::Rect2f(1, 1, 10, 10), 0.9f},
+                                                       {cv::Rect2f(50, 50, 10, 10), 0.7f},
+                                                       {cv::Rect2f(7, 7, 10, 10), 0.8f}},
+                                                      0.4f);
   ASSERT_EQ(kept.size(), 3u);
   EXPECT_FLOAT_EQ(kept[0].score, 0.9f);  // (0,0) overlaps it by 0.68 and goes
   EXPECT_FLOAT_EQ(kept[1].score, 0.8f);  // (7,7) overlaps the best by only 0.11
@@ -110,10 +111,10 @@ void expect_dots_on_template(double degrees, double scale, int size, float margi
 
 TEST(FaceGeometry, AlignedCropPutsThePointsOnTheTemplate) {
   for (double degrees : {-30.0, -10.0, 0.0, 20.0, 30.0}) {
-    expect_dots_on_template(degrees, 4.0, 112, 0.0f);   // a large face: shrunk by area first
-    expect_dots_on_template(degrees, 0.9, 112, 0.0f);   // about the crop's own scale
+    expect_dots_on_template(degrees, 4.0, 112, 0.0f);  // a large face: shrunk by area first
+    expect_dots_on_template(degrees, 0.9, 112, 0.0f);  // about the crop's own scale
   }
-  expect_dots_on_template(15.0, 3.0, 224, 0.25f);       // other size and a margin
+  expect_dots_on_template(15.0, 3.0, 224, 0.25f);  // other size and a margin
 }
 
 TEST(FaceModels, MissingOrBadDescriptionsSayWhatToDo) {

@@ -16,9 +16,9 @@ TEST(FrameNames, ParsesFiveDigitAndPlainNumbers) {
 }
 
 TEST(FrameNames, RejectsNamesThatAreNotFrameNumbers) {
-  for (const char* name : {"00000.jpg", "abc.jpg", "00001.txt", ".jpg", "0001a.jpg", "-0001.jpg", "00001",
-                           "12345678901.jpg", "00001.jpg.tmp",
-                           "10000000.jpg", "1700000000.jpg"}) {  // past kMaxFrameNumber: e.g. a Unix timestamp
+  for (const char* name :
+       {"00000.jpg", "abc.jpg", "00001.txt", ".jpg", "0001a.jpg", "-0001.jpg", "00001", "12345678901.jpg",
+        "00001.jpg.tmp", "10000000.jpg", "1700000000.jpg"}) {  // past kMaxFrameNumber: e.g. a Unix timestamp
     EXPECT_FALSE(parse_crop_file_name(name).has_value()) << name;
   }
 }
@@ -40,7 +40,6 @@ TEST(FrameNames, ParsesImageLocations) {
   EXPECT_FALSE(parse_image_location("video/frame.jpg").has_value());
 }
 
-
 // Every form of issue 21's path traversal: none may become a video name.
 TEST(VideoNames, RejectsEveryNameThatIsNotOneHarmlessPathComponent) {
   const std::string long_name(kMaxVideoNameBytes + 1, 'a');
@@ -51,7 +50,8 @@ TEST(VideoNames, RejectsEveryNameThatIsNotOneHarmlessPathComponent) {
     EXPECT_FALSE(video_name_problem(name).empty()) << name;
     EXPECT_FALSE(VideoName::parse(name).has_value()) << name;
   }
-  for (const char* name : {"2-30-640x360", "10-60-1280x720_right", "video.with.dots", "a..b", "UPPER case", "\xc3\xa9t\xc3\xa9"}) {
+  for (const char* name :
+       {"2-30-640x360", "10-60-1280x720_right", "video.with.dots", "a..b", "UPPER case", "\xc3\xa9t\xc3\xa9"}) {
     EXPECT_EQ(video_name_problem(name), "") << name;
   }
   EXPECT_EQ(video_name_problem(std::string(kMaxVideoNameBytes, 'a')), "");

@@ -87,9 +87,9 @@ TEST(Manifest, EncoderPrecisionAndMemoryFormat) {
 TEST(Manifest, RejectsInvalidJsonAndUnknownKeys) {
   EXPECT_THROW(parse_manifest("{\"format\": ", "/set", "/set/manifest.json"), Error);
   // nlohmann reports a number too large for a double as out_of_range, not parse_error.
-  EXPECT_THROW(parse_manifest("{\"format\": \"abaw-infer-model-set\", \"version\": 1e999}", "/set",
-                              "/set/manifest.json"),
-               Error);
+  EXPECT_THROW(
+      parse_manifest("{\"format\": \"abaw-infer-model-set\", \"version\": 1e999}", "/set", "/set/manifest.json"),
+      Error);
   auto j = valid_manifest();
   j["encoder"]["preprocess"]["interpolaton"] = "bicubic";
   expect_rejected(j, "'encoder.preprocess.interpolaton' is not a known key");

@@ -30,15 +30,15 @@ TEST(Metrics, ExprF1AveragesAllEightClasses) {
   Evaluation e = score_frames(Task::kEXPR, {0, 0, 4, 6}, {0, 4, 4, 4});
   EXPECT_NEAR(e.parts[0].score, 2.0 * 1 / (2 + 1 + 0), 1e-12);  // TP 1, FP 1
   EXPECT_NEAR(e.parts[4].score, 2.0 * 1 / (2 + 0 + 2), 1e-12);  // TP 1, FN 2
-  EXPECT_EQ(e.parts[6].score, 0.0);                               // FP 1 only
-  EXPECT_EQ(e.parts[7].score, 0.0);                               // absent everywhere, still counted
+  EXPECT_EQ(e.parts[6].score, 0.0);                             // FP 1 only
+  EXPECT_EQ(e.parts[7].score, 0.0);                             // absent everywhere, still counted
   EXPECT_NEAR(e.score, (2.0 / 3 + 0.5) / 8, 1e-12);
   EXPECT_EQ(e.frames_evaluated, 4);
 }
 
 TEST(Metrics, AuSkipsPerAuInvalidLabels) {
   std::vector<float> labels(24, 0), predictions(24, 0);
-  labels[0] = 1;   // frame 1 AU1 positive, predicted positive
+  labels[0] = 1;  // frame 1 AU1 positive, predicted positive
   predictions[0] = 1;
   labels[12] = -1;  // frame 2 AU1 not annotated, prediction ignored
   predictions[12] = 1;

@@ -99,8 +99,11 @@ TEST_F(ModelSetTest, ClassMapWithNullLeavesThatClassAtZero) {
   manifest_["tasks"]["expr"]["class_map"] = {0, 1, 2, 3, 4, 5, 6, nullptr};
   manifest_["tasks"]["expr"]["activation"] = "none";
   // 7 mapped outputs: the head must then give 7 (it gives 8), found by the shape check.
-  expect_model_error([&] { load().run_heads(torch::randn({2, 4}), {Task::kEXPR}); }, "head_expr.pt",
-                     {"head output is [1, 2, 8]", "expected [1, 2, 7]"});
+  expect_model_error(
+      [&] {
+        load().run_heads(torch::randn({2, 4}), {Task::kEXPR});
+      },
+      "head_expr.pt", {"head output is [1, 2, 8]", "expected [1, 2, 7]"});
   save_module(dir_ / "head_expr.pt", "def forward(self, x):\n    return torch.cat([x, x[:, :, 0:3]], dim=2)\n");
   torch::Tensor window = torch::randn({2, 4});
   torch::Tensor expr = load().run_heads(window, {Task::kEXPR}).at(Task::kEXPR);
@@ -112,7 +115,8 @@ TEST_F(ModelSetTest, ColumnsHeadsAreTheEncoderOutputsActivated) {
   manifest_["tasks"]["va"]["head"] = {{"columns", {2, 4}}};
   ModelSet models = load();
   torch::Tensor window = torch::randn({6, 4});
-  EXPECT_TRUE(torch::allclose(models.run_heads(window, {Task::kVA}).at(Task::kVA), torch::tanh(window.narrow(1, 2, 2))));
+  EXPECT_TRUE(
+      torch::allclose(models.run_heads(window, {Task::kVA}).at(Task::kVA), torch::tanh(window.narrow(1, 2, 2))));
   EXPECT_EQ(models.self_check(4)["heads"]["va"][0]["file"], "encoder columns 2..3");
 }
 
@@ -157,19 +161,31 @@ TEST_F(ModelSetTest, TextEmbeddingsFilesAreChecked) {
 
 TEST_F(ModelSetTest, MismatchesNameTheFileAndBothShapes) {
   manifest_["encoder"]["feature_dim"] = 5;
-  expect_model_error([&] { load().encode(torch::rand({2, 3, 8, 8})); }, "encoder.pt",
-                     {"encoder output is [2, 4]", "[2, 5] (feature_dim)"});
+  expect_model_error(
+      [&] {
+        load().encode(torch::rand({2, 3, 8, 8}));
+      },
+      "encoder.pt", {"encoder output is [2, 4]", "[2, 5] (feature_dim)"});
   manifest_["encoder"]["feature_dim"] = 4;
   manifest_["tasks"]["au"]["head"]["output"] = "missing";
-  expect_model_error([&] { load().run_heads(torch::randn({3, 4}), {Task::kAU}); }, "head_au.pt",
-                     {"no 'missing'", "au, other"});
+  expect_model_error(
+      [&] {
+        load().run_heads(torch::randn({3, 4}), {Task::kAU});
+      },
+      "head_au.pt", {"no 'missing'", "au, other"});
   manifest_["tasks"]["au"]["head"] = "head_va.pt";  // a plain head with 2 outputs where 12 belong
-  expect_model_error([&] { load().run_heads(torch::randn({3, 4}), {Task::kAU}); }, "head_va.pt",
-                     {"task au", "expected [1, 3, 12]"});
+  expect_model_error(
+      [&] {
+        load().run_heads(torch::randn({3, 4}), {Task::kAU});
+      },
+      "head_va.pt", {"task au", "expected [1, 3, 12]"});
   save_module(dir_ / "broken.pt", "def forward(self, x):\n    return x.view(7, -1)\n");
   manifest_["tasks"]["au"]["head"] = "broken.pt";
-  expect_model_error([&] { load().run_heads(torch::randn({3, 4}), {Task::kAU}); }, "broken.pt",
-                     {"head failed on input [1, 3, 4]", "shape '[7, -1]' is invalid"});
+  expect_model_error(
+      [&] {
+        load().run_heads(torch::randn({3, 4}), {Task::kAU});
+      },
+      "broken.pt", {"head failed on input [1, 3, 4]", "shape '[7, -1]' is invalid"});
   std::filesystem::resize_file(dir_ / "encoder.pt", 100);
   expect_model_error([&] { load(); }, "encoder.pt", {"cannot load TorchScript"});
 }

@@ -179,14 +179,14 @@ TEST(Decode, PixelsAreExactlyOpenCVs) {
   std::vector<uchar> bytes;
   ASSERT_TRUE(cv::imencode(".jpg", smooth, bytes));
   const unsigned char app1[] = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 0x2A, 0, 8, 0, 0, 0,
-                                1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0};
+                                1,    0,    0x12, 0x01, 3,   0,   1,   0,   0, 0, 6,   0,   0,    0, 0, 0, 0, 0};
   bytes.insert(bytes.begin() + 2, std::begin(app1), std::end(app1));
   testing::write_text(dir / "exif.jpg", std::string(bytes.begin(), bytes.end()));
   const cv::Mat theirs = cv::imdecode(bytes, cv::IMREAD_COLOR);
   ASSERT_EQ(theirs.size(), cv::Size(53, 37)) << "OpenCV did not rotate: the EXIF segment is malformed";
-  EXPECT_EQ(cv::norm(decode_crop(dir / "exif.jpg", kDefaultMaxImagePixels, ExifOrientation::kApply), theirs,
-                    cv::NORM_INF),
-            0.0);
+  EXPECT_EQ(
+      cv::norm(decode_crop(dir / "exif.jpg", kDefaultMaxImagePixels, ExifOrientation::kApply), theirs, cv::NORM_INF),
+      0.0);
   const cv::Mat as_stored = cv::imdecode(bytes, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   ASSERT_EQ(as_stored.size(), cv::Size(37, 53));
   EXPECT_EQ(cv::norm(decode_crop(dir / "exif.jpg"), as_stored, cv::NORM_INF), 0.0);
@@ -201,7 +201,8 @@ TEST(Decode, CorruptJpegDataIsAnErrorNamingTheFile) {
   ASSERT_TRUE(cv::imencode(".jpg", image, bytes));
   const std::string jpeg(bytes.begin(), bytes.end());
   const size_t half = jpeg.size() / 2;
-  testing::write_text(dir / "zeroed.jpg", jpeg.substr(0, half) + std::string(jpeg.size() - half - 2, '\0') + "\xFF\xD9");
+  testing::write_text(dir / "zeroed.jpg",
+                      jpeg.substr(0, half) + std::string(jpeg.size() - half - 2, '\0') + "\xFF\xD9");
   testing::write_text(dir / "cut.jpg", jpeg.substr(0, half) + "\xFF\xD9");
   for (const char* name : {"zeroed.jpg", "cut.jpg"}) {
     ASSERT_FALSE(cv::imdecode(std::vector<uchar>(jpeg.begin(), jpeg.end()), cv::IMREAD_COLOR).empty());
@@ -239,8 +240,7 @@ TEST(Decode, ImagesOverThePixelLimitAreRefusedFromTheHeader) {
       FAIL() << name << " decoded";
     } catch (const Error& e) {
       EXPECT_EQ(e.path(), (dir / name).string());
-      EXPECT_NE(std::string(e.what()).find("over the limit of " + std::to_string(limit) + " pixels"),
-                std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("over the limit of " + std::to_string(limit) + " pixels"), std::string::npos)
           << e.what();
     }
   }

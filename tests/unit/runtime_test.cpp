@@ -51,7 +51,7 @@ TEST(HeapMemory, FreedMemoryIsKeptAndHandedBackOnlyPastTheLimit) {
   std::unique_ptr<char[]> working_set(new char[size_t{64} << 20]);
   std::fill_n(working_set.get(), size_t{64} << 20, 1);
   EXPECT_FALSE(strict.trim_if_grown());
-  EXPECT_FALSE(strict.trim_if_grown());  // nothing grew since: still no trim
+  EXPECT_FALSE(strict.trim_if_grown());   // nothing grew since: still no trim
   const auto second = fragment_heap(96);  // growth past the limit beyond the new baseline
   EXPECT_TRUE(strict.trim_if_grown());
 #endif
@@ -90,8 +90,7 @@ TEST(UsableCpus, TheTightestCgroupQuotaOnTheWayToTheRootBinds) {
   testing::write_text(v1 / "cpu,cpuacct/cpu.cfs_period_us", "100000\n");
   testing::write_text(v1 / "memory/slurm/job7/cpu.cfs_quota_us", "100000\n");
   testing::write_text(v1 / "memory/slurm/job7/cpu.cfs_period_us", "100000\n");
-  EXPECT_EQ(cpus_in_cgroup_limits("5:memory:/slurm/job7\n3:cpu,cpuacct:/slurm/job7\n1:name=systemd:/\n", v1),
-            4);
+  EXPECT_EQ(cpus_in_cgroup_limits("5:memory:/slurm/job7\n3:cpu,cpuacct:/slurm/job7\n1:name=systemd:/\n", v1), 4);
   EXPECT_EQ(cpus_in_cgroup_limits("", v1), 0);
   EXPECT_EQ(cpus_in_cgroup_limits("not a cgroup line\n", v1), 0);
 }

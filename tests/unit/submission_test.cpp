@@ -46,8 +46,9 @@ TEST(Submission, ReadsSingleFileLegacyAndRawPredictions) {
   ASSERT_NE(single.videos.at("b").find(2), nullptr);
   EXPECT_EQ(single.videos.at("b").find(2)[0], 4);
   write_text(dir / "legacy/a.txt", "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n6\n7\n");
-  write_text(dir / "legacy/c.csv", "frame,has_crop,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
-                                   "1,1,0.1,0.1,0.1,0.1,0.1,0.1,0.3,0.1\n");
+  write_text(dir / "legacy/c.csv",
+             "frame,has_crop,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
+             "1,1,0.1,0.1,0.1,0.1,0.1,0.1,0.3,0.1\n");
   PredictionSet folder = read_predictions(dir / "legacy", Task::kEXPR);
   EXPECT_EQ(folder.videos.at("a").find(2)[0], 7);
   EXPECT_EQ(folder.videos.at("c").find(1)[0], 6);
@@ -91,7 +92,8 @@ TEST(Submission, DuplicatePredictionsAndOtherHeadersAreErrors) {
 
 TEST(Submission, CheckReportsEveryProblemWithItsLine) {
   ScratchDir dir;
-  write_text(dir / "list.txt", std::string(kExprHeader) + "\nv/00001.jpg,0\nv/00002.jpg,0\nv/00003.jpg,0\nv/00004.jpg,0\n");
+  write_text(dir / "list.txt",
+             std::string(kExprHeader) + "\nv/00001.jpg,0\nv/00002.jpg,0\nv/00003.jpg,0\nv/00004.jpg,0\n");
   const FrameList list = read_frame_list(dir / "list.txt", Task::kEXPR);
   write_text(dir / "ok.txt", std::string(kExprHeader) + "\nv/00001.jpg,0\nv/00002.jpg,1\nv/00003.jpg,2\nv/00004.jpg,7");
   EXPECT_TRUE(check_submission(dir / "ok.txt", Task::kEXPR, list).valid());

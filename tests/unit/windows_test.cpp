@@ -50,7 +50,8 @@ TEST(Windows, MergerRefusesUncoveredFrames) {
 }
 
 TEST(Windows, InvalidCombinationsAreRejected) {
-  EXPECT_ANY_THROW(validate_sequence({8, 4, Merge::kConcatenate, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
+  EXPECT_ANY_THROW(
+      validate_sequence({8, 4, Merge::kConcatenate, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
   EXPECT_ANY_THROW(validate_sequence({4, 8, Merge::kMean, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
   EXPECT_ANY_THROW(validate_sequence({0, 0, Merge::kMean, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
   EXPECT_NO_THROW(validate_sequence({8, 4, Merge::kMean, MissingFrames::kZeroFeature}, "test", ErrorKind::kUsage));
@@ -69,13 +70,11 @@ BatchPlan batches(const std::vector<size_t>& counts, size_t batch_size, bool pac
 }
 
 TEST(EncoderBatches, PerVideoBatchesStartAtEachVideo) {
-  EXPECT_EQ(batches({5, 0, 2, 4}, 4, false),
-            (BatchPlan{{{0, 0, 4}}, {{0, 4, 5}}, {{2, 0, 2}}, {{3, 0, 4}}}));
+  EXPECT_EQ(batches({5, 0, 2, 4}, 4, false), (BatchPlan{{{0, 0, 4}}, {{0, 4, 5}}, {{2, 0, 2}}, {{3, 0, 4}}}));
 }
 
 TEST(EncoderBatches, PackedBatchesContinueIntoTheNextVideo) {
-  EXPECT_EQ(batches({5, 0, 2, 4}, 4, true),
-            (BatchPlan{{{0, 0, 4}}, {{0, 4, 5}, {2, 0, 2}, {3, 0, 1}}, {{3, 1, 4}}}));
+  EXPECT_EQ(batches({5, 0, 2, 4}, 4, true), (BatchPlan{{{0, 0, 4}}, {{0, 4, 5}, {2, 0, 2}, {3, 0, 1}}, {{3, 1, 4}}}));
   // A video longer than several batches, then short ones filling one batch.
   EXPECT_EQ(batches({9, 1, 1, 1}, 4, true),
             (BatchPlan{{{0, 0, 4}}, {{0, 4, 8}}, {{0, 8, 9}, {1, 0, 1}, {2, 0, 1}, {3, 0, 1}}}));
