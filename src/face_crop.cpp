@@ -28,6 +28,7 @@
 #include "abaw/frame_names.hpp"
 #include "abaw/writers.hpp"
 #include "ordered_queue.hpp"
+#include "progress.hpp"
 
 namespace fs = std::filesystem;
 
@@ -364,7 +365,7 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   const std::string no_face(aligned ? 15 : 5, ',');
   FaceTrack track;
   long last_whole_frame = -kMaxFrameNumber;  // the last frame searched whole
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   auto last_log = start;
   // Decoding runs ahead on its own thread, at most two batches: memory stays bounded however
   // long the video, and the detector never waits for the decoder while a batch is ready.
@@ -375,18 +376,15 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   const size_t batch_frames = static_cast<size_t>(std::max(1, options.batch_frames));
   OrderedQueue<DecodedFrames> decoded(std::numeric_limits<size_t>::max(), 1, 2, [&](size_t) {
     DecodedFrames batch;
-    const auto begin = std::chrono::steady_clock::now();
+    const auto begin = Clock::now();
     while (batch.frames.size() < batch_frames) {
       cv::Mat frame;  // a fresh buffer per frame: the batch keeps them all
       if (!capture.read(frame)) break;
       batch.frames.push_back(std::move(frame));
     }
-    batch.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    batch.seconds = seconds_since(begin);
     return batch;
   });
-  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
   while (true) {
     DecodedFrames batch = *decoded.next();
     if (batch.frames.empty()) break;
@@ -399,7 +397,7 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
           "more than " + std::to_string(kMaxFrameNumber) + " frames: past the frame numbers crop names can carry",
           video.string());
     }
-    auto stage = std::chrono::steady_clock::now();
+    auto stage = Clock::now();
     const auto faces = find_faces(detector, batch.frames, first, track.last(), options.detect_every, last_whole_frame,
                                   result.frames_searched_whole);
     result.detect_seconds += seconds_since(stage);
@@ -416,11 +414,11 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
     }
     std::vector<FaceLandmarks> landmarks;
     if (aligned) {
-      stage = std::chrono::steady_clock::now();
+      stage = Clock::now();
       landmarks = options.landmarks->landmarks(batch.frames, frame_of, picked_boxes);
       result.landmark_seconds += seconds_since(stage);
     }
-    stage = std::chrono::steady_clock::now();
+    stage = Clock::now();
     size_t face_index = 0;
     for (size_t i = 0; i < batch.frames.size(); ++i) {
       const long number = first + static_cast<long>(i);
@@ -450,7 +448,7 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
       ++face_index;
     }
     result.write_seconds += seconds_since(stage);
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     if (std::chrono::duration<double>(now - last_log).count() >= 3.0) {
       last_log = now;
       const double elapsed = std::chrono::duration<double>(now - start).count();
@@ -476,7 +474,7 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
   replace_folder(folder, target);
   staging.keep = true;
   write_file_atomically(video_path(options.output, name, ".boxes.csv"), boxes);
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double elapsed = seconds_since(start);
   result.total_seconds = elapsed;
   spdlog::info(
       "{}: {} frames ({} searched whole), {} with a face ({} with several: the tracked face was kept), "

@@ -19,12 +19,6 @@ using nlohmann::json;
 namespace abaw {
 namespace {
 
-float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
-  const float inter = (a & b).area();
-  const float uni = a.area() + b.area() - inter;
-  return uni > 0 ? inter / uni : 0.0f;
-}
-
 // A float32 [N, 3, S, S] RGB 0..255 batch from same-sized BGR 8-bit images.
 torch::Tensor rgb_batch(const std::vector<cv::Mat>& squares) {
   const int side = squares.front().rows;
@@ -36,8 +30,6 @@ torch::Tensor rgb_batch(const std::vector<cv::Mat>& squares) {
   return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous();
 }
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
-
 // Runs `module` on the batch of `squares` and returns its float32 output on the CPU, checked
 // against `expected` (-1: any size). Throws Error(kModel) naming `file` and both shapes.
 torch::Tensor run_checked(torch::jit::script::Module& module, const std::vector<cv::Mat>& squares, torch::Device device,
@@ -46,7 +38,7 @@ torch::Tensor run_checked(torch::jit::script::Module& module, const std::vector<
   try {
     output = module.forward({rgb_batch(squares).to(device)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kModel, std::string(what) + " failed: " + first_line(e.what()), file.string());
+    throw Error(ErrorKind::kModel, std::string(what) + " failed: " + torch_error_line(e), file.string());
   }
   bool matches = output.dim() == static_cast<int64_t>(expected.size());
   for (size_t d = 0; matches && d < expected.size(); ++d) matches = expected[d] < 0 || output.size(d) == expected[d];
@@ -124,14 +116,7 @@ FaceModels::FaceModels(const fs::path& folder, torch::Device device, int detecto
 }
 
 torch::jit::script::Module FaceModels::load(const std::string& file) {
-  const fs::path path = config_.folder / file;
-  try {
-    auto module = torch::jit::load(path.string(), device_);
-    module.eval();
-    return module;
-  } catch (const c10::Error& e) {
-    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + first_line(e.what_without_backtrace()), path.string());
-  }
+  return load_torchscript(config_.folder / file, device_);
 }
 
 std::string FaceModels::description() const {
@@ -252,7 +237,7 @@ std::vector<FaceBox> suppress_overlaps(std::vector<FaceBox> boxes, float iou_thr
   std::vector<FaceBox> kept;
   for (const FaceBox& box : boxes) {
     const bool overlaps =
-        std::any_of(kept.begin(), kept.end(), [&](const FaceBox& k) { return iou(k.box, box.box) > iou_threshold; });
+        std::any_of(kept.begin(), kept.end(), [&](const FaceBox& k) { return box_overlap(k.box, box.box) > iou_threshold; });
     if (!overlaps) kept.push_back(box);
   }
   return kept;

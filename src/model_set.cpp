@@ -27,20 +27,6 @@ std::string shape_of(const std::vector<int64_t>& sizes) {
   return s.str();
 }
 
-// LibTorch's messages carry a C++ backtrace; the first line says what happened.
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
-
-// What a model's forward() threw, in one line: c10::Error's first line (a C++ backtrace follows
-// it); for errors raised inside TorchScript code (torch::jit::JITException, not a c10::Error)
-// the last line, which follows the TorchScript traceback: "RuntimeError: shape '[7, -1]' ...".
-std::string forward_failure(const std::exception& e) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e))
-    return first_line(c10_error->what_without_backtrace());
-  std::string text = e.what();
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text.substr(text.rfind('\n') + 1);
-}
-
 // Rows of unit length; a zero row stays zero instead of dividing by zero (as F.normalize does).
 torch::Tensor l2_normalised(const torch::Tensor& rows) {
   return rows / rows.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12);
@@ -81,8 +67,7 @@ torch::Tensor ModelSet::load_text_embeddings(const TaskConfig& config) {
     value = torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::kModel,
-                "cannot read the text embeddings (expected a tensor saved with torch.save): " +
-                    first_line(e.what_without_backtrace()),
+                "cannot read the text embeddings (expected a tensor saved with torch.save): " + torch_error_line(e),
                 path.string());
   }
   if (!value.isTensor()) {
@@ -116,14 +101,7 @@ torch::Tensor ModelSet::load_text_embeddings(const TaskConfig& config) {
 }
 
 torch::jit::script::Module ModelSet::load_module(const std::string& file) {
-  const auto path = manifest_.file(file);
-  try {
-    auto module = torch::jit::load(path.string(), device_);
-    module.eval();
-    return module;
-  } catch (const c10::Error& e) {
-    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + first_line(e.what_without_backtrace()), path.string());
-  }
+  return load_torchscript(manifest_.file(file), device_);
 }
 
 torch::Tensor ModelSet::encode(const torch::Tensor& images) {
@@ -139,7 +117,7 @@ torch::Tensor ModelSet::encode(const torch::Tensor& images) {
                                  : torch::MemoryFormat::Contiguous);
     output = encoder_.forward({input}).toTensor();
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " + forward_failure(e), path);
+    throw Error(ErrorKind::kModel, "encoder failed on input " + shape_of(images) + ": " + torch_error_line(e), path);
   }
   if (output.dim() != 2 || output.size(0) != images.size(0) || output.size(1) != manifest_.encoder.feature_dim) {
     throw Error(ErrorKind::kModel,
@@ -237,7 +215,7 @@ std::map<Task, torch::Tensor> ModelSet::run_heads(const torch::Tensor& features,
       } catch (const std::exception& e) {
         throw Error(ErrorKind::kModel,
                     "head failed on input " + shape_of(input_shape) + " (feature_dim " +
-                        std::to_string(manifest_.encoder.feature_dim) + "): " + forward_failure(e),
+                        std::to_string(manifest_.encoder.feature_dim) + "): " + torch_error_line(e),
                     manifest_.file(config.head_file).string());
       }
     }

@@ -245,4 +245,24 @@ void select_graph_executor() {
   torch::jit::setGraphExecutorOptimize(true);
 }
 
+torch::jit::script::Module load_torchscript(const std::filesystem::path& file, c10::Device device) {
+  try {
+    auto module = torch::jit::load(file.string(), device);
+    module.eval();
+    return module;
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::kModel, "cannot load TorchScript: " + torch_error_line(e), file.string());
+  }
+}
+
+std::string torch_error_line(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+    const std::string text = c10_error->what_without_backtrace();
+    return text.substr(0, text.find('\n'));
+  }
+  std::string text = e.what();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text.substr(text.rfind('\n') + 1);
+}
+
 }  // namespace abaw

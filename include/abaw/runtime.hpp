@@ -9,12 +9,22 @@
 
 #include <c10/core/Device.h>
 #include <nlohmann/json_fwd.hpp>
+#include <torch/script.h>
 
 namespace abaw {
 
 // "auto" (CUDA when this LibTorch build and a GPU allow it, else CPU), "cpu", "cuda" or
 // "cuda:N". Throws Error(kUsage) for CUDA on a CPU-only build or without a visible GPU.
 c10::Device resolve_device(const std::string& spec);
+
+// Loads a TorchScript file onto `device` in eval mode. Throws Error(kModel) naming the file, with
+// LibTorch's message in one line, when it cannot be loaded.
+torch::jit::script::Module load_torchscript(const std::filesystem::path& file, c10::Device device);
+
+// What LibTorch threw, in one line: a c10::Error's first line (a C++ backtrace follows it); for
+// errors raised inside TorchScript code (torch::jit::JITException, not a c10::Error) the last
+// line, which follows the TorchScript traceback: "RuntimeError: shape '[7, -1]' ...".
+std::string torch_error_line(const std::exception& e);
 
 // LibTorch, OpenCV and BLAS in use, for `info` and the run summary.
 nlohmann::json runtime_versions();
