@@ -236,8 +236,8 @@ std::vector<FaceBox> suppress_overlaps(std::vector<FaceBox> boxes, float iou_thr
   std::stable_sort(boxes.begin(), boxes.end(), [](const FaceBox& a, const FaceBox& b) { return a.score > b.score; });
   std::vector<FaceBox> kept;
   for (const FaceBox& box : boxes) {
-    const bool overlaps =
-        std::any_of(kept.begin(), kept.end(), [&](const FaceBox& k) { return box_overlap(k.box, box.box) > iou_threshold; });
+    const bool overlaps = std::any_of(kept.begin(), kept.end(),
+                                      [&](const FaceBox& k) { return box_overlap(k.box, box.box) > iou_threshold; });
     if (!overlaps) kept.push_back(box);
   }
   return kept;
