@@ -37,14 +37,29 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
+# encoder.preprocess.interpolation names (models/README.md) and the training transform each one
+# reproduces, for manifest descriptions.
+INTERPOLATIONS = {
+    "pil_bicubic": "Pillow bicubic resize (CLIP's own transform, torchvision Resize on PIL images)",
+    "pil_bilinear": "Pillow bilinear resize (torchvision Resize(BILINEAR) on PIL images)",
+    "torch_bicubic": "F.interpolate bicubic resize on float tensors",
+    "torch_bilinear": "F.interpolate bilinear resize on float tensors",
+    "bicubic": "OpenCV bicubic resize (cv2.resize INTER_CUBIC)",
+    "bilinear": "OpenCV bilinear resize (cv2.resize INTER_LINEAR)",
+    "nearest": "OpenCV nearest-neighbour resize",
+    "area": "OpenCV area resize (cv2.resize INTER_AREA)",
+}
+
+
 def clip_preprocess(config: str) -> dict:
     """The manifest's `encoder.preprocess` block for a CLIP config (CLIP's own transform:
-    shorter side to the image size, bicubic, centre crop, RGB in [0, 1], CLIP mean/std)."""
+    shorter side to the image size with Pillow's bicubic, centre crop, RGB in [0, 1], CLIP
+    mean/std)."""
     image_size = CLIP_CONFIGS[config][0]
     return {
         "resize": image_size,
         "resize_mode": "shorter_side",
-        "interpolation": "bicubic",
+        "interpolation": "pil_bicubic",
         "crop": image_size,
         "color_order": "RGB",
         "scale": 1.0 / 255.0,

@@ -480,8 +480,14 @@ def python_baseline(config_path, result_path):
     pp = man["encoder"].get("preprocess", {})
     resize = int(pp.get("resize", 224))
     resize_mode = pp.get("resize_mode", "shorter_side")
+    interpolation = pp.get("interpolation", "bicubic")
+    # What the user's Python does for each manifest interpolation: Pillow for pil_*, F.interpolate
+    # on float pixels for torch_*, cv2 otherwise.
+    pil_filter = {"pil_bicubic": "BICUBIC", "pil_bilinear": "BILINEAR"}.get(interpolation)
+    torch_mode = {"torch_bicubic": "bicubic", "torch_bilinear": "bilinear"}.get(interpolation)
+    antialias = bool(pp.get("antialias", False))
     interp = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR,
-              "nearest": cv2.INTER_NEAREST, "area": cv2.INTER_AREA}[pp.get("interpolation", "bicubic")]
+              "nearest": cv2.INTER_NEAREST, "area": cv2.INTER_AREA}.get(interpolation)
     crop = int(pp.get("crop", 0))
     color = pp.get("color_order", "RGB")
     nch = 1 if color == "GRAY" else 3
@@ -533,7 +539,15 @@ def python_baseline(config_path, result_path):
             else:
                 nh, nw = resize * h // w, resize
             if (nh, nw) != (h, w):
-                img = cv2.resize(img, (nw, nh), interpolation=interp)
+                if pil_filter:
+                    from PIL import Image
+                    img = np.asarray(Image.fromarray(img[:, :, ::-1]).resize((nw, nh), getattr(Image, pil_filter)))[:, :, ::-1]
+                elif torch_mode:
+                    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+                    img = torch.nn.functional.interpolate(x, size=(nh, nw), mode=torch_mode, align_corners=False,
+                                                          antialias=antialias)[0].permute(1, 2, 0).numpy()
+                else:
+                    img = cv2.resize(img, (nw, nh), interpolation=interp)
             if crop > 0:
                 if crop > nh or crop > nw:
                     raise RuntimeError("crop %d larger than the resized %dx%d image of %s" % (crop, nw, nh, path))

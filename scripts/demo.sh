@@ -21,9 +21,11 @@ cp .cache/npm/face-api-1.7.15/demo/sample*.jpg "$demo/photos/"
 rm -rf "$demo/crops" "$demo/output"
 "$tool" crop --videos "$demo/photos" --output "$demo/crops"
 "$tool" run --model-set models/default --crops "$demo/crops" --output "$demo/output"
+"$tool" report --run "$demo/output" --crops "$demo/crops"
 
 echo
 echo "EXPR submission ($demo/output/submission/EXPR.txt): one row per photo, ABAW class index"
 echo "(0 Neutral, 1 Anger, 2 Disgust, 3 Fear, 4 Happiness, 5 Sadness, 6 Surprise; 7 Other is never predicted):"
 cat "$demo/output/submission/EXPR.txt"
 echo "raw probabilities per photo: $demo/output/raw/EXPR/<photo>.csv; face crops: $demo/crops; summary: $demo/output/run.json"
+echo "report (open it in a browser): $demo/output/report.html"

@@ -56,6 +56,9 @@ def parse_args(argv):
                      help="with --encoder: its preprocessing, a CLIP config name or a JSON "
                      "file holding the manifest's encoder.preprocess object")
     enc.add_argument("--clip-config", choices=list(m.CLIP_CONFIGS), help="export a CLIP encoder")
+    enc.add_argument("--interpolation", choices=list(m.INTERPOLATIONS),
+                     help="the resize the encoder was trained with (default: pil_bicubic, CLIP's own "
+                     "transform; see models/README.md); the description names it")
     enc.add_argument("--clip-weights", metavar="PATH", help="see export_clip.py --weights")
     enc.add_argument("--use-ema", action="store_true",
                      help="with --clip-weights: export its EMA weights (see export_clip.py)")
@@ -330,6 +333,11 @@ def main(argv=None) -> None:
         shutil.copyfile(args.encoder, encoder_path)
         encoder_name = os.path.splitext(os.path.basename(args.encoder))[0]
         encoder_desc = f"encoder {os.path.basename(args.encoder)}"
+    if args.interpolation:
+        preprocess["interpolation"] = args.interpolation
+    interpolation = preprocess.get("interpolation", "bicubic")
+    if interpolation in m.INTERPOLATIONS:
+        encoder_desc += f"; input as trained: {m.INTERPOLATIONS[interpolation]}"
     feature_dim = encoder_feature_dim(encoder_path, preprocess)
     m.log(f"encoder feature dim: {feature_dim}")
     if args.trained_on is not None and encoder_name.lower() not in args.trained_on.lower():

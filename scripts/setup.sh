@@ -20,6 +20,10 @@ packages=(
   python3-torch python3-opencv python3-numpy
   # The independent metric checks in tests/ use scikit-learn's f1_score.
   python3-sklearn
+  # The pil_* interpolations are checked against Pillow itself (tests/e2e/test_resample.py).
+  python3-pil
+  # `report`'s page is opened in headless Chromium by tests/e2e/test_report.py.
+  chromium
   # libFuzzer targets for the parsers (scripts/fuzz.sh, run by the test suite).
   clang-14 libclang-rt-14-dev
 )

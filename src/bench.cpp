@@ -59,16 +59,17 @@ std::vector<std::vector<fs::path>> crop_batches(const fs::path& crops, long limi
 
 void bench_decode(const BenchOptions& options, const Manifest& manifest, torch::Device device, PreprocessPlace place,
                   BenchResult& result) {
-  const auto batches =
-      crop_batches(options.crops, options.frames, static_cast<size_t>(options.batch_size), options.pack_batches);
+  const auto batches = crop_batches(options.crops, options.frames, static_cast<size_t>(options.compute.batch_size),
+                                    options.compute.pack_batches);
   long total = 0;
   for (const auto& batch : batches) total += static_cast<long>(batch.size());
   Progress progress(total, "decoded", "crops");
   const auto start = Clock::now();
-  OrderedQueue<DecodedImages> queue(
-      batches.size(), result.decode_threads, static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
-        return decode_batch(batches[i], manifest.encoder.preprocess, place, device.is_cuda(), options.max_image_pixels);
-      });
+  OrderedQueue<DecodedImages> queue(batches.size(), result.decode_threads,
+                                    static_cast<size_t>(result.decode_threads) + 1, [&](size_t i) {
+                                      return decode_batch(batches[i], manifest.encoder.preprocess, place,
+                                                          device.is_cuda(), options.compute.max_image_pixels);
+                                    });
   while (auto decoded = queue.next()) {
     const long count = static_cast<long>(decoded->errors.size());
     progress.advance(count);
@@ -86,7 +87,7 @@ void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::
                   BenchResult& result) {
   ModelSet models(manifest, device);
   const PreprocessSpec& spec = manifest.encoder.preprocess;
-  const int64_t batch = options.batch_size, side = spec.output_side();
+  const int64_t batch = options.compute.batch_size, side = spec.output_side();
   const long frames = options.frames > 0 ? options.frames : 8 * batch;
   torch::manual_seed(0);
   // What the decode threads hand over: float CHW tensors, or 8-bit pixels encode() normalises.
@@ -108,10 +109,8 @@ void bench_encode(const BenchOptions& options, const Manifest& manifest, torch::
 
 }  // namespace
 
-const char* bench_stage_name(BenchStage stage) { return stage == BenchStage::kDecode ? "decode" : "encode"; }
-
 nlohmann::json BenchResult::to_json() const {
-  return {{"stage", bench_stage_name(stage)},
+  return {{"stage", name_of(kBenchStageNames, stage)},
           {"frames", frames},
           {"unreadable", unreadable},
           {"seconds", seconds},
@@ -128,21 +127,22 @@ nlohmann::json BenchResult::to_json() const {
 
 BenchResult run_bench(const BenchOptions& options) {
   c10::InferenceMode inference_mode;
-  if (options.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
+  if (options.compute.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
   if (options.frames < 0) throw Error(ErrorKind::kUsage, "--frames must not be negative");
-  Manifest manifest = load_manifest(options.model_set, options.manifest_patch);
-  if (options.precision) manifest.encoder.precision = *options.precision;
+  Manifest manifest = load_manifest(options.model_set, options.compute.manifest_patch);
+  if (options.compute.precision) manifest.encoder.precision = *options.compute.precision;
   BenchResult result;
   result.stage = options.stage;
-  result.batch_size = options.batch_size;
-  result.decode_threads = configure_runtime(options.threads, options.decode_threads);
+  result.batch_size = options.compute.batch_size;
+  result.decode_threads = configure_runtime(options.compute.threads, options.compute.decode_threads);
   result.threads = at::get_num_threads();
-  const torch::Device device = resolve_device(options.device);
+  const torch::Device device = resolve_device(options.compute.device);
   result.device = device.str();
-  result.precision = precision_name(manifest.encoder.precision);
-  result.memory_format = memory_format_name(manifest.encoder.memory_format);
-  const PreprocessPlace place = resolve_preprocess_place(options.preprocess_on, device);
-  result.preprocess_on = preprocess_place_name(place);
+  result.precision = name_of(kPrecisionNames, manifest.encoder.precision);
+  result.memory_format = name_of(kMemoryFormatNames, manifest.encoder.memory_format);
+  const PreprocessPlace place =
+      resolve_preprocess_place(options.compute.preprocess_on, device, manifest.encoder.preprocess);
+  result.preprocess_on = name_of(kPreprocessPlaceNames, place);
   warn_about_slow_blas();
   if (options.stage == BenchStage::kDecode) {
     bench_decode(options, manifest, device, place, result);

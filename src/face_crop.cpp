@@ -242,8 +242,6 @@ float box_overlap(const cv::Rect2f& a, const cv::Rect2f& b) {
   return united > 0 ? intersection / united : 0.0f;
 }
 
-const char* crop_style_name(CropStyle style) { return style == CropStyle::kAligned ? "aligned" : "box"; }
-
 std::unique_ptr<FaceDetector> make_haar_detector(const fs::path& cascade_file, int min_face) {
   const fs::path file = cascade_file.empty()
                             ? fs::path("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml")
@@ -503,7 +501,7 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
   for (const auto& video : videos) {
     record["videos"][video.name] = {{"source", fs::absolute(video.source).string()},
                                     {"detector", video.detector},
-                                    {"style", crop_style_name(options.style)},
+                                    {"style", name_of(kCropStyleNames, options.style)},
                                     {"size", options.size},
                                     // As typed (0.1), not the float's double expansion (0.10000000149...).
                                     {"margin", std::stod(fmt::format("{}", options.margin))},

@@ -59,21 +59,25 @@ uint64_t fnv1a(const void* data, size_t size, uint64_t seed) {
   return hash;
 }
 
-FeatureCache::FeatureCache(fs::path folder, const Manifest& manifest, uint64_t encoder_file_hash)
-    : folder_(std::move(folder)), feature_dim_(manifest.encoder.feature_dim) {
+uint64_t encoder_key(const Manifest& manifest, uint64_t encoder_file_hash) {
+  const PreprocessSpec& p = manifest.encoder.preprocess;
+  const std::string spec =
+      std::to_string(p.resize) + name_of(kResizeModeNames, p.resize_mode) +
+      name_of(kInterpolationNames, p.interpolation) + (p.antialias ? " antialias" : "") + std::to_string(p.crop) +
+      name_of(kColorOrderNames, p.color_order) + std::to_string(manifest.encoder.feature_dim) +
+      name_of(kPrecisionNames, manifest.encoder.precision) +
+      name_of(kMemoryFormatNames, manifest.encoder.memory_format) + "exif " + name_of(kExifOrientationNames, p.exif);
+  uint64_t hash = fnv1a(spec.data(), spec.size(), encoder_file_hash);
+  hash = fnv1a(&p.scale, sizeof p.scale, hash);
+  hash = fnv1a(p.mean.data(), p.mean.size() * sizeof(float), hash);
+  return fnv1a(p.std.data(), p.std.size() * sizeof(float), hash);
+}
+
+FeatureCache::FeatureCache(fs::path folder, uint64_t encoder_key, int feature_dim)
+    : folder_(std::move(folder)), encoder_key_(encoder_key), feature_dim_(feature_dim) {
   std::error_code ec;
   fs::create_directories(folder_, ec);
   if (ec) throw Error(ErrorKind::kOutput, "cannot create the feature cache folder: " + ec.message(), folder_.string());
-  uint64_t hash = encoder_file_hash;
-  const PreprocessSpec& p = manifest.encoder.preprocess;
-  std::string spec = std::to_string(p.resize) + resize_mode_name(p.resize_mode) + interpolation_name(p.interpolation) +
-                     std::to_string(p.crop) + color_order_name(p.color_order) + std::to_string(feature_dim_) +
-                     precision_name(manifest.encoder.precision) + memory_format_name(manifest.encoder.memory_format) +
-                     "exif " + exif_orientation_name(p.exif);
-  hash = fnv1a(spec.data(), spec.size(), hash);
-  hash = fnv1a(&p.scale, sizeof p.scale, hash);
-  hash = fnv1a(p.mean.data(), p.mean.size() * sizeof(float), hash);
-  encoder_key_ = fnv1a(p.std.data(), p.std.size() * sizeof(float), hash);
 }
 
 fs::path FeatureCache::file_for(const VideoEntry& video) const { return video_path(folder_, video.name, ".features"); }
@@ -102,7 +106,7 @@ uint64_t crop_files_key(const VideoEntry& video) {
   return hash;
 }
 
-std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video) const {
+std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64_t input_key) const {
   const fs::path file = file_for(video);
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
@@ -126,7 +130,7 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video) const 
     spdlog::info("{}: made by another encoder or preprocessing; recomputing", file.string());
     return std::nullopt;
   }
-  if (count != video.crops.size() || crops != crop_files_key(video)) {
+  if (count != video.crops.size() || crops != input_key) {
     spdlog::info("{}: the video's crop files changed; recomputing", file.string());
     return std::nullopt;
   }
@@ -143,13 +147,13 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video) const 
   return features;
 }
 
-void FeatureCache::store(const VideoEntry& video, const CachedFeatures& features) const {
+void FeatureCache::store(const VideoEntry& video, uint64_t input_key, const CachedFeatures& features) const {
   std::string out;
   out.reserve(64 + video.crops.size() * 9 + features.rows.size() * sizeof(float));
   out.append(kMagic, 8);
   put(out, kVersion);
   put(out, encoder_key_);
-  put(out, crop_files_key(video));
+  put(out, input_key);
   put(out, static_cast<uint32_t>(feature_dim_));
   put(out, static_cast<uint64_t>(video.crops.size()));
   for (size_t i = 0; i < video.crops.size(); ++i) {

@@ -17,57 +17,6 @@ using nlohmann::json;
 
 namespace abaw {
 
-const char* merge_name(Merge merge) { return merge == Merge::kMean ? "mean" : "concatenate"; }
-
-const char* missing_frames_name(MissingFrames policy) {
-  switch (policy) {
-    case MissingFrames::kZeroFeature:
-      return "zero_feature";
-    case MissingFrames::kNearestFeature:
-      return "nearest_feature";
-    case MissingFrames::kInterpolatePredictions:
-      return "interpolate_predictions";
-  }
-  return "?";
-}
-
-const char* precision_name(Precision precision) {
-  switch (precision) {
-    case Precision::kFp32:
-      return "fp32";
-    case Precision::kFp16:
-      return "fp16";
-    case Precision::kBf16:
-      return "bf16";
-  }
-  return "?";
-}
-
-const char* memory_format_name(MemoryFormat format) {
-  return format == MemoryFormat::kChannelsLast ? "channels_last" : "contiguous";
-}
-
-std::optional<Precision> parse_precision(const std::string& text) {
-  for (Precision p : {Precision::kFp32, Precision::kFp16, Precision::kBf16}) {
-    if (text == precision_name(p)) return p;
-  }
-  return std::nullopt;
-}
-
-const char* activation_name(Activation activation) {
-  switch (activation) {
-    case Activation::kNone:
-      return "none";
-    case Activation::kTanh:
-      return "tanh";
-    case Activation::kSoftmax:
-      return "softmax";
-    case Activation::kSigmoid:
-      return "sigmoid";
-  }
-  return "?";
-}
-
 namespace {
 
 // Bounds that keep values inside the int fields they land in, and far above any real model.
@@ -138,17 +87,22 @@ class ObjectReader {
     if (!has(key)) return fallback;
     return finite_float(at(key), key, "must be a finite number");
   }
-  // One of `choices` (by name); returns its index.
-  size_t choice_or(const std::string& key, const std::vector<std::string>& choices, size_t fallback) {
-    if (!has(key)) return fallback;
-    const std::string value = string(key);
-    for (size_t i = 0; i < choices.size(); ++i) {
-      if (choices[i] == value) return i;
+  // One of `allowed` (every value of `table` when empty), by name; the first allowed value when
+  // the key is absent.
+  template <class Enum, size_t N>
+  Enum enum_or(const std::string& key, const EnumName<Enum> (&table)[N], std::vector<Enum> allowed = {}) {
+    if (allowed.empty()) {
+      for (const auto& entry : table) allowed.push_back(entry.value);
     }
+    if (!has(key)) return allowed.front();
+    const std::string value = string(key);
     std::string list;
-    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    for (Enum choice : allowed) {
+      if (value == name_of(table, choice)) return choice;
+      list += (list.empty() ? "" : ", ") + std::string(name_of(table, choice));
+    }
     fail_key(key, "is '" + value + "', expected one of: " + list);
-    return fallback;
+    return allowed.front();
   }
   std::vector<float> numbers(const std::string& key, size_t count) {
     const json& v = at(key);
@@ -183,14 +137,28 @@ PreprocessSpec parse_preprocess(const json& value, const std::string& origin) {
   ObjectReader r(value, "encoder.preprocess", origin);
   PreprocessSpec spec;
   spec.resize = static_cast<int>(r.integer_or("resize", 224, 1, kMaxImageSide));
-  spec.resize_mode =
-      r.choice_or("resize_mode", {"shorter_side", "stretch"}, 0) == 0 ? ResizeMode::kShorterSide : ResizeMode::kStretch;
-  spec.interpolation =
-      static_cast<Interpolation>(r.choice_or("interpolation", {"bicubic", "bilinear", "nearest", "area"}, 0));
+  spec.resize_mode = r.enum_or("resize_mode", kResizeModeNames);
+  spec.interpolation = r.enum_or("interpolation", kInterpolationNames);
+  if (r.has("antialias")) {
+    const json& antialias = r.at("antialias");
+    if (!antialias.is_boolean()) r.fail_key("antialias", "must be true or false");
+    if (!is_torch(spec.interpolation)) {
+      r.fail_key("antialias",
+                 "applies to the torch_* interpolations only (pil_* always antialias when shrinking, "
+                 "OpenCV's never do)");
+    }
+    spec.antialias = antialias.get<bool>();
+  }
   spec.crop = static_cast<int>(r.integer_or("crop", 0, 0, kMaxImageSide));
-  spec.color_order = static_cast<ColorOrder>(r.choice_or("color_order", {"RGB", "BGR", "GRAY"}, 0));
+  spec.color_order = r.enum_or("color_order", kColorOrderNames);
+  if (spec.color_order == ColorOrder::kGray && (is_pil(spec.interpolation) || is_torch(spec.interpolation))) {
+    // Training code converts to gray before resizing, with its own weights; not reproduced yet.
+    r.fail_key("interpolation",
+               std::string("'") + name_of(kInterpolationNames, spec.interpolation) +
+                   "' is for RGB or BGR encoders; with color_order GRAY use bicubic, bilinear, nearest or area");
+  }
   spec.scale = r.number_or("scale", static_cast<float>(1.0 / 255.0));
-  spec.exif = r.choice_or("exif", {"ignore", "apply"}, 0) == 0 ? ExifOrientation::kIgnore : ExifOrientation::kApply;
+  spec.exif = r.enum_or("exif", kExifOrientationNames);
   const size_t channels = static_cast<size_t>(spec.channels());
   spec.mean = r.has("mean") ? r.numbers("mean", channels) : std::vector<float>(channels, 0.0f);
   spec.std = r.has("std") ? r.numbers("std", channels) : std::vector<float>(channels, 1.0f);
@@ -251,12 +219,11 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
 
   switch (task) {
     case Task::kVA:
-      config.activation = r.choice_or("activation", {"none", "tanh"}, 0) == 0 ? Activation::kNone : Activation::kTanh;
+      config.activation = r.enum_or("activation", kActivationNames, {Activation::kNone, Activation::kTanh});
       config.head_outputs = 2;
       break;
     case Task::kEXPR: {
-      config.activation =
-          r.choice_or("activation", {"softmax", "none"}, 0) == 0 ? Activation::kSoftmax : Activation::kNone;
+      config.activation = r.enum_or("activation", kActivationNames, {Activation::kSoftmax, Activation::kNone});
       if (r.has("class_map")) {
         const json& map = r.at("class_map");
         if (!map.is_array() || map.size() != 8) r.fail_key("class_map", "must be an array of 8 entries (ABAW order)");
@@ -285,8 +252,7 @@ TaskConfig parse_task_config(Task task, const json& value, const std::string& or
       break;
     }
     case Task::kAU: {
-      config.activation =
-          r.choice_or("activation", {"sigmoid", "none"}, 0) == 0 ? Activation::kSigmoid : Activation::kNone;
+      config.activation = r.enum_or("activation", kActivationNames, {Activation::kSigmoid, Activation::kNone});
       config.head_outputs = 12;
       config.thresholds.assign(12, 0.5f);
       if (r.has("threshold")) {
@@ -377,9 +343,8 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     manifest.encoder.feature_dim = static_cast<int>(e.integer_or("feature_dim", 0, 1));
     if (manifest.encoder.feature_dim == 0) e.fail_key("feature_dim", "is required");
     manifest.encoder.preprocess = parse_preprocess(e.at("preprocess"), origin);
-    manifest.encoder.precision = static_cast<Precision>(e.choice_or("precision", {"fp32", "fp16", "bf16"}, 0));
-    manifest.encoder.memory_format =
-        static_cast<MemoryFormat>(e.choice_or("memory_format", {"contiguous", "channels_last"}, 0));
+    manifest.encoder.precision = e.enum_or("precision", kPrecisionNames);
+    manifest.encoder.memory_format = e.enum_or("memory_format", kMemoryFormatNames);
     e.finish();
   }
   if (r.has("sequence")) {
@@ -387,9 +352,8 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     auto& seq = manifest.sequence;
     seq.window = s.integer_or("window", 300, 1);
     seq.stride = s.integer_or("stride", seq.window, 1);
-    seq.merge = s.choice_or("merge", {"concatenate", "mean"}, 0) == 0 ? Merge::kConcatenate : Merge::kMean;
-    seq.missing_frames = static_cast<MissingFrames>(
-        s.choice_or("missing_frames", {"zero_feature", "nearest_feature", "interpolate_predictions"}, 0));
+    seq.merge = s.enum_or("merge", kMergeNames);
+    seq.missing_frames = s.enum_or("missing_frames", kMissingFramesNames);
     s.finish();
     validate_sequence(seq, origin, ErrorKind::kModel);
   }

@@ -9,6 +9,7 @@
 #include "abaw/manifest.hpp"
 #include "abaw/output_layout.hpp"
 #include "abaw/postprocess.hpp"
+#include "abaw/raw_scores.hpp"
 #include "abaw/submission.hpp"
 #include "abaw/video_index.hpp"
 #include "abaw/writers.hpp"
@@ -17,14 +18,6 @@ namespace fs = std::filesystem;
 
 namespace abaw {
 namespace {
-
-TaskConfig plain_config(Task task) {
-  TaskConfig config;
-  config.task = task;
-  config.class_map = {0, 1, 2, 3, 4, 5, 6, 7};
-  config.thresholds.assign(12, 0.5f);
-  return config;
-}
 
 // video -> raw files of that video, one per input that has it (with the input's index). A file
 // whose name is not a valid video name is an input error: its name would become an output path.
@@ -60,7 +53,7 @@ MergeResult merge_runs(const MergeOptions& options) {
   std::optional<Manifest> manifest;
   if (options.model_set) manifest = load_manifest(*options.model_set, options.manifest_patch);
 
-  std::vector<Task> tasks = options.tasks;
+  std::vector<Task> tasks = options.rows.tasks;
   if (tasks.empty()) {
     for (Task task : all_tasks()) {
       if (!find_raw_files(options, task).empty()) tasks.push_back(task);
@@ -72,7 +65,7 @@ MergeResult merge_runs(const MergeOptions& options) {
   const OutputLayout layout{options.output};
   for (Task task : tasks) {
     const auto raw_files = find_raw_files(options, task);
-    TaskConfig config = plain_config(task);
+    TaskConfig config = plain_task_config(task);
     if (manifest) {
       auto it = manifest->tasks.find(task);
       if (it == manifest->tasks.end()) {
@@ -86,12 +79,9 @@ MergeResult merge_runs(const MergeOptions& options) {
 
     std::vector<FrameRow> rows;
     std::string rows_origin;  // the frame list or annotation folder the rows come from
-    if (auto list = options.frame_lists.find(task); list != options.frame_lists.end()) {
-      rows = read_frame_list(list->second, task).rows;
-      rows_origin = list->second.string();
-    } else if (auto folder = options.annotations.find(task); folder != options.annotations.end()) {
-      rows = rows_for_counts(read_annotation_folder(folder->second, task).frame_counts);
-      rows_origin = folder->second.string();
+    if (auto listed = listed_rows(options.rows, task)) {
+      rows = std::move(listed->rows);
+      rows_origin = listed->origin;
     }
     std::map<std::string, long> frames_needed;  // video -> the highest frame a row names
     for (const auto& row : rows) {

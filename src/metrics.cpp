@@ -99,8 +99,10 @@ Evaluation score_frames(Task task, const std::vector<float>& predictions, const 
   return e;
 }
 
-Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation_folder, bool allow_missing) {
+Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation_folder, bool allow_missing,
+                    bool per_video) {
   const Task task = predictions.task;
+  std::vector<std::pair<std::string, Evaluation>> videos_scored;
   const int width = submission_width(task);
   std::vector<float> pooled_predictions, pooled_labels;
   long excluded = 0, without_prediction = 0, videos = 0;
@@ -112,6 +114,8 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
     ++videos;
     auto found = predictions.videos.find(video);
     const VideoPredictions* predicted = found == predictions.videos.end() ? nullptr : &found->second;
+    const size_t first_pooled = pooled_labels.size();
+    const long excluded_before = excluded, without_before = without_prediction;
     for (long f = 0; f < annotation.frames; ++f) {
       const float* label = &annotation.values[static_cast<size_t>(f) * width];
       if (label_is_invalid(task, label)) {
@@ -134,8 +138,20 @@ Evaluation evaluate(const PredictionSet& predictions, const fs::path& annotation
       pooled_predictions.insert(pooled_predictions.end(), guess, guess + width);
       pooled_labels.insert(pooled_labels.end(), label, label + width);
     }
+    if (per_video && pooled_labels.size() > first_pooled) {
+      Evaluation alone =
+          score_frames(task, std::vector<float>(pooled_predictions.begin() + first_pooled, pooled_predictions.end()),
+                       std::vector<float>(pooled_labels.begin() + first_pooled, pooled_labels.end()));
+      alone.videos = 1;
+      alone.frames_excluded = excluded - excluded_before;
+      alone.frames_without_prediction = without_prediction - without_before;
+      videos_scored.emplace_back(video, std::move(alone));
+    }
   }
   Evaluation e = score_frames(task, pooled_predictions, pooled_labels);
+  std::stable_sort(videos_scored.begin(), videos_scored.end(),
+                   [](const auto& a, const auto& b) { return a.second.score < b.second.score; });
+  e.per_video = std::move(videos_scored);
   e.videos = videos;
   e.frames_excluded = excluded;
   e.frames_without_prediction = without_prediction;
@@ -189,6 +205,24 @@ std::string format_evaluation(const Evaluation& e) {
   return out;
 }
 
+std::string format_per_video(const Evaluation& e) {
+  std::string out =
+      "per video, worst first:\n  " + std::string(e.task == Task::kVA ? "CCC" : "F1 ") + "       frames  video";
+  for (const auto& p : e.parts) out += "  " + p.name;
+  out += "\n";
+  char cell[64];
+  for (const auto& [video, v] : e.per_video) {
+    std::snprintf(cell, sizeof cell, "  %.6f %8ld  ", v.score, v.frames_evaluated);
+    out += cell + video;
+    for (const auto& p : v.parts) {
+      std::snprintf(cell, sizeof cell, "  %s %.4f", p.name.c_str(), p.score);
+      out += cell;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 nlohmann::json evaluation_to_json(const Evaluation& e) {
   nlohmann::json parts = nlohmann::json::object();
   for (const auto& p : e.parts) {
@@ -200,15 +234,29 @@ nlohmann::json evaluation_to_json(const Evaluation& e) {
     }
     parts[p.name] = part;
   }
-  return {{"task", task_name(e.task)},
-          {"metric", e.task == Task::kVA ? "mean CCC" : "mean F1"},
-          {"score", e.score},
-          {"parts", parts},
-          {"videos", e.videos},
-          {"frames_evaluated", e.frames_evaluated},
-          {"frames_excluded", e.frames_excluded},
-          {"frames_without_prediction", e.frames_without_prediction},
-          {"videos_not_annotated", e.videos_not_annotated}};
+  nlohmann::json out = {{"task", task_name(e.task)},
+                        {"metric", e.task == Task::kVA ? "mean CCC" : "mean F1"},
+                        {"score", e.score},
+                        {"parts", parts},
+                        {"videos", e.videos},
+                        {"frames_evaluated", e.frames_evaluated},
+                        {"frames_excluded", e.frames_excluded},
+                        {"frames_without_prediction", e.frames_without_prediction},
+                        {"videos_not_annotated", e.videos_not_annotated}};
+  if (!e.per_video.empty()) {
+    nlohmann::json videos = nlohmann::json::array();
+    for (const auto& [video, v] : e.per_video) {
+      nlohmann::json one = evaluation_to_json(v);
+      one.erase("task");
+      one.erase("metric");
+      one.erase("videos");
+      one.erase("videos_not_annotated");
+      one["video"] = video;
+      videos.push_back(std::move(one));
+    }
+    out["per_video"] = std::move(videos);
+  }
+  return out;
 }
 
 }  // namespace abaw

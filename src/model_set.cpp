@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "abaw/error.hpp"
+#include "abaw/preprocess.hpp"
 #include "abaw/runtime.hpp"
 
 namespace abaw {

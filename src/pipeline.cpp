@@ -13,13 +13,14 @@
 #include <set>
 
 #include "abaw/error.hpp"
-#include "abaw/face_crop.hpp"
 #include "abaw/feature_cache.hpp"
+#include "abaw/frame_source.hpp"
 #include "abaw/manifest.hpp"
 #include "abaw/model_set.hpp"
 #include "abaw/runtime.hpp"
 #include "abaw/output_layout.hpp"
 #include "abaw/postprocess.hpp"
+#include "abaw/raw_scores.hpp"
 #include "abaw/preprocess.hpp"
 #include "abaw/submission.hpp"
 #include "abaw/video_index.hpp"
@@ -36,6 +37,19 @@ namespace {
 
 struct StageSeconds {
   double index = 0, load = 0, decode = 0, encode = 0, heads = 0, write = 0;
+};
+
+// What a run counted and timed: everything run.json reports beyond the options and the index.
+struct RunStats {
+  StageSeconds seconds;
+  long crops_decoded = 0;
+  long crops_unreadable = 0;
+  long crops_cached = 0;   // crops whose features came from --features
+  long frames_filled = 0;  // frames without a readable crop, filled by the missing_frames policy
+  long videos_resumed = 0;
+  size_t encoder_batches = 0;
+  bool interrupted = false;
+  std::vector<std::pair<std::string, std::string>> failures;  // video, message
 };
 
 // The encoder's output for one video, filled batch by batch until the video is complete.
@@ -92,29 +106,21 @@ std::string hex(uint64_t value) {
   return buffer;
 }
 
-// What makes a video's outputs reusable by --resume: every model file's bytes and every setting
-// that changes a prediction.
-uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
-  uint64_t key = encoder_file_hash;
+// What makes a video's outputs reusable by --resume: the encoder's key (see encoder_key), every
+// head file's bytes and every setting after the encoder that changes a prediction.
+uint64_t outputs_key(const Manifest& m, uint64_t encoder_key) {
+  uint64_t key = encoder_key;
   std::set<std::string> heads;
   for (const auto& [task, config] : m.tasks) {
     if (!config.uses_columns()) heads.insert(config.head_file);
   }
   for (const auto& head : heads) key = hash_file(m.file(head), key);
-  const auto& p = m.encoder.preprocess;
-  std::string settings = std::to_string(p.resize) + resize_mode_name(p.resize_mode) +
-                         interpolation_name(p.interpolation) + std::to_string(p.crop) +
-                         color_order_name(p.color_order) + precision_name(m.encoder.precision) +
-                         memory_format_name(m.encoder.memory_format);
-  for (float v : p.mean) settings += "," + std::to_string(v);
-  for (float v : p.std) settings += "," + std::to_string(v);
-  settings += std::string("|exif ") + exif_orientation_name(p.exif);
-  settings += "|" + std::to_string(p.scale) + "|" + std::to_string(m.sequence.window) + "," +
-              std::to_string(m.sequence.stride) + merge_name(m.sequence.merge) +
-              missing_frames_name(m.sequence.missing_frames);
+  std::string settings = std::to_string(m.sequence.window) + "," + std::to_string(m.sequence.stride) +
+                         name_of(kMergeNames, m.sequence.merge) +
+                         name_of(kMissingFramesNames, m.sequence.missing_frames);
   for (const auto& [task, c] : m.tasks) {
-    settings += std::string("|") + task_key(task) + head_description(c) + activation_name(c.activation) + "," +
-                std::to_string(c.mean_filter) + "," + std::to_string(c.mode_filter);
+    settings += std::string("|") + task_key(task) + head_description(c) + name_of(kActivationNames, c.activation) +
+                "," + std::to_string(c.mean_filter) + "," + std::to_string(c.mode_filter);
     for (int i : c.class_map) settings += "," + std::to_string(i);
     for (float t : c.thresholds) settings += "," + std::to_string(t);
   }
@@ -123,36 +129,17 @@ uint64_t outputs_key(const Manifest& m, uint64_t encoder_file_hash) {
 
 // One encoder batch, decoded and preprocessed (on a decode thread).
 struct DecodedBatch {
-  std::vector<std::pair<size_t, size_t>> items;  // (video, crop) per image
-  torch::Tensor images;                          // see DecodedImages; pinned when the model is on CUDA
-  std::vector<std::string> errors;               // per item: "" or why it could not be decoded
+  std::vector<CropItem> items;      // per image
+  torch::Tensor images;             // see DecodedImages; pinned when the model is on CUDA
+  std::vector<std::string> errors;  // per item: "" or why it could not be decoded
   double seconds = 0;
 };
 
-// What `crop` recorded (crop.json) about this run's videos: detector, style, template, size and
-// margin, so that run.json says what kind of crops the run read. Null when `crops` has no
-// readable crop.json (crops made by other tools).
-json crop_record_of(const fs::path& crops, const VideoIndex& index) {
-  const fs::path file = crops / kCropRecordFile;
-  std::ifstream in(file);
-  if (!in) return nullptr;
-  const json record = json::parse(in, nullptr, false);
-  if (!record.is_object() || !record.contains("videos") || !record["videos"].is_object()) {
-    spdlog::warn("{}: not a crop record abaw-infer wrote; run.json leaves it out", file.string());
-    return nullptr;
-  }
-  json videos = json::object();
-  for (const auto& video : index.videos) {
-    if (record["videos"].contains(video.name.str())) videos[video.name.str()] = record["videos"][video.name.str()];
-  }
-  return {{"file", fs::absolute(file).string()}, {"videos", videos}};
-}
-
 std::vector<Task> resolve_tasks(const RunOptions& options, const Manifest& manifest) {
-  std::vector<Task> tasks = options.tasks;
+  std::vector<Task> tasks = options.rows.tasks;
   if (tasks.empty()) {
     for (Task task : all_tasks()) {
-      if (options.frame_lists.count(task) || options.annotations.count(task)) tasks.push_back(task);
+      if (options.rows.frame_lists.count(task) || options.rows.annotations.count(task)) tasks.push_back(task);
     }
   }
   if (tasks.empty()) {
@@ -169,7 +156,7 @@ std::vector<Task> resolve_tasks(const RunOptions& options, const Manifest& manif
           manifest.folder.string());
     }
   }
-  for (const auto& [task, file] : options.frame_lists) {
+  for (const auto& [task, file] : options.rows.frame_lists) {
     if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) {
       spdlog::warn("{}: frame list for {}, which is not among --tasks; ignored", file.string(), task_name(task));
     }
@@ -204,10 +191,77 @@ void check_output_folder(const fs::path& output) {
   remove_stale_temp_files(output);
 }
 
+// run.json: what the run was asked to do (options, manifest), what it covered (the index and
+// its source), what it wrote (result) and what it counted and timed (stats).
+json run_summary(const RunOptions& options, const Manifest& m, const VideoIndex& index, const FrameSource& source,
+                 const std::string& device, const RunResult& result, const RunStats& stats, double total_seconds) {
+  json tasks = json::object();
+  for (const auto& [task, rows] : index.rows) {
+    const char* source = rows.source == RowSource::kFrameList     ? "frame_list"
+                         : rows.source == RowSource::kAnnotations ? "annotations"
+                                                                  : "crops";
+    auto written = result.submissions.find(task);
+    tasks[task_name(task)] = {
+        {"rows", rows.rows.size()},
+        {"rows_from", source},
+        {"origin", rows.origin},
+        {"submission", written != result.submissions.end() ? json(written->second.string()) : json(nullptr)},
+        {"raw_scores", OutputLayout{options.output}.raw_scores_folder(task).string()}};
+  }
+  json failures = json::array();
+  for (const auto& [name, message] : stats.failures) failures.push_back({{"video", name}, {"error", message}});
+  const double model_seconds = stats.seconds.decode + stats.seconds.encode;
+  return {
+      {"tool", "abaw-infer"},
+      {"version", ABAW_INFER_VERSION},
+      {"model_set", {{"path", fs::absolute(m.folder).string()}, {"name", m.name}}},
+      {"crops", source.describe(index)},
+      {"sequence",
+       {{"window", m.sequence.window},
+        {"stride", m.sequence.stride},
+        {"merge", name_of(kMergeNames, m.sequence.merge)},
+        {"missing_frames", name_of(kMissingFramesNames, m.sequence.missing_frames)}}},
+      {"libraries", runtime_versions()},
+      {"device", device},
+      {"precision", name_of(kPrecisionNames, m.encoder.precision)},
+      {"usable_cpus", usable_cpu_count()},
+      {"threads", at::get_num_threads()},
+      {"decode_threads", options.compute.decode_threads},
+      {"preprocess_on", name_of(kPreprocessPlaceNames, options.compute.preprocess_on)},
+      {"batch_size", options.compute.batch_size},
+      {"pack_batches", options.compute.pack_batches},
+      {"encoder_batches", stats.encoder_batches},
+      {"peak_rss_mb", peak_rss_megabytes()},
+      {"tasks", tasks},
+      {"videos", {{"total", index.videos.size()}, {"resumed", stats.videos_resumed}, {"failed", failures}}},
+      {"interrupted", stats.interrupted},
+      {"shard", std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count)},
+      {"frames",
+       {{"total", index.total_frames()},
+        {"crops", index.total_crops()},
+        {"decoded", stats.crops_decoded},
+        {"unreadable", stats.crops_unreadable},
+        {"from_feature_cache", stats.crops_cached},
+        {"filled", stats.frames_filled}}},
+      {"seconds",
+       {{"load_models", stats.seconds.load},
+        {"index", stats.seconds.index},
+        {"decode", stats.seconds.decode},
+        {"encode", stats.seconds.encode},
+        {"heads", stats.seconds.heads},
+        {"write", stats.seconds.write},
+        {"total", total_seconds}}},
+      {"frames_per_second",
+       {{"encoder", model_seconds > 0 ? stats.crops_decoded / model_seconds : 0.0},
+        {"overall", total_seconds > 0 ? index.total_frames() / total_seconds : 0.0}}},
+  };
+}
+
 class Run {
  public:
-  Run(const RunOptions& options, Manifest manifest, std::vector<Task> tasks, torch::Device device)
-      : options_(options), manifest_(std::move(manifest)), tasks_(std::move(tasks)), device_(device) {}
+  Run(const RunOptions& options, Manifest manifest, std::vector<Task> tasks, torch::Device device,
+      const FrameSource& source)
+      : options_(options), manifest_(std::move(manifest)), tasks_(std::move(tasks)), device_(device), source_(source) {}
 
   // The stages below, in order; returns what was written.
   RunResult execute(Clock::time_point start);
@@ -230,7 +284,6 @@ class Run {
   void finish_video(size_t index, ModelSet& models);
   void predict_tasks(const VideoEntry& video, const VideoFeatures& features, long frames,
                      const std::vector<Task>& tasks, ModelSet& models);
-  json summary(const RunResult& result, double total_seconds) const;
   void discard_outputs(const VideoEntry& video);  // raw files and marker of an unfinished video
   std::string video_key(const VideoEntry& video) const;
   std::vector<std::string> video_keys_;  // per video, computed once: it stats every crop file
@@ -241,36 +294,26 @@ class Run {
   Manifest manifest_;
   std::vector<Task> tasks_;
   torch::Device device_;
+  const FrameSource& source_;
   VideoIndex index_;
   std::vector<VideoFeatures> features_;
   std::unique_ptr<FeatureCache> cache_;  // with --features
   uint64_t outputs_key_ = 0;
-  std::vector<uint8_t> resumed_;  // per video: outputs of an earlier run reused (--resume)
-  bool interrupted_ = false;
-  std::vector<uint8_t> cached_;  // per video: features came from the cache
-  long crops_cached_ = 0;
+  std::vector<uint8_t> resumed_;                // per video: outputs of an earlier run reused (--resume)
+  std::vector<uint8_t> cached_;                 // per video: features came from the cache
   std::vector<std::vector<CropSpan>> batches_;  // encoder batches (see plan_encoder_batches)
   HeapTrimmer heap_trimmer_{kHeapGrowthLimitBytes};
   std::map<Task, std::map<std::string, VideoResult>> results_;
-  std::vector<std::pair<std::string, std::string>> failures_;  // video, message
-  StageSeconds seconds_;
-  long crops_decoded_ = 0;
-  long crops_unreadable_ = 0;
-  long frames_filled_ = 0;
+  RunStats stats_;
 };
 
 DecodedBatch Run::decode_batch(size_t batch_index) const {
   const auto start = Clock::now();
   DecodedBatch batch;
-  std::vector<fs::path> files;
   for (const CropSpan& span : batches_[batch_index]) {
-    for (size_t crop = span.begin; crop < span.end; ++crop) {
-      batch.items.emplace_back(span.video, crop);
-      files.push_back(index_.videos[span.video].crops[crop].path);
-    }
+    for (size_t crop = span.begin; crop < span.end; ++crop) batch.items.emplace_back(span.video, crop);
   }
-  DecodedImages decoded = abaw::decode_batch(files, manifest_.encoder.preprocess, options_.preprocess_on,
-                                             device_.is_cuda(), options_.max_image_pixels);
+  DecodedImages decoded = source_.decode(index_, batch.items);
   batch.images = std::move(decoded.images);
   batch.errors = std::move(decoded.errors);
   batch.seconds = seconds_since(start);
@@ -292,11 +335,11 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
       continue;
     }
     ++features.unreadable;
-    ++crops_unreadable_;
+    ++stats_.crops_unreadable;
     spdlog::warn("{}; frame treated as missing", batch.errors[i]);
   }
-  crops_decoded_ += static_cast<long>(good.size());
-  seconds_.decode += batch.seconds;
+  stats_.crops_decoded += static_cast<long>(good.size());
+  stats_.seconds.decode += batch.seconds;
   if (good.empty()) return;
   const auto& images = batch.images;
   const auto& items = batch.items;
@@ -324,7 +367,7 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
     std::copy_n(rows + g * dim, dim, features.rows.data() + crop * dim);
     features.readable[crop] = 1;
   }
-  seconds_.encode += seconds_since(encode_start);
+  stats_.seconds.encode += seconds_since(encode_start);
 }
 
 void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, long frames,
@@ -341,14 +384,14 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
     }
   }
   const long present_count = std::count(present.begin(), present.end(), 1);
-  frames_filled_ += frames - present_count;
+  stats_.frames_filled += frames - present_count;
   const bool compact = sequence.missing_frames == MissingFrames::kInterpolatePredictions;
   if (present_count == 0 && sequence.missing_frames != MissingFrames::kZeroFeature) {
     throw Error(ErrorKind::kInput,
                 std::string("no readable crop in the first ") + std::to_string(frames) + " frames; missing_frames '" +
-                    missing_frames_name(sequence.missing_frames) +
+                    name_of(kMissingFramesNames, sequence.missing_frames) +
                     "' needs at least one (zero_feature would predict from zero features)",
-                video_path(options_.crops, video.name).string());
+                source_.location(video).string());
   }
 
   // The sequence the heads see: every frame, or only frames with a crop.
@@ -398,7 +441,7 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
       mergers.at(task).add(window, s.data_ptr<float>());
     }
   }
-  seconds_.heads += seconds_since(heads_start);
+  stats_.seconds.heads += seconds_since(heads_start);
 
   auto write_start = Clock::now();
   for (Task task : tasks) {
@@ -413,14 +456,14 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
     result.raw = ScoreMatrix{};  // the submission needs only the final values
     results_[task][video.name] = std::move(result);
   }
-  seconds_.write += seconds_since(write_start);
+  stats_.seconds.write += seconds_since(write_start);
 }
 
 std::string Run::video_key(const VideoEntry& video) const {
   std::string text = video.name.str();
   for (const auto& [task, frames] : video.task_frames)
     text += std::string(",") + task_key(task) + std::to_string(frames);
-  return hex(fnv1a(text.data(), text.size(), crop_files_key(video) ^ outputs_key_));
+  return hex(fnv1a(text.data(), text.size(), source_.input_key(video) ^ outputs_key_));
 }
 
 bool Run::resume_video(size_t index) {
@@ -476,7 +519,7 @@ void Run::finish_video(size_t index, ModelSet& models) {
     if (!features.error.empty()) throw Error(ErrorKind::kRuntime, features.error);
     if (cache_ && !cached_[index]) {
       if (features.readable.empty()) features.readable.assign(video.crops.size(), 0);  // no crops at all
-      cache_->store(video, CachedFeatures{features.rows, features.readable});
+      cache_->store(video, source_.input_key(video), CachedFeatures{features.rows, features.readable});
     }
     // Tasks that list this video, grouped by frame count so each group shares head calls.
     std::map<long, std::vector<Task>> groups;
@@ -489,12 +532,12 @@ void Run::finish_video(size_t index, ModelSet& models) {
     write_file_atomically(layout_.done_marker(video.name), video_keys_[index] + "\n", Durability::kProcessKill);
   } catch (const StopRequested&) {
     spdlog::info("video {}: stopped during its heads; it is computed again with --resume", video.name.str());
-    interrupted_ = true;
+    stats_.interrupted = true;
     discard_outputs(video);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kOutput) throw;  // a full disk fails every later video too
     spdlog::error("video {} failed: {}", video.name.str(), e.what());
-    failures_.emplace_back(video.name, e.what());
+    stats_.failures.emplace_back(video.name, e.what());
     discard_outputs(video);
   }
   features = VideoFeatures{};  // bounded memory: a finished video's features are dropped
@@ -508,35 +551,35 @@ RunResult Run::execute(Clock::time_point start) {
   // map past the head's outputs, a dict without the key) fails here with exit 4, not in every
   // video after the crops were read.
   models.self_check(std::min<long>(manifest_.sequence.window, 16));
-  seconds_.load = seconds_since(stage);
+  stats_.seconds.load = seconds_since(stage);
   heap_trimmer_ = HeapTrimmer(kHeapGrowthLimitBytes);  // growth counts from the loaded models
 
   stage = Clock::now();
   plan_videos();
-  seconds_.index = seconds_since(stage);
+  stats_.seconds.index = seconds_since(stage);
   reuse_earlier_work();
   const size_t finished = encode_and_predict(models);
 
   RunResult result;
   std::set<std::string> failed;
-  for (const auto& [name, message] : failures_) failed.insert(name);
+  for (const auto& [name, message] : stats_.failures) failed.insert(name);
   result.failed_videos.assign(failed.begin(), failed.end());
-  result.interrupted = interrupted_;
+  result.interrupted = stats_.interrupted;
   result.videos_done = static_cast<long>(finished) - static_cast<long>(result.failed_videos.size());
   result.videos_total = static_cast<long>(index_.videos.size());
   auto write_start = Clock::now();
   write_submissions(result);
-  seconds_.write += seconds_since(write_start);
+  stats_.seconds.write += seconds_since(write_start);
   result.summary = layout_.summary();
-  write_json(result.summary, summary(result, seconds_since(start)));
+  write_json(result.summary,
+             run_summary(options_, manifest_, index_, source_, device_.str(), result, stats_, seconds_since(start)));
   return result;
 }
 
 void Run::plan_videos() {
-  IndexRequest request{options_.crops, tasks_, {}, {}, options_.videos};
-  for (const auto& [task, file] : options_.frame_lists) request.frame_lists[task] = file;
-  for (const auto& [task, folder] : options_.annotations) request.annotations[task] = folder;
-  index_ = build_video_index(request);
+  RowsOptions rows = options_.rows;
+  rows.tasks = tasks_;
+  index_ = source_.index(rows, options_.videos);
   if (options_.shard_count > 1) {
     // Deterministic and balanced by count: every shard computes the same sorted list.
     std::vector<VideoEntry> mine;
@@ -573,9 +616,11 @@ void Run::reuse_earlier_work() {
   uint64_t encoder_file_hash = hash_file(manifest_.file(manifest_.encoder.file));
   // Which crops count as readable is part of both keys: the size limit, and the corrupt-data
   // verdict that earlier versions did not make (their caches and markers are not reused).
-  const std::string decoding = "decode: libjpeg warnings fail, max pixels " + std::to_string(options_.max_image_pixels);
+  const std::string decoding =
+      "decode: libjpeg warnings fail, max pixels " + std::to_string(options_.compute.max_image_pixels);
   encoder_file_hash = fnv1a(decoding.data(), decoding.size(), encoder_file_hash);
-  outputs_key_ = outputs_key(manifest_, encoder_file_hash);
+  const uint64_t encoder = encoder_key(manifest_, encoder_file_hash);
+  outputs_key_ = outputs_key(manifest_, encoder);
   for (const auto& video : index_.videos) video_keys_.push_back(video_key(video));
   if (options_.resume) {
     long resumed = 0;
@@ -587,22 +632,23 @@ void Run::reuse_earlier_work() {
     }
     spdlog::info("--resume: {} of {} videos already done with this model set and these options", resumed,
                  index_.videos.size());
+    stats_.videos_resumed = resumed;
   }
   if (options_.features) {
-    cache_ = std::make_unique<FeatureCache>(*options_.features, manifest_, encoder_file_hash);
+    cache_ = std::make_unique<FeatureCache>(*options_.features, encoder, manifest_.encoder.feature_dim);
     for (size_t v = 0; v < index_.videos.size(); ++v) {
       if (resumed_[v]) continue;
-      auto hit = cache_->load(index_.videos[v]);
+      auto hit = cache_->load(index_.videos[v], source_.input_key(index_.videos[v]));
       if (!hit) continue;
       cached_[v] = 1;
       features_[v].rows = std::move(hit->rows);
       features_[v].readable = std::move(hit->readable);
       features_[v].unreadable = std::count(features_[v].readable.begin(), features_[v].readable.end(), 0);
-      crops_unreadable_ += features_[v].unreadable;
-      crops_cached_ += static_cast<long>(index_.videos[v].crops.size());
+      stats_.crops_unreadable += features_[v].unreadable;
+      stats_.crops_cached += static_cast<long>(index_.videos[v].crops.size());
     }
     spdlog::info("feature cache {}: {} of {} videos reused ({} crops)", cache_->folder().string(),
-                 std::count(cached_.begin(), cached_.end(), 1), index_.videos.size(), crops_cached_);
+                 std::count(cached_.begin(), cached_.end(), 1), index_.videos.size(), stats_.crops_cached);
   }
 }
 
@@ -615,9 +661,10 @@ size_t Run::encode_and_predict(ModelSet& models) {
     crops_to_encode_per_video[v] = index_.videos[v].crops.size();
     crops_to_encode += static_cast<long>(crops_to_encode_per_video[v]);
   }
-  batches_ =
-      plan_encoder_batches(crops_to_encode_per_video, static_cast<size_t>(options_.batch_size), options_.pack_batches);
-  const int decode_threads = options_.decode_threads;
+  batches_ = plan_encoder_batches(crops_to_encode_per_video, static_cast<size_t>(options_.compute.batch_size),
+                                  options_.compute.pack_batches);
+  stats_.encoder_batches = batches_.size();
+  const int decode_threads = options_.compute.decode_threads;
   Progress progress(crops_to_encode, "encoded", "crops");
   size_t finished = 0;  // videos before this one are finished
   {
@@ -636,15 +683,15 @@ size_t Run::encode_and_predict(ModelSet& models) {
       // Videos before the batch's last one are complete; so is that one if the batch ends it.
       const CropSpan& last = batches_[i].back();
       const size_t done = last.end == index_.videos[last.video].crops.size() ? last.video + 1 : last.video;
-      for (; finished < done && !interrupted_; ++finished) finish_video(finished, models);
-      if (interrupted_) break;
+      for (; finished < done && !stats_.interrupted; ++finished) finish_video(finished, models);
+      if (stats_.interrupted) break;
     }
   }
   // A video stopped in its heads is not finished: `finished` counts only completed ones.
-  auto stopped = [&] { return interrupted_ || g_stop_requested; };
+  auto stopped = [&] { return stats_.interrupted || g_stop_requested; };
   for (; finished < index_.videos.size() && !stopped(); ++finished) finish_video(finished, models);
-  if (interrupted_) --finished;
-  interrupted_ = stopped();
+  if (stats_.interrupted) --finished;
+  stats_.interrupted = stopped();
   return finished;
 }
 
@@ -655,7 +702,7 @@ void Run::write_submissions(RunResult& result) {
                  options_.shard_index, options_.shard_count);
   }
   for (Task task : tasks_) {
-    if (interrupted_ || options_.shard_count > 1) break;  // a submission needs every video
+    if (stats_.interrupted || options_.shard_count > 1) break;  // a submission needs every video
     const TaskRows& rows = index_.rows.at(task);
     std::set<std::string> missing;
     for (const auto& video : index_.videos) {
@@ -676,108 +723,42 @@ void Run::write_submissions(RunResult& result) {
   }
 }
 
-json Run::summary(const RunResult& result, double total_seconds) const {
-  json tasks = json::object();
-  for (Task task : tasks_) {
-    const TaskRows& rows = index_.rows.at(task);
-    const char* source = rows.source == RowSource::kFrameList     ? "frame_list"
-                         : rows.source == RowSource::kAnnotations ? "annotations"
-                                                                  : "crops";
-    auto written = result.submissions.find(task);
-    tasks[task_name(task)] = {
-        {"rows", rows.rows.size()},
-        {"rows_from", source},
-        {"origin", rows.origin},
-        {"submission", written != result.submissions.end() ? json(written->second.string()) : json(nullptr)},
-        {"raw_scores", layout_.raw_scores_folder(task).string()}};
-  }
-  json failures = json::array();
-  for (const auto& [name, message] : failures_) failures.push_back({{"video", name}, {"error", message}});
-  const Manifest& m = manifest_;
-  const double model_seconds = seconds_.decode + seconds_.encode;
-  return {
-      {"tool", "abaw-infer"},
-      {"version", ABAW_INFER_VERSION},
-      {"model_set", {{"path", fs::absolute(m.folder).string()}, {"name", m.name}}},
-      {"crops",
-       {{"path", options_.crops.empty() ? json(nullptr) : json(fs::absolute(options_.crops).string())},
-        {"crop_record", options_.crops.empty() ? json(nullptr) : crop_record_of(options_.crops, index_)}}},
-      {"sequence",
-       {{"window", m.sequence.window},
-        {"stride", m.sequence.stride},
-        {"merge", merge_name(m.sequence.merge)},
-        {"missing_frames", missing_frames_name(m.sequence.missing_frames)}}},
-      {"libraries", runtime_versions()},
-      {"device", device_.str()},
-      {"precision", precision_name(m.encoder.precision)},
-      {"usable_cpus", usable_cpu_count()},
-      {"threads", at::get_num_threads()},
-      {"decode_threads", options_.decode_threads},
-      {"preprocess_on", preprocess_place_name(options_.preprocess_on)},
-      {"batch_size", options_.batch_size},
-      {"pack_batches", options_.pack_batches},
-      {"encoder_batches", batches_.size()},
-      {"peak_rss_mb", peak_rss_megabytes()},
-      {"tasks", tasks},
-      {"videos",
-       {{"total", index_.videos.size()},
-        {"resumed", std::count(resumed_.begin(), resumed_.end(), 1)},
-        {"failed", failures}}},
-      {"interrupted", interrupted_},
-      {"shard", std::to_string(options_.shard_index) + "/" + std::to_string(options_.shard_count)},
-      {"frames",
-       {{"total", index_.total_frames()},
-        {"crops", index_.total_crops()},
-        {"decoded", crops_decoded_},
-        {"unreadable", crops_unreadable_},
-        {"from_feature_cache", crops_cached_},
-        {"filled", frames_filled_}}},
-      {"seconds",
-       {{"load_models", seconds_.load},
-        {"index", seconds_.index},
-        {"decode", seconds_.decode},
-        {"encode", seconds_.encode},
-        {"heads", seconds_.heads},
-        {"write", seconds_.write},
-        {"total", total_seconds}}},
-      {"frames_per_second",
-       {{"encoder", model_seconds > 0 ? crops_decoded_ / model_seconds : 0.0},
-        {"overall", total_seconds > 0 ? index_.total_frames() / total_seconds : 0.0}}},
-  };
-}
-
 }  // namespace
 
 RunResult run_pipeline(const RunOptions& options) {
   const auto start = Clock::now();
   c10::InferenceMode inference_mode;
-  if (options.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
-  Manifest manifest = load_manifest(options.model_set, options.manifest_patch);
+  if (options.compute.batch_size < 1) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
+  Manifest manifest = load_manifest(options.model_set, options.compute.manifest_patch);
   if (options.window) {
     manifest.sequence.window = *options.window;
     // Keep concatenation valid when only the window changes.
     if (!options.stride && manifest.sequence.merge == Merge::kConcatenate) manifest.sequence.stride = *options.window;
   }
   if (options.stride) manifest.sequence.stride = *options.stride;
-  if (options.precision) manifest.encoder.precision = *options.precision;
-  validate_sequence(
-      manifest.sequence,
-      "--window/--stride with the manifest's merge '" + std::string(merge_name(manifest.sequence.merge)) + "'",
-      ErrorKind::kUsage);
+  if (options.compute.precision) manifest.encoder.precision = *options.compute.precision;
+  validate_sequence(manifest.sequence,
+                    "--window/--stride with the manifest's merge '" +
+                        std::string(name_of(kMergeNames, manifest.sequence.merge)) + "'",
+                    ErrorKind::kUsage);
   std::vector<Task> tasks = resolve_tasks(options, manifest);
 
   RunOptions resolved = options;
-  resolved.decode_threads = configure_runtime(options.threads, options.decode_threads);
-  const torch::Device device = resolve_device(options.device);
-  resolved.preprocess_on = resolve_preprocess_place(options.preprocess_on, device);
+  resolved.compute.decode_threads = configure_runtime(options.compute.threads, options.compute.decode_threads);
+  const torch::Device device = resolve_device(options.compute.device);
+  resolved.compute.preprocess_on =
+      resolve_preprocess_place(options.compute.preprocess_on, device, manifest.encoder.preprocess);
   warn_about_slow_blas();
   spdlog::info("model set '{}' on {} ({}), {} threads, {} decode threads, batch {}{}, normalising on the {}",
-               manifest.name, device.str(), precision_name(manifest.encoder.precision), at::get_num_threads(),
-               resolved.decode_threads, options.batch_size, options.pack_batches ? " (packed across videos)" : "",
-               preprocess_place_name(resolved.preprocess_on));
+               manifest.name, device.str(), name_of(kPrecisionNames, manifest.encoder.precision), at::get_num_threads(),
+               resolved.compute.decode_threads, options.compute.batch_size,
+               options.compute.pack_batches ? " (packed across videos)" : "",
+               name_of(kPreprocessPlaceNames, resolved.compute.preprocess_on));
   check_output_folder(options.output);
   StopOnSignals stop_on_signals;
-  Run run(resolved, std::move(manifest), std::move(tasks), device);
+  const CropFolderSource source(options.crops, manifest.encoder.preprocess, resolved.compute.preprocess_on,
+                                device.is_cuda(), options.compute.max_image_pixels);
+  Run run(resolved, std::move(manifest), std::move(tasks), device, source);
   return run.execute(start);
 }
 

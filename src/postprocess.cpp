@@ -105,6 +105,14 @@ std::vector<int> mode_filter(const std::vector<int>& labels, int width, int clas
   return out;
 }
 
+TaskConfig plain_task_config(Task task) {
+  TaskConfig config;
+  config.task = task;
+  config.class_map = {0, 1, 2, 3, 4, 5, 6, 7};
+  config.thresholds.assign(12, 0.5f);
+  return config;
+}
+
 ScoreMatrix finalize_predictions(const TaskConfig& config, const ScoreMatrix& raw) {
   ScoreMatrix filtered = mean_filter(raw, config.mean_filter);
   switch (config.task) {

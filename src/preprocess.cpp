@@ -14,40 +14,11 @@
 #include <opencv2/imgproc.hpp>
 
 #include "abaw/error.hpp"
+#include "abaw/resample.hpp"
 
 namespace fs = std::filesystem;
 
 namespace abaw {
-
-const char* interpolation_name(Interpolation interpolation) {
-  switch (interpolation) {
-    case Interpolation::kBicubic:
-      return "bicubic";
-    case Interpolation::kBilinear:
-      return "bilinear";
-    case Interpolation::kNearest:
-      return "nearest";
-    case Interpolation::kArea:
-      return "area";
-  }
-  return "?";
-}
-
-const char* color_order_name(ColorOrder order) {
-  switch (order) {
-    case ColorOrder::kRGB:
-      return "RGB";
-    case ColorOrder::kBGR:
-      return "BGR";
-    case ColorOrder::kGray:
-      return "GRAY";
-  }
-  return "?";
-}
-
-const char* exif_orientation_name(ExifOrientation exif) { return exif == ExifOrientation::kApply ? "apply" : "ignore"; }
-
-const char* resize_mode_name(ResizeMode mode) { return mode == ResizeMode::kShorterSide ? "shorter_side" : "stretch"; }
 
 #ifndef JCS_EXTENSIONS
 #error "libjpeg-turbo is needed (JCS_EXT_BGR output, as OpenCV decodes)"
@@ -179,22 +150,50 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels, ExifOrientation 
   return image;
 }
 
-cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const std::string& source) {
-  int interpolation = cv::INTER_CUBIC;
-  switch (spec.interpolation) {
-    case Interpolation::kBicubic:
-      interpolation = cv::INTER_CUBIC;
-      break;
-    case Interpolation::kBilinear:
-      interpolation = cv::INTER_LINEAR;
-      break;
-    case Interpolation::kNearest:
-      interpolation = cv::INTER_NEAREST;
-      break;
-    case Interpolation::kArea:
-      interpolation = cv::INTER_AREA;
-      break;
+namespace {
+
+// `bgr` resized to width x height by the spec's interpolation: 8-bit for the OpenCV and Pillow
+// modes, float (CV_32F, unrounded, as F.interpolate leaves it) for the torch modes.
+cv::Mat resize_image(const cv::Mat& bgr, int width, int height, const PreprocessSpec& spec) {
+  const Interpolation mode = spec.interpolation;
+  if (is_pil(mode) || is_torch(mode)) {
+    const ResampleFilter filter = mode == Interpolation::kPilBicubic || mode == Interpolation::kTorchBicubic
+                                      ? ResampleFilter::kBicubic
+                                      : ResampleFilter::kBilinear;
+    ImageU8 image{bgr.cols, bgr.rows, bgr.channels(), {}};
+    const size_t row_bytes = static_cast<size_t>(bgr.cols) * bgr.channels();
+    image.pixels.resize(row_bytes * bgr.rows);
+    for (int y = 0; y < bgr.rows; ++y) std::memcpy(image.pixels.data() + y * row_bytes, bgr.ptr<uint8_t>(y), row_bytes);
+    if (is_pil(mode)) {
+      ImageU8 resized = pil_resize(image, width, height, filter);
+      return cv::Mat(height, width, CV_8UC(bgr.channels()), resized.pixels.data()).clone();
+    }
+    std::vector<float> resized = torch_resize(image, width, height, filter, spec.antialias);
+    return cv::Mat(height, width, CV_32FC(bgr.channels()), resized.data()).clone();
   }
+  const int interpolation = mode == Interpolation::kBilinear  ? cv::INTER_LINEAR
+                            : mode == Interpolation::kNearest ? cv::INTER_NEAREST
+                            : mode == Interpolation::kArea    ? cv::INTER_AREA
+                                                              : cv::INTER_CUBIC;
+  cv::Mat resized;
+  cv::resize(bgr, resized, cv::Size(width, height), 0, 0, interpolation);
+  return resized;
+}
+
+// Writes one channel plane: (pixel * scale - mean) / std, from 8-bit or float pixels.
+template <class Pixel>
+void normalise_plane(const cv::Mat& pixels, int channel, int channels, float scale, float mean, float inv_std,
+                     float* out) {
+  for (int y = 0; y < pixels.rows; ++y) {
+    const Pixel* row = pixels.ptr<Pixel>(y);
+    for (int x = 0; x < pixels.cols; ++x)
+      out[y * pixels.cols + x] = (row[x * channels + channel] * scale - mean) * inv_std;
+  }
+}
+
+}  // namespace
+
+cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const std::string& source) {
   int width = spec.resize, height = spec.resize;
   if (spec.resize_mode == ResizeMode::kShorterSide) {
     // torchvision Resize(int): the longer side is truncated, not rounded.
@@ -204,10 +203,8 @@ cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const st
       width = static_cast<int>(static_cast<long long>(spec.resize) * bgr.cols / bgr.rows);
     }
   }
-  cv::Mat resized = bgr;
-  if (bgr.cols != width || bgr.rows != height) {
-    cv::resize(bgr, resized, cv::Size(width, height), 0, 0, interpolation);
-  }
+  // No resize at the target size: every mode would return the pixels unchanged.
+  cv::Mat resized = bgr.cols != width || bgr.rows != height ? resize_image(bgr, width, height, spec) : bgr;
   const int side = spec.output_side();
   cv::Mat view = resized;
   if (spec.crop > 0) {
@@ -240,26 +237,18 @@ cv::Mat resize_and_crop(const cv::Mat& bgr, const PreprocessSpec& spec, const st
 
 void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw, const std::string& source) {
   const cv::Mat pixels = resize_and_crop(bgr, spec, source);
-  const int side = spec.output_side();
+  const int side = spec.output_side(), channels = pixels.channels();
   const size_t plane = static_cast<size_t>(side) * side;
-  if (spec.color_order == ColorOrder::kGray) {
-    const float mean = spec.mean[0], inv_std = 1.0f / spec.std[0];
-    for (int y = 0; y < side; ++y) {
-      const uint8_t* row = pixels.ptr<uint8_t>(y);
-      for (int x = 0; x < side; ++x) chw[y * side + x] = (row[x] * spec.scale - mean) * inv_std;
-    }
-    return;
-  }
-  // BGR source channel feeding each output channel.
-  const int source_channel[3] = {spec.color_order == ColorOrder::kRGB ? 2 : 0, 1,
-                                 spec.color_order == ColorOrder::kRGB ? 0 : 2};
-  for (int c = 0; c < 3; ++c) {
+  // BGR source channel feeding each output channel (gray has one).
+  const int rgb = spec.color_order == ColorOrder::kRGB;
+  const int source_channel[3] = {rgb ? 2 : 0, 1, rgb ? 0 : 2};
+  for (int c = 0; c < spec.channels(); ++c) {
+    const int from = channels == 1 ? 0 : source_channel[c];
     const float mean = spec.mean[c], inv_std = 1.0f / spec.std[c];
-    float* out = chw + c * plane;
-    const int sc = source_channel[c];
-    for (int y = 0; y < side; ++y) {
-      const uint8_t* row = pixels.ptr<uint8_t>(y);
-      for (int x = 0; x < side; ++x) out[y * side + x] = (row[x * 3 + sc] * spec.scale - mean) * inv_std;
+    if (pixels.depth() == CV_32F) {
+      normalise_plane<float>(pixels, from, channels, spec.scale, mean, inv_std, chw + c * plane);
+    } else {
+      normalise_plane<uint8_t>(pixels, from, channels, spec.scale, mean, inv_std, chw + c * plane);
     }
   }
 }
@@ -279,6 +268,8 @@ DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessS
       const cv::Mat image = decode_crop(files[i], max_pixels, spec.exif);
       if (pixels_only) {
         const cv::Mat pixels = resize_and_crop(image, spec, files[i].string());
+        if (pixels.depth() != CV_8U)
+          throw Error(ErrorKind::kUsage, "8-bit pixels needed on the device", files[i].string());
         uint8_t* out = batch.images.data_ptr<uint8_t>() + i * row_bytes * side;
         for (int y = 0; y < side; ++y) std::memcpy(out + y * row_bytes, pixels.ptr<uint8_t>(y), row_bytes);
       } else {
@@ -293,26 +284,15 @@ DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessS
   return batch;
 }
 
-const char* preprocess_place_name(PreprocessPlace place) {
-  switch (place) {
-    case PreprocessPlace::kAuto:
-      return "auto";
-    case PreprocessPlace::kHost:
-      return "host";
-    case PreprocessPlace::kDevice:
-      return "device";
+PreprocessPlace resolve_preprocess_place(PreprocessPlace place, c10::Device device, const PreprocessSpec& spec) {
+  if (is_torch(spec.interpolation)) {
+    if (place == PreprocessPlace::kDevice) {
+      throw Error(ErrorKind::kUsage, std::string("--preprocess-on device needs 8-bit pixels, but interpolation '") +
+                                         name_of(kInterpolationNames, spec.interpolation) +
+                                         "' resizes to floats; use --preprocess-on host");
+    }
+    return PreprocessPlace::kHost;
   }
-  return "?";
-}
-
-std::optional<PreprocessPlace> parse_preprocess_place(const std::string& text) {
-  for (PreprocessPlace place : {PreprocessPlace::kAuto, PreprocessPlace::kHost, PreprocessPlace::kDevice}) {
-    if (text == preprocess_place_name(place)) return place;
-  }
-  return std::nullopt;
-}
-
-PreprocessPlace resolve_preprocess_place(PreprocessPlace place, c10::Device device) {
   if (place != PreprocessPlace::kAuto) return place;
   // On a GPU the decode threads then copy a quarter of the bytes and skip the float work. On a
   // CPU the "device" is the model's own thread, which is the bottleneck: keep the work on the

@@ -10,41 +10,13 @@
 
 #include "abaw/error.hpp"
 #include "abaw/frame_names.hpp"
+#include "abaw/raw_scores.hpp"
+#include "csv_fields.hpp"
 
 namespace fs = std::filesystem;
 
 namespace abaw {
 namespace {
-
-std::vector<std::string> split_fields(const std::string& line) {
-  std::vector<std::string> fields;
-  size_t start = 0;
-  while (true) {
-    size_t comma = line.find(',', start);
-    std::string field = line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    const size_t b = field.find_first_not_of(" \t"), e = field.find_last_not_of(" \t");
-    fields.push_back(b == std::string::npos ? std::string() : field.substr(b, e - b + 1));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return fields;
-}
-
-bool to_double(const std::string& text, double* value) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  *value = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && errno != ERANGE;
-}
-
-bool to_long(const std::string& text, long* value) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  *value = std::strtol(text.c_str(), &end, 10);
-  return end == text.c_str() + text.size() && errno == 0;
-}
 
 void store(PredictionSet& set, const std::string& video, long frame, const float* values, const fs::path& file,
            long line) {
@@ -131,45 +103,6 @@ void read_per_video_file(PredictionSet& set, const fs::path& file) {
 }  // namespace
 
 int submission_width(Task task) { return task == Task::kEXPR ? 1 : task_width(task); }
-
-std::string raw_score_header(Task task) { return "frame,has_crop," + annotation_header(task); }
-
-ScoreMatrix read_raw_scores(const fs::path& file, Task task, std::vector<uint8_t>* has_crop) {
-  auto lines = read_text_lines(file);
-  if (lines.empty() || lines[0] != raw_score_header(task)) {
-    throw Error(ErrorKind::kInput, "expected the raw-score header '" + raw_score_header(task) + "'", file.string(), 1);
-  }
-  const int width = task_width(task);
-  ScoreMatrix raw{0, width, {}};
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const long line = static_cast<long>(i + 1);
-    if (lines[i].empty() && i + 1 == lines.size()) break;
-    auto fields = split_fields(lines[i]);
-    long frame = 0, has_crop_value = 0;
-    if (fields.size() != static_cast<size_t>(2 + width) || !to_long(fields[0], &frame) ||
-        !to_long(fields[1], &has_crop_value)) {
-      throw Error(ErrorKind::kInput, "expected frame,has_crop and " + std::to_string(width) + " scores", file.string(),
-                  line);
-    }
-    if (has_crop) has_crop->push_back(has_crop_value != 0);
-    if (frame != raw.frames + 1) {
-      throw Error(ErrorKind::kInput,
-                  "frame " + std::to_string(frame) + " where frame " + std::to_string(raw.frames + 1) +
-                      " belongs (one line per frame, in order)",
-                  file.string(), line);
-    }
-    for (int c = 0; c < width; ++c) {
-      double v = 0;
-      if (!to_double(fields[c + 2], &v) || !std::isfinite(v)) {
-        throw Error(ErrorKind::kInput, "score " + std::to_string(c + 1) + " is not a finite number", file.string(),
-                    line);
-      }
-      raw.values.push_back(static_cast<float>(v));
-    }
-    ++raw.frames;
-  }
-  return raw;
-}
 
 std::string parse_prediction_values(Task task, const std::vector<std::string>& fields, float* out, std::string* kind) {
   const size_t width = static_cast<size_t>(submission_width(task));

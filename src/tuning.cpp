@@ -7,6 +7,7 @@
 #include "abaw/error.hpp"
 #include "abaw/frame_names.hpp"
 #include "abaw/postprocess.hpp"
+#include "abaw/raw_scores.hpp"
 #include "abaw/submission.hpp"
 
 namespace fs = std::filesystem;

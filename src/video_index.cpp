@@ -108,6 +108,23 @@ std::vector<CropFile> scan_crop_folder(const fs::path& folder) {
   return unique;
 }
 
+std::optional<TaskRows> listed_rows(const RowsOptions& options, Task task) {
+  TaskRows rows;
+  rows.task = task;
+  if (auto list = options.frame_lists.find(task); list != options.frame_lists.end()) {
+    rows.source = RowSource::kFrameList;
+    rows.origin = list->second.string();
+    rows.rows = read_frame_list(list->second, task).rows;
+  } else if (auto folder = options.annotations.find(task); folder != options.annotations.end()) {
+    rows.source = RowSource::kAnnotations;
+    rows.origin = folder->second.string();
+    rows.rows = rows_for_counts(read_annotation_folder(folder->second, task).frame_counts);
+  } else {
+    return std::nullopt;
+  }
+  return rows;
+}
+
 VideoIndex build_video_index(const IndexRequest& request) {
   std::error_code ec;
   if (!fs::is_directory(request.crops, ec)) {
@@ -123,25 +140,16 @@ VideoIndex build_video_index(const IndexRequest& request) {
   std::map<std::string, std::string> unlistable;         // video -> why its folder could not be listed
   std::set<std::string> reported_empty;                  // warn once per empty folder, not per task
 
-  for (Task task : request.tasks) {
+  for (Task task : request.rows.tasks) {
     TaskRows rows;
     rows.task = task;
-    if (auto list = request.frame_lists.find(task); list != request.frame_lists.end()) {
-      FrameList frame_list = read_frame_list(list->second, task);
-      rows.source = RowSource::kFrameList;
-      rows.origin = list->second.string();
-      for (auto& row : frame_list.rows) {
-        if (wanted(row.video)) rows.rows.push_back(std::move(row));
+    if (auto listed = listed_rows(request.rows, task)) {
+      rows = std::move(*listed);
+      if (!subset.empty()) {
+        rows.rows.erase(
+            std::remove_if(rows.rows.begin(), rows.rows.end(), [&](const FrameRow& row) { return !wanted(row.video); }),
+            rows.rows.end());
       }
-    } else if (auto folder = request.annotations.find(task); folder != request.annotations.end()) {
-      AnnotationFolder annotations = read_annotation_folder(folder->second, task);
-      std::map<std::string, long> counts;
-      for (const auto& [video, frames] : annotations.frame_counts) {
-        if (wanted(video)) counts[video] = frames;
-      }
-      rows.source = RowSource::kAnnotations;
-      rows.origin = folder->second.string();
-      rows.rows = rows_for_counts(counts);
     } else {
       // `crop` records how many frames each video decoded; without it, the highest crop number.
       const fs::path count_file = request.crops / kFrameCountFile;
@@ -271,8 +279,9 @@ VideoIndex build_video_index(const IndexRequest& request) {
         spdlog::error("{}", e.what());
         entry.folder_error = e.what();
       }
+      const long frames = entry.frames;  // a structured binding cannot be captured before C++20
       const auto past_end = std::find_if(entry.crops.begin(), entry.crops.end(),
-                                         [&](const CropFile& c) { return c.frame > entry.frames; });
+                                         [frames](const CropFile& c) { return c.frame > frames; });
       if (past_end != entry.crops.end()) {
         spdlog::warn("{}: {} crop(s) past frame {} (the video's frame count), first '{}'; ignored", folder.string(),
                      entry.crops.end() - past_end, entry.frames, past_end->path.filename().string());

@@ -106,20 +106,6 @@ void write_submission(const fs::path& path, Task task, const std::vector<FrameRo
   file.commit();
 }
 
-void write_raw_scores(const fs::path& path, Task task, const VideoResult& result, Durability durability) {
-  std::string text = raw_score_header(task) + "\n";
-  for (long t = 0; t < result.raw.frames; ++t) {
-    text += std::to_string(t + 1);
-    text += result.has_crop[t] ? ",1" : ",0";
-    for (int c = 0; c < result.raw.width; ++c) {
-      text += ',';
-      append_float(text, "%.9g", result.raw.row(t)[c]);
-    }
-    text += '\n';
-  }
-  write_file_atomically(path, text, durability);
-}
-
 void write_json(const fs::path& path, const nlohmann::json& value) {
   write_file_atomically(path, value.dump(2) + "\n");
 }

@@ -23,7 +23,8 @@ Interpretations where the written contract is silent (keep in sync with the repo
   merged scores (the raw scores), weights by frame-number distance.
 - A crop that cannot be decoded, or a crop larger than the resized image, counts as a frame
   without a crop (has_crop 0) and is reported on stderr.
-- Preprocess order: decode (BGR, grey expanded to 3 channels) -> resize (uint8) -> centre crop
+- Preprocess order: decode (BGR, grey expanded to 3 channels) -> resize (cv2.resize, or PIL's
+  Image.resize for pil_*: uint8; F.interpolate for torch_*: float, unrounded) -> centre crop
   -> colour order (GRAY = cv2 BGR2GRAY on the uint8 crop) -> float32 (p*scale-mean)/std -> CHW.
 - Manifest defaults as models/README.md: resize 224, interpolation bicubic.
 """
@@ -52,6 +53,25 @@ INTERP = {
     "nearest": cv2.INTER_NEAREST,
     "area": cv2.INTER_AREA,
 }
+PIL_INTERP = {"pil_bicubic": "BICUBIC", "pil_bilinear": "BILINEAR"}  # PIL.Image filters, by name
+TORCH_INTERP = {"torch_bicubic": "bicubic", "torch_bilinear": "bilinear"}  # F.interpolate modes
+
+
+def resize(img, nw, nh, pp):
+    """BGR uint8 -> resized with the manifest's interpolation: Pillow's Image.resize (uint8), F.interpolate
+    on float pixels (float32, unrounded) or cv2.resize (uint8)."""
+    mode = pp["interpolation"]
+    if mode in PIL_INTERP:
+        from PIL import Image
+        resized = Image.fromarray(np.ascontiguousarray(img[:, :, ::-1])).resize(
+            (nw, nh), getattr(Image, PIL_INTERP[mode]))
+        return np.asarray(resized)[:, :, ::-1]
+    if mode in TORCH_INTERP:
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+        x = torch.nn.functional.interpolate(x, size=(nh, nw), mode=TORCH_INTERP[mode], align_corners=False,
+                                            antialias=bool(pp.get("antialias", False)))
+        return x[0].permute(1, 2, 0).numpy()
+    return cv2.resize(img, (nw, nh), interpolation=INTERP[mode])
 
 
 class RefError(Exception):
@@ -88,7 +108,7 @@ def load_manifest(model_dir):
     if enc.get("memory_format", "contiguous") not in ("contiguous", "channels_last"):
         raise RefError("bad encoder.memory_format %r" % enc["memory_format"])
     pp = dict(enc.get("preprocess", {}))
-    check_keys(pp, ["resize", "resize_mode", "interpolation", "crop", "color_order",
+    check_keys(pp, ["resize", "resize_mode", "interpolation", "antialias", "crop", "color_order",
                     "scale", "mean", "std", "exif"], "encoder.preprocess")
     pp.setdefault("exif", "ignore")
     if pp["exif"] not in ("ignore", "apply"):
@@ -104,8 +124,10 @@ def load_manifest(model_dir):
     pp.setdefault("std", [1.0] * nch)
     if pp["resize_mode"] not in ("shorter_side", "stretch"):
         raise RefError("bad resize_mode %r" % pp["resize_mode"])
-    if pp["interpolation"] not in INTERP:
+    if pp["interpolation"] not in {**INTERP, **PIL_INTERP, **TORCH_INTERP}:
         raise RefError("bad interpolation %r" % pp["interpolation"])
+    if "antialias" in pp and pp["interpolation"] not in TORCH_INTERP:
+        raise RefError("antialias is for the torch_* interpolations only")
     if pp["color_order"] not in ("RGB", "BGR", "GRAY"):
         raise RefError("bad color_order %r" % pp["color_order"])
     if len(pp["mean"]) != nch or len(pp["std"]) != nch:
@@ -296,7 +318,7 @@ def preprocess(path, pp):
         else:
             nh, nw = (R * h) // w, R
         if (nh, nw) != (h, w):
-            img = cv2.resize(img, (nw, nh), interpolation=INTERP[pp["interpolation"]])
+            img = resize(img, nw, nh, pp)
     h, w = img.shape[0], img.shape[1]
     c = int(pp["crop"])
     if c > 0:

@@ -9,8 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "abaw/manifest.hpp"
-#include "abaw/preprocess.hpp"
+#include "abaw/compute_options.hpp"
 
 namespace abaw {
 
@@ -19,8 +18,9 @@ enum class BenchStage {
   kEncode,  // the encoder on pre-made random input tensors of the manifest's shape
 };
 
-// "decode" / "encode".
-const char* bench_stage_name(BenchStage stage);
+// The names `bench --stage` takes.
+inline constexpr EnumName<BenchStage> kBenchStageNames[] = {{"decode", BenchStage::kDecode},
+                                                            {"encode", BenchStage::kEncode}};
 
 // What `abaw-infer bench` measures, and with which settings.
 struct BenchOptions {
@@ -28,16 +28,9 @@ struct BenchOptions {
   BenchStage stage = BenchStage::kDecode;
   std::filesystem::path crops;  // kDecode: the crops of every video folder in here
   long frames = 0;              // kDecode: at most this many crops (0 = all); kEncode: images (0 = 8 batches)
-  int batch_size = 32;
-  bool pack_batches = false;                            // kDecode: as RunOptions::pack_batches
-  int threads = 0;                                      // as RunOptions::threads
-  int decode_threads = 0;                               // as RunOptions::decode_threads
-  long long max_image_pixels = kDefaultMaxImagePixels;  // as RunOptions::max_image_pixels
-  std::string device = "auto";
-  std::optional<Precision> precision;                   // overrides the manifest's encoder precision
-  std::optional<std::filesystem::path> manifest_patch;  // merged into the manifest first, as in `run`
-  // kDecode with kDevice stops at 8-bit pixels; kEncode with kDevice includes normalise_pixels().
-  PreprocessPlace preprocess_on = PreprocessPlace::kAuto;
+  // As in `run`. kDecode with preprocess_on kDevice stops at 8-bit pixels; kEncode with kDevice
+  // includes normalise_pixels().
+  ComputeOptions compute;
 };
 
 // One measurement. Model loading and the encoder's warm-up batch are not in `seconds`.

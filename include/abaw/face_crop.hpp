@@ -13,6 +13,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "abaw/enum_names.hpp"
+
 namespace abaw {
 
 // A face found in a frame, in frame pixels.
@@ -83,8 +85,8 @@ enum class CropStyle {
   kAligned,  // five landmarks mapped onto a fixed template (Aff-Wild2's `cropped_aligned`)
 };
 
-// "box" or "aligned".
-const char* crop_style_name(CropStyle style);
+// The names `crop --style` takes.
+inline constexpr EnumName<CropStyle> kCropStyleNames[] = {{"box", CropStyle::kBox}, {"aligned", CropStyle::kAligned}};
 
 // What `crop` does for each video.
 struct CropOptions {

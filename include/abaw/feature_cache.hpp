@@ -1,10 +1,11 @@
 // `run --features DIR`: the encoder's output per video, kept on disk so that re-running with
 // another head or other post-processing skips the encoder. Entries are keyed by the encoder
-// (file contents + preprocessing + feature_dim) and by the video's crop files (frame numbers,
-// sizes, modification times); a stale or corrupt entry is detected, reported and recomputed.
+// (file contents + preprocessing + feature_dim) and by the video's input (FrameSource::input_key:
+// for crop folders the files' frame numbers, sizes, modification times); a stale or corrupt entry
+// is detected, reported and recomputed.
 //
 // File `<DIR>/<video>.features`, little-endian:
-//   magic "ABAWFEAT" | u32 version (1) | u64 encoder key | u64 crops key | u32 feature_dim |
+//   magic "ABAWFEAT" | u32 version (1) | u64 encoder key | u64 input key | u32 feature_dim |
 //   u64 crop count n | n x (i64 frame, u8 readable) | n x feature_dim f32 | u64 FNV-1a of all
 //   preceding bytes
 #pragma once
@@ -29,6 +30,12 @@ uint64_t hash_file(const std::filesystem::path& file, uint64_t seed = 0xcbf29ce4
 // A key of a video's crop files: frame numbers, sizes and modification times.
 uint64_t crop_files_key(const VideoEntry& video);
 
+// The key of what the encoder computes: `encoder_file_hash` (hash_file of the encoder file, with
+// the crop-decoding policy mixed in by the caller) continued over every manifest setting that
+// changes the encoder's input or arithmetic: preprocessing, precision, memory format and
+// feature_dim. Feature-cache entries are keyed by it, and the --resume key starts from it.
+uint64_t encoder_key(const Manifest& manifest, uint64_t encoder_file_hash);
+
 // Features of one video as the pipeline keeps them: one row per crop, in crop order.
 struct CachedFeatures {
   std::vector<float> rows;        // crops x feature_dim
@@ -37,18 +44,16 @@ struct CachedFeatures {
 
 class FeatureCache {
  public:
-  // Creates `folder` if needed. The encoder key hashes the encoder file's bytes (given as
-  // `encoder_file_hash` = hash_file(encoder file): `run` hashes it once for this and --resume),
-  // the preprocessing, precision, memory format and feature_dim. Throws Error(kOutput) when the
-  // folder cannot be created.
-  FeatureCache(std::filesystem::path folder, const Manifest& manifest, uint64_t encoder_file_hash);
+  // Creates `folder` if needed; entries are valid for `encoder_key` (see encoder_key()) and
+  // `feature_dim`. Throws Error(kOutput) when the folder cannot be created.
+  FeatureCache(std::filesystem::path folder, uint64_t encoder_key, int feature_dim);
 
-  // The entry for `video` when present, complete and made by this encoder from these crop
-  // files; otherwise nothing (a stale or corrupt entry is logged with the reason).
-  std::optional<CachedFeatures> load(const VideoEntry& video) const;
+  // The entry for `video` when present, complete and made by this encoder from input with this
+  // `input_key`; otherwise nothing (a stale or corrupt entry is logged with the reason).
+  std::optional<CachedFeatures> load(const VideoEntry& video, uint64_t input_key) const;
 
-  // Writes the entry for `video` atomically.
-  void store(const VideoEntry& video, const CachedFeatures& features) const;
+  // Writes the entry for `video`, made from input with `input_key`, atomically.
+  void store(const VideoEntry& video, uint64_t input_key, const CachedFeatures& features) const;
 
   const std::filesystem::path& folder() const { return folder_; }
   uint64_t encoder_key() const { return encoder_key_; }

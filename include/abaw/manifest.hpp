@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "abaw/error.hpp"
-#include "abaw/preprocess.hpp"
+#include "abaw/enum_names.hpp"
+#include "abaw/preprocess_spec.hpp"
 #include "abaw/tasks.hpp"
 
 namespace abaw {
@@ -20,14 +21,20 @@ enum class Activation { kNone, kTanh, kSoftmax, kSigmoid };
 enum class Precision { kFp32, kFp16, kBf16 };
 enum class MemoryFormat { kContiguous, kChannelsLast };
 
-const char* merge_name(Merge merge);
-const char* missing_frames_name(MissingFrames policy);
-const char* activation_name(Activation activation);
-const char* precision_name(Precision precision);
-const char* memory_format_name(MemoryFormat format);
-
-// "fp32", "fp16" or "bf16"; nothing for anything else.
-std::optional<Precision> parse_precision(const std::string& text);
+// The names the manifest and the command line use.
+inline constexpr EnumName<Merge> kMergeNames[] = {{"concatenate", Merge::kConcatenate}, {"mean", Merge::kMean}};
+inline constexpr EnumName<MissingFrames> kMissingFramesNames[] = {
+    {"zero_feature", MissingFrames::kZeroFeature},
+    {"nearest_feature", MissingFrames::kNearestFeature},
+    {"interpolate_predictions", MissingFrames::kInterpolatePredictions}};
+inline constexpr EnumName<Activation> kActivationNames[] = {{"none", Activation::kNone},
+                                                            {"tanh", Activation::kTanh},
+                                                            {"softmax", Activation::kSoftmax},
+                                                            {"sigmoid", Activation::kSigmoid}};
+inline constexpr EnumName<Precision> kPrecisionNames[] = {
+    {"fp32", Precision::kFp32}, {"fp16", Precision::kFp16}, {"bf16", Precision::kBf16}};
+inline constexpr EnumName<MemoryFormat> kMemoryFormatNames[] = {{"contiguous", MemoryFormat::kContiguous},
+                                                                {"channels_last", MemoryFormat::kChannelsLast}};
 
 // The manifest's `encoder` block.
 struct EncoderConfig {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "abaw/tasks.hpp"
+#include "abaw/video_index.hpp"
 
 namespace abaw {
 
@@ -16,9 +17,7 @@ struct MergeOptions {
   std::vector<std::filesystem::path> inputs;  // run output folders (each with raw/<TASK>/)
   std::vector<double> weights;                // one per input; empty = all 1
   std::filesystem::path output;
-  std::vector<Task> tasks;  // empty: every task some input has raw scores for
-  std::map<Task, std::filesystem::path> frame_lists;
-  std::map<Task, std::filesystem::path> annotations;
+  RowsOptions rows;                                // no tasks: every task some input has raw scores for
   std::optional<std::filesystem::path> model_set;  // post-processing; default: plain (0.5, no filters)
   std::optional<std::filesystem::path> manifest_patch;
 };

@@ -43,13 +43,16 @@ struct Evaluation {
   long frames_excluded = 0;            // frames whose label is invalid (-5 / -1)
   long frames_without_prediction = 0;  // only with allow_missing
   long videos_not_annotated = 0;       // predicted videos absent from the annotations (ignored)
+  // With per_video: each annotated video scored alone with the same metric (its own frames only),
+  // worst score first; a video without a valid label is left out.
+  std::vector<std::pair<std::string, Evaluation>> per_video;
 };
 
 // Scores `predictions` against every `<video>.txt` in `annotation_folder`. A valid annotated
 // frame without a prediction is an Error(kInput) naming video and frame, unless `allow_missing`,
-// which leaves it out and counts it.
+// which leaves it out and counts it. `per_video` also fills Evaluation::per_video.
 Evaluation evaluate(const PredictionSet& predictions, const std::filesystem::path& annotation_folder,
-                    bool allow_missing);
+                    bool allow_missing, bool per_video = false);
 
 // Lower-level: score from pooled per-frame predictions and labels (row-major, width per task as
 // in submissions / annotation files; invalid labels already removed for VA and EXPR, -1 allowed
@@ -59,7 +62,11 @@ Evaluation score_frames(Task task, const std::vector<float>& predictions, const 
 // A readable table: score, then per-dimension / class / AU figures and frame counts.
 std::string format_evaluation(const Evaluation& evaluation);
 
-// The same as JSON.
+// Evaluation::per_video as a table, worst first: video, score, frames, and the per-dimension /
+// class / AU scores.
+std::string format_per_video(const Evaluation& evaluation);
+
+// The same as JSON ("per_video": a list, worst first, when evaluated per video).
 nlohmann::json evaluation_to_json(const Evaluation& evaluation);
 
 }  // namespace abaw

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "abaw/manifest.hpp"
-#include "abaw/preprocess.hpp"
+#include "abaw/compute_options.hpp"
 #include "abaw/tasks.hpp"
+#include "abaw/video_index.hpp"
 
 namespace abaw {
 
@@ -19,22 +19,12 @@ struct RunOptions {
   std::filesystem::path model_set;
   std::filesystem::path crops;
   std::filesystem::path output;
-  std::vector<Task> tasks;  // empty: the tasks given frame lists / annotations, else all the set provides
-  std::map<Task, std::filesystem::path> frame_lists;
-  std::map<Task, std::filesystem::path> annotations;
+  RowsOptions rows;                 // no tasks: the tasks given frame lists / annotations, else all the set provides
   std::vector<std::string> videos;  // subset; empty = all
-  std::string device = "auto";
-  int batch_size = 32;
-  bool pack_batches = false;  // batches continue into the next video (see plan_encoder_batches)
-  int threads = 0;            // intra-op threads; 0 = one per core
-  int decode_threads = 0;     // JPEG decode + preprocessing threads; 0 = half the cores (at least 1)
-  long long max_image_pixels = kDefaultMaxImagePixels;  // see decode_crop
+  ComputeOptions compute;
   std::optional<long> window;
   std::optional<long> stride;
-  std::optional<std::filesystem::path> manifest_patch;     // merged into the manifest (e.g. from `tune`)
-  std::optional<std::filesystem::path> features;           // encoder output cache folder (--features)
-  std::optional<Precision> precision;                      // overrides the manifest's encoder precision
-  PreprocessPlace preprocess_on = PreprocessPlace::kAuto;  // where pixels become normalised floats
+  std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)
   bool resume = false;  // reuse the outputs of videos an earlier run finished with the same key
   int shard_index = 1;  // --shard K/N: this run handles the videos at positions K-1, K-1+N, ...
   int shard_count = 1;  // (name order); with N > 1 only raw outputs are written (see `merge`)

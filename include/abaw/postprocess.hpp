@@ -38,6 +38,10 @@ std::vector<int> argmax_labels(const ScoreMatrix& scores);
 // Centred majority filter (same window as mean_filter); ties go to the lowest label.
 std::vector<int> mode_filter(const std::vector<int>& labels, int width, int classes);
 
+// The post-processing used without a model set (`merge`, `tune`, `report`): argmax over the 8
+// classes in ABAW order, AU threshold 0.5, no filters.
+TaskConfig plain_task_config(Task task);
+
 // A task's final per-frame values for the submission: VA clipped floats (2 per frame), EXPR one
 // label per frame, AU 12 labels per frame. Stored as floats; labels are whole numbers.
 ScoreMatrix finalize_predictions(const TaskConfig& config, const ScoreMatrix& raw);

@@ -1,10 +1,8 @@
 // Crop decoding and the encoder's preprocessing: JPEG -> resize -> centre crop -> colour order ->
-// (pixel * scale - mean) / std, written as float CHW. Semantics in models/README.md.
+// (pixel * scale - mean) / std, written as float CHW. What the preprocessing is: preprocess_spec.hpp.
 #pragma once
 
-#include <cstdint>
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,48 +10,9 @@
 #include <c10/core/Device.h>
 #include <opencv2/core.hpp>
 
+#include "abaw/preprocess_spec.hpp"
+
 namespace abaw {
-
-enum class ResizeMode { kShorterSide, kStretch };
-enum class Interpolation { kBicubic, kBilinear, kNearest, kArea };
-enum class ColorOrder { kRGB, kBGR, kGray };
-
-// The manifest's `encoder.preprocess` block.
-// What decoding does with a JPEG's EXIF orientation tag.
-enum class ExifOrientation {
-  kIgnore,  // pixels as stored: what Pillow's Image.open (torchvision, CLIP's transform) gives
-  kApply,   // rotated / flipped as the tag says: what cv2.imread gives
-};
-
-struct PreprocessSpec {
-  int resize = 224;
-  ResizeMode resize_mode = ResizeMode::kShorterSide;
-  Interpolation interpolation = Interpolation::kBicubic;
-  int crop = 0;  // 0 = no centre crop
-  ColorOrder color_order = ColorOrder::kRGB;
-  float scale = 1.0f / 255.0f;
-  std::vector<float> mean{0.0f, 0.0f, 0.0f};
-  std::vector<float> std{1.0f, 1.0f, 1.0f};
-  ExifOrientation exif = ExifOrientation::kIgnore;
-
-  // 3, or 1 for GRAY.
-  int channels() const { return color_order == ColorOrder::kGray ? 1 : 3; }
-  // Side of the square tensor the encoder receives (the manifest requires a square output).
-  int output_side() const { return crop > 0 ? crop : resize; }
-  // Floats per preprocessed image: channels * side * side.
-  size_t tensor_size() const { return static_cast<size_t>(channels()) * output_side() * output_side(); }
-};
-
-// Names used in the manifest ("bicubic", "RGB", ...), for messages and `info`.
-const char* interpolation_name(Interpolation interpolation);
-const char* color_order_name(ColorOrder order);
-const char* resize_mode_name(ResizeMode mode);
-const char* exif_orientation_name(ExifOrientation exif);
-
-// The largest image decode_crop decodes by default, in pixels (4096 x 4096: 48 MiB as BGR).
-// Face crops are far smaller; the limit stops a small file whose header claims 20000 x 20000
-// from taking gigabytes in every decode thread. `run --max-image-pixels` raises it.
-inline constexpr long long kDefaultMaxImagePixels = 4096LL * 4096;
 
 // Decodes an image file to 8-bit BGR (grayscale JPEGs are expanded to 3 channels), pixel for
 // pixel as cv::imdecode (with IMREAD_IGNORE_ORIENTATION unless `exif` is kApply). Throws Error(kInput) naming the file when it is empty, truncated, not
@@ -63,22 +22,10 @@ inline constexpr long long kDefaultMaxImagePixels = 4096LL * 4096;
 cv::Mat decode_crop(const std::filesystem::path& file, long long max_pixels = kDefaultMaxImagePixels,
                     ExifOrientation exif = ExifOrientation::kIgnore);
 
-// Where the last, per-pixel part of the preprocessing (colour order, float conversion,
-// normalisation, HWC -> CHW) runs. Decoding, resizing and cropping always run on the host with
-// OpenCV, so the pixels match what cv2-based training code saw.
-enum class PreprocessPlace {
-  kAuto,    // kDevice when the encoder runs on CUDA, else kHost
-  kHost,    // decode threads write float CHW tensors
-  kDevice,  // decode threads write 8-bit HWC pixels (a quarter of the bytes to copy to the GPU);
-            // ModelSet::encode() finishes them with normalise_pixels() on the encoder's device
-};
-
-// "auto", "host", "device"; parse returns nullopt for anything else.
-const char* preprocess_place_name(PreprocessPlace place);
-std::optional<PreprocessPlace> parse_preprocess_place(const std::string& text);
-
-// kAuto resolved for an encoder on `device`.
-PreprocessPlace resolve_preprocess_place(PreprocessPlace place, c10::Device device);
+// kAuto resolved for an encoder on `device` and the preprocessing `spec`: the torch
+// interpolation modes resize to floats, which only the host path carries (kDevice is then an
+// Error(kUsage)).
+PreprocessPlace resolve_preprocess_place(PreprocessPlace place, c10::Device device, const PreprocessSpec& spec);
 
 // Resizes and centre-crops one decoded BGR image as the spec says, and converts it to gray for
 // GRAY: an 8-bit side x side image, BGR (3 channels) or gray (1). Throws Error(kInput) naming

@@ -22,13 +22,6 @@ int submission_width(Task task);
 // "value 2 ('1.5') is out of range [-1, 1]". `kind` receives "columns", "value" or "range".
 std::string parse_prediction_values(Task task, const std::vector<std::string>& fields, float* out, std::string* kind);
 
-// "frame,has_crop," + the task's columns: the header of a raw-score file written by `run`.
-std::string raw_score_header(Task task);
-
-// Reads one raw-score file (frames 1..T in order) into T x task_width scores, and the has_crop
-// column into `has_crop` when given. Throws Error(kInput) naming file and line.
-ScoreMatrix read_raw_scores(const std::filesystem::path& file, Task task, std::vector<uint8_t>* has_crop = nullptr);
-
 // The predictions one file gives for one video: submission_width values per listed frame (VA
 // values, EXPR class indices, AU 0/1 labels). Sparse on purpose: memory follows the rows read,
 // not the largest frame number a file names (one "v/9999999.jpg" must not cost a row per frame).

@@ -43,13 +43,24 @@ struct TaskRows {
   std::vector<FrameRow> rows;
 };
 
+// Which rows a command writes, as --tasks, --frame-list and --annotations say: the tasks, and
+// per task the official frame list (exactly its rows) or the annotation folder (one row per
+// annotated frame) that gives its rows. A task with neither gets its rows from the crops.
+struct RowsOptions {
+  std::vector<Task> tasks;                            // empty: the command's default
+  std::map<Task, std::filesystem::path> frame_lists;  // official test example files
+  std::map<Task, std::filesystem::path> annotations;  // `*_Set` folders
+};
+
+// The rows `task` gets from its frame list or annotation folder in `options`, every video
+// included; nothing when it has neither. Throws Error(kInput) for an unreadable list or folder.
+std::optional<TaskRows> listed_rows(const RowsOptions& options, Task task);
+
 // What to index.
 struct IndexRequest {
   std::filesystem::path crops;
-  std::vector<Task> tasks;                            // tasks to produce rows for
-  std::map<Task, std::filesystem::path> frame_lists;  // official test example files
-  std::map<Task, std::filesystem::path> annotations;  // `*_Set` folders
-  std::vector<std::string> videos;                    // subset; empty = all
+  RowsOptions rows;                 // rows.tasks: the tasks to produce rows for
+  std::vector<std::string> videos;  // subset; empty = all
 };
 
 // The indexed run.

@@ -66,10 +66,6 @@ struct VideoResult {
 void write_submission(const std::filesystem::path& path, Task task, const std::vector<FrameRow>& rows,
                       const std::map<std::string, VideoResult>& results);
 
-// Writes one video's raw scores: header `frame,has_crop,<task columns>`, one line per frame.
-void write_raw_scores(const std::filesystem::path& path, Task task, const VideoResult& result,
-                      Durability durability = Durability::kPowerLoss);
-
 // Writes pretty-printed JSON with a final newline.
 void write_json(const std::filesystem::path& path, const nlohmann::json& value);
 

@@ -31,7 +31,7 @@ fs::path default_face_models() {
 
 Action add_crop_command(CLI::App& app) {
   struct Options {
-    std::string videos, output, detector = "tiny", yunet_model, cascade, style = "box", device = "auto";
+    std::string videos, output, detector = "tiny", yunet_model, cascade, device = "auto";
     std::string face_models;
     float score_threshold = -1.0f;
     int min_face = 40, detect_size = 224, threads = 1;
@@ -50,11 +50,9 @@ Action add_crop_command(CLI::App& app) {
                   "no download) or yunet (needs --yunet-model)")
       ->check(CLI::IsMember({"haar", "yunet", "tiny"}))
       ->capture_default_str();
-  cmd->add_option("--style", o->style,
+  add_enum_option(*cmd, "--style", o->crop.style, kCropStyleNames,
                   "box: the square around the face box, with --margin; aligned: eyes, nose tip and mouth corners "
-                  "(68-point landmark net, from --face-models) moved onto the ArcFace template")
-      ->check(CLI::IsMember({"box", "aligned"}))
-      ->capture_default_str();
+                  "(68-point landmark net, from --face-models) moved onto the ArcFace template");
   cmd->add_option("--face-models", o->face_models,
                   "Folder with faces.json, for --detector tiny and --style aligned (default: models/default/faces "
                   "under the current folder, else beside the build folder; made by scripts/make_default_model_set.sh)");
@@ -102,7 +100,6 @@ Action add_crop_command(CLI::App& app) {
     if (o->detector == "yunet" && o->yunet_model.empty()) {
       throw Error(ErrorKind::kUsage, "--detector yunet needs --yunet-model FILE");
     }
-    o->crop.style = o->style == "aligned" ? CropStyle::kAligned : CropStyle::kBox;
     if (margin->count() == 0) o->crop.margin = o->crop.style == CropStyle::kAligned ? 0.0f : 0.1f;
     std::shared_ptr<FaceModels> face_models;
     if (o->detector == "tiny" || o->crop.style == CropStyle::kAligned) {
@@ -145,7 +142,7 @@ Action add_crop_command(CLI::App& app) {
     // A killed earlier crop leaves its half-written staging folders behind; they are never read.
     remove_stale_crop_staging(o->output);
     spdlog::info("{} video(s), detector {}, {} crops; one face is tracked per video", videos.size(),
-                 detector->description(), crop_style_name(o->crop.style));
+                 detector->description(), name_of(kCropStyleNames, o->crop.style));
     std::vector<CroppedVideo> done;
     long failed = 0;
     for (const auto& video : videos) {

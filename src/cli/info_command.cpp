@@ -22,22 +22,23 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
   std::cout << "model set   " << m.name << "  (" << m.folder.string() << ")\n";
   if (!m.description.empty()) std::cout << "            " << m.description << "\n";
   std::cout << "encoder     " << m.encoder.file << "  feature_dim " << m.encoder.feature_dim << ", "
-            << precision_name(m.encoder.precision) << ", " << memory_format_name(m.encoder.memory_format) << "\n"
-            << "preprocess  resize " << p.resize << " (" << resize_mode_name(p.resize_mode) << ", "
-            << interpolation_name(p.interpolation) << ")";
+            << name_of(kPrecisionNames, m.encoder.precision) << ", "
+            << name_of(kMemoryFormatNames, m.encoder.memory_format) << "\n"
+            << "preprocess  resize " << p.resize << " (" << name_of(kResizeModeNames, p.resize_mode) << ", "
+            << name_of(kInterpolationNames, p.interpolation) << (p.antialias ? ", antialias" : "") << ")";
   if (p.crop > 0) std::cout << ", centre crop " << p.crop;
-  std::cout << ", " << color_order_name(p.color_order) << ", scale " << p.scale << ", mean [";
+  std::cout << ", " << name_of(kColorOrderNames, p.color_order) << ", scale " << p.scale << ", mean [";
   for (size_t i = 0; i < p.mean.size(); ++i) std::cout << (i ? ", " : "") << p.mean[i];
   std::cout << "], std [";
   for (size_t i = 0; i < p.std.size(); ++i) std::cout << (i ? ", " : "") << p.std[i];
-  std::cout << "], EXIF orientation " << exif_orientation_name(p.exif) << "\n"
+  std::cout << "], EXIF orientation " << name_of(kExifOrientationNames, p.exif) << "\n"
             << "sequence    window " << m.sequence.window << ", stride " << m.sequence.stride << ", merge "
-            << merge_name(m.sequence.merge) << ", missing frames " << missing_frames_name(m.sequence.missing_frames)
-            << "\n";
+            << name_of(kMergeNames, m.sequence.merge) << ", missing frames "
+            << name_of(kMissingFramesNames, m.sequence.missing_frames) << "\n";
   for (const auto& [task, c] : m.tasks) {
     std::cout << "task " << task_key(task) << std::string(7 - std::string(task_key(task)).size(), ' ')
               << head_description(c);
-    std::cout << "  K " << c.head_outputs << ", activation " << activation_name(c.activation);
+    std::cout << "  K " << c.head_outputs << ", activation " << name_of(kActivationNames, c.activation);
     if (task == Task::kEXPR) {
       std::cout << ", class_map [";
       for (size_t i = 0; i < c.class_map.size(); ++i) {

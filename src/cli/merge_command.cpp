@@ -32,7 +32,7 @@ Action add_merge_command(CLI::App& app) {
     for (const auto& input : raw->inputs) options->inputs.emplace_back(input);
     options->weights = raw->weights;
     options->output = raw->output;
-    store_rows_options(raw->rows, *options);
+    store_rows_options(raw->rows, options->rows);
     if (!raw->model_set.empty()) options->model_set = raw->model_set;
     if (!raw->manifest_patch.empty()) options->manifest_patch = raw->manifest_patch;
   });

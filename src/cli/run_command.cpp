@@ -10,26 +10,6 @@
 
 namespace abaw::cli {
 
-std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option) {
-  const size_t equals = text.find('=');
-  auto task = equals == std::string::npos ? std::nullopt : parse_task(text.substr(0, equals));
-  if (!task || equals + 1 >= text.size()) {
-    throw CLI::ValidationError(option, "expected TASK=PATH with TASK one of va, expr, au, got '" + text + "'");
-  }
-  return {*task, text.substr(equals + 1)};
-}
-
-void add_rows_options(CLI::App& command, RowsArguments& arguments, const std::string& tasks_help,
-                      const std::string& frame_list_help) {
-  command.add_option("--tasks", arguments.tasks, tasks_help)
-      ->delimiter(',')
-      ->check(CLI::IsMember({"va", "expr", "au", "VA", "EXPR", "AU"}));
-  command.add_option("--frame-list", arguments.frame_lists, frame_list_help);
-  command.add_option("--annotations", arguments.annotations,
-                     "[TASK=]DIR: annotation folder (*_Challenge/*_Set); frame count = line count; task from the "
-                     "headers when not given (repeatable)");
-}
-
 Action add_run_command(CLI::App& app, RunOptions& options) {
   CLI::App* run = app.add_subcommand("run", "Predict VA / EXPR / AU for every frame and write ABAW submission files");
   // Raw strings first: cross-option checks and TASK= parsing happen after CLI11 validated them.
@@ -63,7 +43,7 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_flag("--resume", options.resume,
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");
-  auto store_compute_options = add_compute_options(*run, options);
+  auto store_compute_options = add_compute_options(*run, options.compute);
   auto shard = std::make_shared<std::string>();
   run->add_option("--shard", *shard,
                   "K/N: handle only every N-th video (name order), starting with the K-th; writes raw outputs "
@@ -84,8 +64,8 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
       options.shard_index = k;
       options.shard_count = n;
     }
-    store_rows_options(raw->rows, options);
-    if (*score_after && options.annotations.empty()) {
+    store_rows_options(raw->rows, options.rows);
+    if (*score_after && options.rows.annotations.empty()) {
       throw CLI::ValidationError("--eval", "needs --annotations (the labels to score against)");
     }
     options.videos = raw->videos;
@@ -109,7 +89,7 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
     std::printf("summary: %s\n", result.summary.string().c_str());
     if (*score_after) {
       nlohmann::json scores = nlohmann::json::object();
-      for (const auto& [task, folder] : options.annotations) {
+      for (const auto& [task, folder] : options.rows.annotations) {
         auto submission = result.submissions.find(task);
         if (submission == result.submissions.end()) continue;  // not run, or failed: logged already
         const Evaluation evaluation = evaluate(read_predictions(submission->second, task), folder, false);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End-to-end tests of `abaw-infer eval`, `abaw-infer check` and `abaw-infer tune`.
+"""End-to-end tests of `abaw-infer eval`, `check`, `tune` and `compare`.
 
 Metrics  `eval` against an independent computation (numpy CCC with population moments,
          scikit-learn F1) on generated annotation folders with invalid frames, for a single-file
@@ -13,6 +13,8 @@ Tune     `tune` on raw scores built to need tuning (AU thresholds, EXPR mode fil
          filter), checked against a numpy re-implementation of the post-processing and against
          `eval`; --write on a tiny model set; `run --manifest-patch` with the fragments and
          `run --eval` against `eval` on the written submissions.
+Compare  `compare` on two generated run folders (raw scores with crop gaps, submissions, a video in
+         one run only) against a numpy computation of every figure; its errors.
 
 Run with Debian's Python (numpy, scikit-learn, torch): /usr/bin/python3 tests/e2e/test_evaluation.py [-v Class]
 ABAW_INFER must name the built binary (default: build/abaw-infer).
@@ -344,6 +346,34 @@ class Metrics(Case):
             self.assertEqual(got.get("videos_not_annotated", 1), 1)
             self.assertIn("%s score: %.6f" % (task, expected["score"]), result.stdout)
         return labels
+
+    def test_per_video(self):
+        """--per-video: each video scored alone equals the reference on that video alone, worst
+        first; a video with no valid label is not listed."""
+        for task, seed in (("VA", 11), ("EXPR", 12), ("AU", 13)):
+            labels, predictions = self.dataset(task, seed)
+            labels["all_invalid"] = np.full((5, LABEL_WIDTH[task]), -5 if task == "VA" else -1)
+            annotations = write_annotations(self.folder("annotations_" + task), task, labels)
+            submission = write_submission(os.path.join(self.folder("submission_" + task), task + ".txt"), task,
+                                          predictions)
+            got, result = self.evaluate(task, submission, annotations, "--per-video")
+            self.assert_matches(got, reference(task, labels, predictions))
+            expected = {video: reference(task, {video: labels[video]}, predictions) for video, _ in self.VIDEOS}
+            listed = [v["video"] for v in got["per_video"]]
+            self.assertEqual(sorted(listed), sorted(expected))
+            scores = [v["score"] for v in got["per_video"]]
+            self.assertEqual(scores, sorted(scores), "worst first")
+            for one in got["per_video"]:
+                want = expected[one["video"]]
+                self.assertEqual(one["frames_evaluated"], want["frames_evaluated"], one["video"])
+                self.assertEqual(one["frames_excluded"], want["frames_excluded"], one["video"])
+                self.assertAlmostEqual(one["score"], want["score"], delta=1e-6, msg=one["video"])
+                for name, part in want["parts"].items():
+                    self.assertAlmostEqual(one["parts"][name]["score"], part["score"], delta=1e-6,
+                                           msg="%s %s" % (one["video"], name))
+            self.assertIn("per video, worst first:", result.stdout)
+            worst = got["per_video"][0]
+            self.assertIn("%.6f" % worst["score"], result.stdout.split("per video, worst first:")[1].splitlines()[2])
 
     def test_va(self):
         labels = self.check_all_formats("VA", 1)
@@ -934,6 +964,147 @@ class Tune(Case):
         for task, (got, _) in zip(TASKS, scored):
             self.assert_matches(evaluation[task], got, places=9)
             self.assertIn("%s score: %.6f" % (task, got["score"]), result.stdout)
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Compare(Case):
+    """`compare` against numpy on two generated run folders."""
+
+    VIDEOS = {"vid_a": 40, "vid_b": 25, "vid_c_left": 9}
+
+    def make_runs(self):
+        """Two run folders whose raw scores differ by noise of a different size per video, with
+        crop gaps that differ between the runs; B lacks vid_c_left and has an extra video."""
+        rng = np.random.RandomState(5)
+        a_dir, b_dir = scratch("compare", "a"), scratch("compare", "b")
+        data = {}
+        for task in TASKS:
+            width = len(COLUMNS[task])
+            for video, n in self.VIDEOS.items():
+                base = rng.uniform(-1, 1, (n, width)) if task == "VA" else rng.uniform(0, 1, (n, width))
+                noise = rng.normal(0, {"vid_a": 0.01, "vid_b": 0.05, "vid_c_left": 0.02}[video], (n, width))
+                crops_a = (rng.random_sample(n) > 0.1).astype(int)
+                crops_b = (rng.random_sample(n) > 0.1).astype(int)
+                data[task, video] = (np.round(base, 6), np.round(base + noise, 6), crops_a, crops_b)
+            for run, side in ((a_dir, 0), (b_dir, 1)):
+                videos = [v for v in self.VIDEOS if not (side == 1 and v == "vid_c_left")]
+                if side == 1:
+                    videos.append("vid_only_b")
+                    data[task, "vid_only_b"] = (None, np.round(rng.uniform(0, 1, (3, width)), 6), None, np.ones(3, int))
+                folder = os.path.join(run, "raw", task)
+                os.makedirs(folder, exist_ok=True)
+                lines_sub = [HEADERS[task]]
+                for video in videos:
+                    scores, crops = data[task, video][side], data[task, video][2 + side]
+                    write_text(os.path.join(folder, video + ".csv"), [RAW_HEADERS[task]] + [
+                        "%d,%d,%s" % (f + 1, crops[f], ",".join("%.6f" % v for v in scores[f])) for f in range(len(scores))])
+                    for f in range(len(scores)):
+                        if task == "VA":
+                            values = ",".join("%.6f" % v for v in np.clip(scores[f], -1, 1))
+                        elif task == "EXPR":
+                            values = str(int(np.argmax(scores[f])))
+                        else:
+                            values = ",".join(str(int(v >= 0.5)) for v in scores[f])
+                        lines_sub.append(location(video, f + 1) + "," + values)
+                write_text(os.path.join(run, "submission", task + ".txt"), lines_sub)
+        return a_dir, b_dir, data
+
+    def expected(self, task, data):
+        diffs, per_video, va_a, va_b, labels = [], [], [], [], []
+        for video in self.VIDEOS:
+            if video == "vid_c_left":  # only in A
+                continue
+            a, b, crops_a, crops_b = data[task, video]
+            both = (crops_a == 1) & (crops_b == 1)
+            d = np.abs(a[both] - b[both])
+            diffs.append(d)
+            per_video.append((video, d.mean(), d.max(), int(both.sum())))
+            va_a.append(a[both])
+            va_b.append(b[both])
+            if task == "EXPR":
+                labels.append(np.argmax(a, axis=1) == np.argmax(b, axis=1))
+            elif task == "AU":
+                labels.append((a >= 0.5) == (b >= 0.5))
+        d = np.concatenate(diffs)
+        expected = {"mean_abs": d.mean(), "max_abs": d.max(), "frames": sum(v[3] for v in per_video),
+                    "worst": sorted(per_video, key=lambda v: -v[1])}
+        if task == "VA":
+            va_a, va_b = np.concatenate(va_a), np.concatenate(va_b)
+            expected["ccc"] = [ccc(va_a[:, c], va_b[:, c]) for c in range(2)]
+        if labels:
+            agree = np.concatenate(labels)
+            expected["agreement"] = agree.mean()
+            expected["rows"] = len(agree)
+            if task == "AU":
+                expected["per_au"] = agree.mean(axis=0)
+        return expected
+
+    def test_figures_match_numpy(self):
+        a_dir, b_dir, data = self.make_runs()
+        json_path = scratch("compare", "out.json")
+        result = tool("compare", a_dir, b_dir, "--json", json_path)
+        self.assertEqual(result.returncode, 0, output(result))
+        with open(json_path) as f:
+            got = json.load(f)
+        self.assertEqual(sorted(got), sorted(TASKS))
+        for task in TASKS:
+            want, have = self.expected(task, data), got[task]
+            self.assertEqual(have["videos"], 2)
+            self.assertEqual((have["videos_only_a"], have["videos_only_b"]), (1, 1))
+            self.assertEqual(have["frames"], want["frames"])
+            self.assertAlmostEqual(have["mean_abs"], want["mean_abs"], delta=1e-6)
+            self.assertAlmostEqual(have["max_abs"], want["max_abs"], delta=1e-6)
+            self.assertEqual([w["video"] for w in have["worst"]], [w[0] for w in want["worst"]])
+            for w, (video, mean, largest, frames) in zip(have["worst"], want["worst"]):
+                self.assertAlmostEqual(w["mean_abs"], mean, delta=1e-6, msg=video)
+                self.assertAlmostEqual(w["max_abs"], largest, delta=1e-6, msg=video)
+                self.assertEqual(w["frames"], frames, video)
+            if task == "VA":
+                self.assertAlmostEqual(have["ccc"]["valence"], want["ccc"][0], delta=1e-6)
+                self.assertAlmostEqual(have["ccc"]["arousal"], want["ccc"][1], delta=1e-6)
+                self.assertNotIn("labels", have)
+            else:
+                self.assertEqual(have["labels"]["rows"], want["rows"])
+                self.assertAlmostEqual(have["labels"]["agreement"], want["agreement"], delta=1e-9)
+                self.assertLess(have["labels"]["agreement"], 1.0)  # the noise flips some labels
+            if task == "AU":
+                np.testing.assert_allclose([have["labels"]["per_au"][c] for c in COLUMNS["AU"]], want["per_au"],
+                                           atol=1e-9)
+        self.assertIn("worst: vid_b", result.stdout)
+        self.assertIn("CCC between the runs", result.stdout)
+
+    def test_a_run_with_itself_agrees_exactly(self):
+        a_dir, _, _ = self.make_runs()
+        result = tool("compare", a_dir, a_dir)
+        self.assertEqual(result.returncode, 0, output(result))
+        self.assertIn("raw scores |A - B|: max 0, mean 0", result.stdout)
+        self.assertIn("100.0000% of rows agree", result.stdout)
+
+    def test_errors_name_the_file(self):
+        a_dir, b_dir, _ = self.make_runs()
+        short = os.path.join(b_dir, "raw", "VA", "vid_a.csv")
+        with open(short) as f:
+            lines = f.read().splitlines()
+        write_text(short, lines[:-1])
+        result = tool("compare", a_dir, b_dir)
+        self.assertEqual(result.returncode, 3, output(result))
+        self.assertIn(short, result.stderr)
+        self.assertIn("did not predict the same video", result.stderr)
+
+        empty = scratch("compare", "empty")
+        os.makedirs(empty)
+        result = tool("compare", a_dir, empty)
+        self.assertEqual(result.returncode, 3, output(result))
+        self.assertIn("share no task", result.stderr)
+        self.assertEqual(tool("compare", a_dir).returncode, 2)  # RUN_B missing
+
+    def test_text_commands_do_not_load_libtorch(self):
+        """The binary itself links neither LibTorch nor OpenCV (they live in the module beside it)."""
+        linked = subprocess.run(["ldd", TOOL], capture_output=True, text=True).stdout
+        self.assertNotIn("libtorch", linked)
+        self.assertNotIn("libopencv", linked)
+        self.assertTrue(os.path.exists(os.path.join(os.path.dirname(TOOL), "libabaw-infer-models.so")))
 
 
 if __name__ == "__main__":

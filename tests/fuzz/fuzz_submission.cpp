@@ -2,6 +2,7 @@
 #include <fstream>
 
 #include "abaw/error.hpp"
+#include "abaw/raw_scores.hpp"
 #include "abaw/submission.hpp"
 #include "fuzz_util.hpp"
 

@@ -44,10 +44,10 @@ class RunParser : public ::testing::Test {
 
 TEST_F(RunParser, Defaults) {
   parse({});
-  EXPECT_EQ(options_.device, "auto");
-  EXPECT_EQ(options_.batch_size, 32);
-  EXPECT_FALSE(options_.pack_batches);
-  EXPECT_TRUE(options_.tasks.empty());
+  EXPECT_EQ(options_.compute.device, "auto");
+  EXPECT_EQ(options_.compute.batch_size, 32);
+  EXPECT_FALSE(options_.compute.pack_batches);
+  EXPECT_TRUE(options_.rows.tasks.empty());
   EXPECT_FALSE(options_.window.has_value());
 }
 
@@ -75,15 +75,15 @@ TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
          "--pack-batches",
          "--threads",
          "2"});
-  EXPECT_EQ(options_.tasks, (std::vector<Task>{Task::kVA, Task::kEXPR}));
-  EXPECT_EQ(options_.frame_lists.at(Task::kVA), "/x/VA.txt");
-  EXPECT_EQ(options_.frame_lists.at(Task::kEXPR), "/x/EXPR.txt");
-  EXPECT_EQ(options_.annotations.at(Task::kAU), dir_ / "ann");  // task read from the headers
+  EXPECT_EQ(options_.rows.tasks, (std::vector<Task>{Task::kVA, Task::kEXPR}));
+  EXPECT_EQ(options_.rows.frame_lists.at(Task::kVA), "/x/VA.txt");
+  EXPECT_EQ(options_.rows.frame_lists.at(Task::kEXPR), "/x/EXPR.txt");
+  EXPECT_EQ(options_.rows.annotations.at(Task::kAU), dir_ / "ann");  // task read from the headers
   EXPECT_EQ(options_.videos, (std::vector<std::string>{"a", "b", "v1", "v2"}));
   EXPECT_EQ(*options_.window, 16);
   EXPECT_EQ(*options_.stride, 8);
-  EXPECT_EQ(options_.batch_size, 4);
-  EXPECT_TRUE(options_.pack_batches);
+  EXPECT_EQ(options_.compute.batch_size, 4);
+  EXPECT_TRUE(options_.compute.pack_batches);
 }
 
 TEST_F(RunParser, RejectsMistakes) {
@@ -148,22 +148,24 @@ TEST_F(BenchParser, DecodeAndEncode) {
   parse({"--stage", "decode", "--crops", (dir_ / "crops").string(), "--decode-threads", "3", "--frames", "100",
          "--pack-batches"});
   EXPECT_EQ(options_.stage, BenchStage::kDecode);
-  EXPECT_TRUE(options_.pack_batches);
+  EXPECT_TRUE(options_.compute.pack_batches);
   EXPECT_EQ(options_.crops, dir_ / "crops");
-  EXPECT_EQ(options_.decode_threads, 3);
+  EXPECT_EQ(options_.compute.decode_threads, 3);
   EXPECT_EQ(options_.frames, 100);
-  EXPECT_FALSE(options_.precision.has_value());
+  EXPECT_FALSE(options_.compute.precision.has_value());
 
   CLI::App other;
   BenchOptions encode;
   cli::add_bench_command(other, encode);
   parse_args(other, {"abaw-infer", "bench", "--model-set", (dir_ / "set").string(), "--stage", "encode", "--precision",
-                     "bf16", "--batch-size", "8", "--threads", "2"});
+                     "bf16", "--batch-size", "8", "--threads", "2", "--preprocess-on", "device"});
   EXPECT_EQ(encode.stage, BenchStage::kEncode);
-  EXPECT_EQ(*encode.precision, Precision::kBf16);
-  EXPECT_EQ(encode.batch_size, 8);
-  EXPECT_EQ(encode.threads, 2);
+  EXPECT_EQ(*encode.compute.precision, Precision::kBf16);
+  EXPECT_EQ(encode.compute.batch_size, 8);
+  EXPECT_EQ(encode.compute.threads, 2);
   EXPECT_EQ(encode.frames, 0);  // 8 batches
+  EXPECT_EQ(encode.compute.preprocess_on, PreprocessPlace::kDevice);
+  EXPECT_EQ(options_.compute.preprocess_on, PreprocessPlace::kAuto);
 }
 
 TEST_F(BenchParser, RejectsMistakes) {
@@ -173,6 +175,8 @@ TEST_F(BenchParser, RejectsMistakes) {
   EXPECT_THROW(parse({"--stage", "encode", "--precision", "fp8"}), CLI::ValidationError);
   EXPECT_THROW(parse({"--stage", "encode", "--frames", "-1"}), CLI::ValidationError);
   EXPECT_THROW(parse({"--stage", "encode", "--batch-size", "0"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--stage", "encode", "--preprocess-on", "gpu"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--stage", "Encode"}), CLI::ValidationError);  // names are exact
 }
 
 }  // namespace

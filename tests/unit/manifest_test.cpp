@@ -79,7 +79,7 @@ TEST(Manifest, EncoderPrecisionAndMemoryFormat) {
   Manifest m = parse(j);
   EXPECT_EQ(m.encoder.precision, Precision::kBf16);
   EXPECT_EQ(m.encoder.memory_format, MemoryFormat::kChannelsLast);
-  EXPECT_STREQ(memory_format_name(m.encoder.memory_format), "channels_last");
+  EXPECT_STREQ(name_of(kMemoryFormatNames, m.encoder.memory_format), "channels_last");
   j["encoder"]["memory_format"] = "nhwc";
   expect_rejected(j, "'encoder.memory_format' is 'nhwc'");
 }
@@ -126,6 +126,29 @@ TEST(Manifest, RejectsBadValuesNamingTheKey) {
   j = valid_manifest();
   j["tasks"]["au"]["head"] = "multi.pt";
   expect_rejected(j, "both as a plain head and as a multi-task head");
+  j = valid_manifest();
+  j["encoder"]["preprocess"]["antialias"] = true;  // with OpenCV's bicubic
+  expect_rejected(j, "'encoder.preprocess.antialias' applies to the torch_* interpolations only");
+  j["encoder"]["preprocess"]["interpolation"] = "torch_bilinear";
+  j["encoder"]["preprocess"]["antialias"] = "yes";
+  expect_rejected(j, "'encoder.preprocess.antialias' must be true or false");
+  j = valid_manifest();
+  j["encoder"]["preprocess"]["interpolation"] = "pil_bicubic";
+  j["encoder"]["preprocess"]["color_order"] = "GRAY";
+  j["encoder"]["preprocess"]["mean"] = {0.5};
+  j["encoder"]["preprocess"]["std"] = {0.5};
+  expect_rejected(j, "is for RGB or BGR encoders");
+}
+
+TEST(Manifest, PillowAndTorchInterpolations) {
+  auto j = valid_manifest();
+  j["encoder"]["preprocess"]["interpolation"] = "pil_bicubic";
+  EXPECT_EQ(parse(j).encoder.preprocess.interpolation, Interpolation::kPilBicubic);
+  EXPECT_FALSE(parse(j).encoder.preprocess.antialias);
+  j["encoder"]["preprocess"]["interpolation"] = "torch_bicubic";
+  j["encoder"]["preprocess"]["antialias"] = true;
+  EXPECT_EQ(parse(j).encoder.preprocess.interpolation, Interpolation::kTorchBicubic);
+  EXPECT_TRUE(parse(j).encoder.preprocess.antialias);
 }
 
 // Values of the wrong JSON type or beyond the int/float fields they land in: each found or suggested

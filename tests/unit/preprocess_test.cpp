@@ -1,4 +1,5 @@
 #include "abaw/preprocess.hpp"
+#include "abaw/resample.hpp"
 
 #include <gtest/gtest.h>
 
@@ -104,17 +105,68 @@ TEST(Preprocess, PixelsNormalisedOnTheDeviceEqualTheHostPathBitForBit) {
     ASSERT_EQ(device.sizes(), (std::vector<int64_t>{2, spec.channels(), side, side}));
     ASSERT_EQ(device.scalar_type(), at::kFloat);
     EXPECT_EQ(std::memcmp(device.data_ptr<float>(), host.data(), host.size() * sizeof(float)), 0)
-        << color_order_name(order);
+        << name_of(kColorOrderNames, order);
   }
 }
 
 TEST(Preprocess, PlaceNamesAndAuto) {
-  EXPECT_EQ(parse_preprocess_place("device"), PreprocessPlace::kDevice);
-  EXPECT_EQ(parse_preprocess_place("gpu"), std::nullopt);
-  EXPECT_STREQ(preprocess_place_name(PreprocessPlace::kHost), "host");
-  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCPU)), PreprocessPlace::kHost);
-  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCUDA, 0)), PreprocessPlace::kDevice);
-  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kHost, c10::Device(c10::kCUDA, 0)), PreprocessPlace::kHost);
+  EXPECT_EQ(parse_name(kPreprocessPlaceNames, "device"), PreprocessPlace::kDevice);
+  EXPECT_EQ(parse_name(kPreprocessPlaceNames, "gpu"), std::nullopt);
+  EXPECT_STREQ(name_of(kPreprocessPlaceNames, PreprocessPlace::kHost), "host");
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCPU), PreprocessSpec{}),
+            PreprocessPlace::kHost);
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCUDA, 0), PreprocessSpec{}),
+            PreprocessPlace::kDevice);
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kHost, c10::Device(c10::kCUDA, 0), PreprocessSpec{}),
+            PreprocessPlace::kHost);
+  // The torch modes resize to floats: only the host path carries them.
+  PreprocessSpec torch_spec;
+  torch_spec.interpolation = Interpolation::kTorchBicubic;
+  EXPECT_EQ(resolve_preprocess_place(PreprocessPlace::kAuto, c10::Device(c10::kCUDA, 0), torch_spec),
+            PreprocessPlace::kHost);
+  EXPECT_THROW(resolve_preprocess_place(PreprocessPlace::kDevice, c10::Device(c10::kCPU), torch_spec), Error);
+}
+
+// Pillow and torch modes: the tensor is the resampled pixels (resample.hpp) normalised, with the
+// torch modes' floats unrounded; a centre crop of a non-square image keeps torchvision's offsets.
+TEST(Preprocess, PillowAndTorchModesNormaliseTheResampledPixels) {
+  cv::Mat bgr(37, 50, CV_8UC3);
+  cv::randu(bgr, 0, 256);
+  ImageU8 image{bgr.cols, bgr.rows, 3, std::vector<uint8_t>(bgr.data, bgr.data + bgr.total() * 3)};
+  for (Interpolation mode : {Interpolation::kPilBicubic, Interpolation::kPilBilinear, Interpolation::kTorchBicubic,
+                             Interpolation::kTorchBilinear}) {
+    for (bool antialias : {false, true}) {
+      if (antialias && is_pil(mode)) continue;
+      PreprocessSpec spec;
+      spec.resize = 20;  // shorter side 37 -> 20: 50 -> 27 wide, then a 20 x 20 centre crop at x = 4 (round(3.5))
+      spec.crop = 20;
+      spec.interpolation = mode;
+      spec.antialias = antialias;
+      spec.mean = {0.1f, 0.2f, 0.3f};
+      spec.std = {0.5f, 0.25f, 2.0f};
+      std::vector<float> chw(spec.tensor_size());
+      preprocess_image(bgr, spec, chw.data(), "test");
+      const ResampleFilter filter = mode == Interpolation::kPilBicubic || mode == Interpolation::kTorchBicubic
+                                        ? ResampleFilter::kBicubic
+                                        : ResampleFilter::kBilinear;
+      std::vector<float> resized;  // 27 x 20 x 3, BGR
+      if (is_pil(mode)) {
+        const ImageU8 out = pil_resize(image, 27, 20, filter);
+        resized.assign(out.pixels.begin(), out.pixels.end());
+      } else {
+        resized = torch_resize(image, 27, 20, filter, antialias);
+      }
+      for (int c = 0; c < 3; ++c) {
+        for (int y = 0; y < 20; ++y) {
+          for (int x = 0; x < 20; ++x) {
+            const float pixel = resized[(y * 27 + x + 4) * 3 + (2 - c)];  // RGB from BGR
+            const float want = (pixel * spec.scale - spec.mean[c]) * (1.0f / spec.std[c]);
+            ASSERT_EQ(chw[(c * 20 + y) * 20 + x], want) << name_of(kInterpolationNames, mode) << " c" << c;
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(Decode, RejectsEmptyTruncatedAndNonImageFiles) {

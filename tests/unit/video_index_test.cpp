@@ -21,7 +21,7 @@ TEST(VideoIndex, FrameListGivesRowsAndFrameCounts) {
   write_text(dir / "crops/a/00009.jpg", "x");  // past the end: ignored
   write_text(dir / "va.txt", std::string(kVaHeader) + "b/00001.jpg,0,0\nb/00002.jpg,0,0\na/00001.jpg,0,0\n" +
                                  "a/00002.jpg,0,0\na/00003.jpg,0,0\na/00004.jpg,0,0\n");
-  IndexRequest request{dir / "crops", {Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}, {}};
+  IndexRequest request{dir / "crops", {{Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}}, {}};
   VideoIndex index = build_video_index(request);
   ASSERT_EQ(index.videos.size(), 2u);
   EXPECT_EQ(index.videos[0].name, "a");
@@ -38,7 +38,7 @@ TEST(VideoIndex, AnnotationsGiveOneRowPerLine) {
   ScratchDir dir;
   write_text(dir / "crops/v_left/00001.jpg", "x");
   write_text(dir / "set/v_left.txt", "valence,arousal\n0,0\n0,0\n-5,-5\n");
-  IndexRequest request{dir / "crops", {Task::kVA}, {}, {{Task::kVA, dir / "set"}}, {}};
+  IndexRequest request{dir / "crops", {{Task::kVA}, {}, {{Task::kVA, dir / "set"}}}, {}};
   VideoIndex index = build_video_index(request);
   const auto& rows = index.rows.at(Task::kVA).rows;
   ASSERT_EQ(rows.size(), 3u);
@@ -53,7 +53,7 @@ TEST(VideoIndex, WithoutListsTheHighestCropNumberIsTheFrameCount) {
   write_text(dir / "crops/v/notes.txt", "x");
   // Named by a Unix timestamp: taken as a frame it would make a 1.7-billion-row video.
   write_text(dir / "crops/v/1700000000.jpg", "x");
-  VideoIndex index = build_video_index(IndexRequest{dir / "crops", {Task::kAU}, {}, {}, {}});
+  VideoIndex index = build_video_index(IndexRequest{dir / "crops", {{Task::kAU}, {}, {}}, {}});
   EXPECT_EQ(index.videos.at(0).frames, 5);
   EXPECT_EQ(index.rows.at(Task::kAU).rows.size(), 5u);
 }
@@ -63,7 +63,7 @@ TEST(VideoIndex, SubsetFiltersVideosAndRejectsUnknownNames) {
   write_text(dir / "crops/a/00001.jpg", "x");
   write_text(dir / "crops/b/00001.jpg", "x");
   write_text(dir / "va.txt", std::string(kVaHeader) + "a/00001.jpg,0,0\nb/00001.jpg,0,0\n");
-  IndexRequest request{dir / "crops", {Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}, {"b"}};
+  IndexRequest request{dir / "crops", {{Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}}, {"b"}};
   VideoIndex index = build_video_index(request);
   ASSERT_EQ(index.videos.size(), 1u);
   EXPECT_EQ(index.videos[0].name, "b");
@@ -76,7 +76,7 @@ TEST(VideoIndex, MissingFolderIsAllMissingButNoCropsAtAllIsAnError) {
   write_text(dir / "crops/a/00001.jpg", "x");
   std::filesystem::create_directories(dir / "empty");
   write_text(dir / "va.txt", std::string(kVaHeader) + "a/00001.jpg,0,0\nghost/00001.jpg,0,0\n");
-  IndexRequest request{dir / "crops", {Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}, {}};
+  IndexRequest request{dir / "crops", {{Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}}, {}};
   VideoIndex index = build_video_index(request);
   EXPECT_FALSE(index.videos[1].has_folder);
   EXPECT_TRUE(index.videos[1].crops.empty());

@@ -1,4 +1,5 @@
 #include "abaw/writers.hpp"
+#include "abaw/raw_scores.hpp"
 
 #include <gtest/gtest.h>
 
