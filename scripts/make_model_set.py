@@ -66,6 +66,9 @@ def parse_args(argv):
     enc.add_argument("--no-projection", action="store_true",
                      help="CLIP features before the projection")
 
+    enc.add_argument("--normalize", choices=["none", "l2"], default="none",
+                     help="l2: each frame's feature is divided by its norm before the heads (heads trained "
+                     "on normalised embeddings); the manifest's encoder.normalize")
     heads = p.add_argument_group("heads (--head, or --head-config with --tasks)")
     heads.add_argument("--head", action="append", default=[], metavar="TASK=FILE.pt",
                        type=lambda s: key_value(s, "FILE.pt"), help="TorchScript head to copy in")
@@ -393,7 +396,8 @@ def main(argv=None) -> None:
         "version": 1,
         "name": args.name or os.path.basename(os.path.normpath(args.output)),
         "description": args.description or f"{encoder_desc}; {heads_desc}",
-        "encoder": {"file": "encoder.pt", "feature_dim": feature_dim, "preprocess": preprocess},
+        "encoder": {"file": "encoder.pt", "feature_dim": feature_dim, "preprocess": preprocess,
+                    **({"normalize": args.normalize} if args.normalize != "none" else {})},
         "sequence": {"window": args.window, "stride": args.stride, "merge": args.merge,
                      "missing_frames": args.missing_frames},
         "tasks": {task: task_entry(task, heads[task], args)

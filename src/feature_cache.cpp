@@ -61,12 +61,14 @@ uint64_t fnv1a(const void* data, size_t size, uint64_t seed) {
 
 uint64_t encoder_key(const Manifest& manifest, uint64_t encoder_file_hash) {
   const PreprocessSpec& p = manifest.encoder.preprocess;
-  const std::string spec =
-      std::to_string(p.resize) + name_of(kResizeModeNames, p.resize_mode) +
-      name_of(kInterpolationNames, p.interpolation) + (p.antialias ? " antialias" : "") + std::to_string(p.crop) +
-      name_of(kColorOrderNames, p.color_order) + std::to_string(manifest.encoder.feature_dim) +
-      name_of(kPrecisionNames, manifest.encoder.precision) +
-      name_of(kMemoryFormatNames, manifest.encoder.memory_format) + "exif " + name_of(kExifOrientationNames, p.exif);
+  const std::string spec = std::to_string(p.resize) + name_of(kResizeModeNames, p.resize_mode) +
+                           name_of(kInterpolationNames, p.interpolation) + (p.antialias ? " antialias" : "") +
+                           std::to_string(p.crop) + name_of(kColorOrderNames, p.color_order) +
+                           std::to_string(manifest.encoder.feature_dim) +
+                           name_of(kPrecisionNames, manifest.encoder.precision) +
+                           name_of(kMemoryFormatNames, manifest.encoder.memory_format) +
+                           (manifest.encoder.normalize == FeatureNormalization::kL2 ? " l2" : "") + "exif " +
+                           name_of(kExifOrientationNames, p.exif);
   uint64_t hash = fnv1a(spec.data(), spec.size(), encoder_file_hash);
   hash = fnv1a(&p.scale, sizeof p.scale, hash);
   hash = fnv1a(p.mean.data(), p.mean.size() * sizeof(float), hash);

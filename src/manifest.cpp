@@ -345,6 +345,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     manifest.encoder.preprocess = parse_preprocess(e.at("preprocess"), origin);
     manifest.encoder.precision = e.enum_or("precision", kPrecisionNames);
     manifest.encoder.memory_format = e.enum_or("memory_format", kMemoryFormatNames);
+    manifest.encoder.normalize = e.enum_or("normalize", kFeatureNormalizationNames);
     e.finish();
   }
   if (r.has("sequence")) {

@@ -127,7 +127,11 @@ torch::Tensor ModelSet::encode(const torch::Tensor& images) {
                     std::to_string(manifest_.encoder.feature_dim) + "] (feature_dim)",
                 path);
   }
-  return output.to(torch::kCPU, torch::kFloat32).contiguous();
+  output = output.to(torch::kCPU, torch::kFloat32);
+  if (manifest_.encoder.normalize == FeatureNormalization::kL2) {
+    output = output / output.norm(2, 1, /*keepdim=*/true).clamp_min(1e-12);  // F.normalize
+  }
+  return output.contiguous();
 }
 
 torch::Tensor ModelSet::head_output(const torch::IValue& output, const TaskConfig& config, const std::string& file,

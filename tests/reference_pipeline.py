@@ -104,9 +104,11 @@ def load_manifest(model_dir):
         raise RefError("manifest version must be 1")
 
     enc = m["encoder"]
-    check_keys(enc, ["file", "feature_dim", "memory_format", "preprocess"], "encoder")
+    check_keys(enc, ["file", "feature_dim", "memory_format", "normalize", "preprocess"], "encoder")
     if enc.get("memory_format", "contiguous") not in ("contiguous", "channels_last"):
         raise RefError("bad encoder.memory_format %r" % enc["memory_format"])
+    if enc.get("normalize", "none") not in ("none", "l2"):
+        raise RefError("bad encoder.normalize %r" % enc["normalize"])
     pp = dict(enc.get("preprocess", {}))
     check_keys(pp, ["resize", "resize_mode", "interpolation", "antialias", "crop", "color_order",
                     "scale", "mean", "std", "exif"], "encoder.preprocess")
@@ -338,9 +340,10 @@ def preprocess(path, pp):
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def encode_video(encoder, feature_dim, pp, frames, T, channels_last=False):
+def encode_video(encoder, feature_dim, pp, frames, T, channels_last=False, l2=False):
     """{frame: float32 [D]} for frames 1..T with a usable crop; encoder called per frame, its
-    input in the manifest's memory_format (NHWC in memory for channels_last)."""
+    input in the manifest's memory_format (NHWC in memory for channels_last); with `l2` each
+    feature is F.normalize'd (encoder.normalize "l2")."""
     feats = {}
     for f in range(1, T + 1):
         if f not in frames:
@@ -355,7 +358,10 @@ def encode_video(encoder, feature_dim, pp, frames, T, channels_last=False):
             y = encoder(x)
         if tuple(y.shape) != (1, feature_dim):
             raise RefError("encoder output %s, expected [1, %d]" % (list(y.shape), feature_dim))
-        feats[f] = y[0].to(torch.float32).numpy().copy()
+        y = y.to(torch.float32)
+        if l2:
+            y = torch.nn.functional.normalize(y, dim=1)
+        feats[f] = y[0].numpy().copy()
     return feats
 
 
@@ -653,7 +659,8 @@ def main(argv=None):
         if not frames:
             warn("no crop folder or no crops for video " + v)
         feats[v] = encode_video(encoder, D, man["preprocess"], frames, t_max[v],
-                                 enc_spec.get("memory_format") == "channels_last")
+                                 enc_spec.get("memory_format") == "channels_last",
+                                 enc_spec.get("normalize", "none") == "l2")
 
     for t in tasks:
         spec = man["tasks"][t]

@@ -20,6 +20,11 @@ enum class MissingFrames { kZeroFeature, kNearestFeature, kInterpolatePrediction
 enum class Activation { kNone, kTanh, kSoftmax, kSigmoid };
 enum class Precision { kFp32, kFp16, kBf16 };
 enum class MemoryFormat { kContiguous, kChannelsLast };
+// What happens to each frame's feature before the heads see it (and before it is cached).
+enum class FeatureNormalization {
+  kNone,
+  kL2,  // divided by its Euclidean norm (F.normalize, eps 1e-12): heads trained on normalised embeddings
+};
 
 // The names the manifest and the command line use.
 inline constexpr EnumName<Merge> kMergeNames[] = {{"concatenate", Merge::kConcatenate}, {"mean", Merge::kMean}};
@@ -35,6 +40,8 @@ inline constexpr EnumName<Precision> kPrecisionNames[] = {
     {"fp32", Precision::kFp32}, {"fp16", Precision::kFp16}, {"bf16", Precision::kBf16}};
 inline constexpr EnumName<MemoryFormat> kMemoryFormatNames[] = {{"contiguous", MemoryFormat::kContiguous},
                                                                 {"channels_last", MemoryFormat::kChannelsLast}};
+inline constexpr EnumName<FeatureNormalization> kFeatureNormalizationNames[] = {{"none", FeatureNormalization::kNone},
+                                                                                {"l2", FeatureNormalization::kL2}};
 
 // The manifest's `encoder` block.
 struct EncoderConfig {
@@ -46,6 +53,7 @@ struct EncoderConfig {
   // convolution kernels run: ~1.7x for the default set's depthwise CNN on a CPU. Features then
   // differ from contiguous in the last bits, so it is part of the resume and cache keys.
   MemoryFormat memory_format = MemoryFormat::kContiguous;
+  FeatureNormalization normalize = FeatureNormalization::kNone;
 };
 
 // The manifest's `sequence` block: how the temporal heads see a video.

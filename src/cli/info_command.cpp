@@ -23,7 +23,8 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
   if (!m.description.empty()) std::cout << "            " << m.description << "\n";
   std::cout << "encoder     " << m.encoder.file << "  feature_dim " << m.encoder.feature_dim << ", "
             << name_of(kPrecisionNames, m.encoder.precision) << ", "
-            << name_of(kMemoryFormatNames, m.encoder.memory_format) << "\n"
+            << name_of(kMemoryFormatNames, m.encoder.memory_format)
+            << (m.encoder.normalize == FeatureNormalization::kL2 ? ", L2-normalised" : "") << "\n"
             << "preprocess  resize " << p.resize << " (" << name_of(kResizeModeNames, p.resize_mode) << ", "
             << name_of(kInterpolationNames, p.interpolation) << (p.antialias ? ", antialias" : "") << ")";
   if (p.crop > 0) std::cout << ", centre crop " << p.crop;

@@ -56,7 +56,7 @@ def fixture(*parts):
 # make_model_set.py options (after --tiny) of each test set.
 SET_OPTIONS = {
     "plain": [],
-    "mean": ["--merge", "mean", "--stride", "3", "--missing-frames", "nearest_feature"],
+    "mean": ["--merge", "mean", "--stride", "3", "--missing-frames", "nearest_feature", "--normalize", "l2"],
     "filters": ["--missing-frames", "interpolate_predictions", "--mode-filter", "5", "--mean-filter", "va=3",
                 "--mean-filter", "au=4", "--au-threshold", "0.8,0.8,0.7,0.5,0.5,0.5,0.6,0.8,0.8,0.8,0.3,0.7"],
 }

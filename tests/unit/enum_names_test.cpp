@@ -41,6 +41,7 @@ TEST(EnumNames, EveryEnumHasOneNamePerValue) {
   expect_one_name_per_value(kActivationNames, 4);
   expect_one_name_per_value(kPrecisionNames, 3);
   expect_one_name_per_value(kMemoryFormatNames, 2);
+  expect_one_name_per_value(kFeatureNormalizationNames, 2);
   expect_one_name_per_value(kBenchStageNames, 2);
   expect_one_name_per_value(kCropStyleNames, 2);
 }

@@ -84,6 +84,21 @@ TEST_F(ModelSetTest, EncodesFloatImagesAndCheckedShapes) {
   EXPECT_TRUE(torch::allclose(features.select(1, 3), images.select(1, 0).select(1, 0).mean(1)));
 }
 
+// encoder.normalize "l2": every feature row divided by its norm (F.normalize), before the heads.
+TEST_F(ModelSetTest, L2NormalisedFeatures) {
+  manifest_["encoder"]["normalize"] = "l2";
+  ModelSet models = load();
+  torch::Tensor images = torch::rand({3, 3, 8, 8});
+  images[1].zero_();  // a zero feature stays zero (the norm is clamped at 1e-12)
+  const torch::Tensor raw = torch::cat({images.mean({2, 3}), images.select(1, 0).select(1, 0).mean(1, true)}, 1);
+  const torch::Tensor features = models.encode(images);
+  EXPECT_TRUE(torch::allclose(features, raw / raw.norm(2, 1, true).clamp_min(1e-12)));
+  EXPECT_NEAR(features[0].norm().item<float>(), 1.0f, 1e-6);
+  EXPECT_EQ(features[1].abs().sum().item<float>(), 0.0f);
+  manifest_["encoder"]["normalize"] = "l1";
+  EXPECT_THROW(load(), Error);
+}
+
 TEST_F(ModelSetTest, HeadsAreActivatedAndExprFollowsTheClassMap) {
   ModelSet models = load();
   torch::Tensor window = torch::randn({5, 4});
