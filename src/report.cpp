@@ -82,7 +82,8 @@ std::string number(const char* format, double value) {
 
 // `frames` frames reduced to at most `max_points` bins; bin b holds frames [first(b), end(b)).
 struct Bins {
-  Bins(long frames, int max_points) : frames(frames), count(std::max(1L, std::min<long>(frames, max_points))) {}
+  // No bins for a video of no frames (a raw-score file with only its header).
+  Bins(long frames, int max_points) : frames(frames), count(std::min<long>(frames, max_points)) {}
   long first(long b) const { return b * frames / count; }
   long end(long b) const { return (b + 1) * frames / count; }
   long frames;

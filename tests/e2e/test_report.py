@@ -235,6 +235,19 @@ class LongVideo(unittest.TestCase):
         self.assertEqual(result.returncode, 3, result.stderr)
         self.assertIn("run.json", result.stderr)
 
+    def test_a_raw_file_without_frames(self):
+        run = os.path.join(WORK, "no-frames")
+        os.makedirs(os.path.join(run, "raw", "EXPR"))
+        with open(os.path.join(run, "raw", "EXPR", "empty.csv"), "w") as f:
+            f.write("frame,has_crop,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n")
+        with open(os.path.join(run, "run.json"), "w") as f:
+            json.dump({"tool": "abaw-infer"}, f)
+        result = tool("report", "--run", run)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(run, "report.html")) as f:
+            video = embedded_data(f.read())["videos"][0]
+        self.assertEqual((video["frames"], video["tasks"]["EXPR"]["bins"]), (0, 0))
+
 
 @unittest.skipIf(CHROMIUM is None, "chromium is not installed (apt-get install chromium)")
 class Browser(unittest.TestCase):
