@@ -405,10 +405,8 @@ canvas { width: 1000px; display: block; }
 const char* const kExprColors[8] = {"#9e9e9e", "#d32f2f", "#7b1fa2", "#455a64",
                                     "#fbc02d", "#1976d2", "#f57c00", "#795548"};
 
-}  // namespace
-
-std::map<Task, TaskConfig> run_post_processing(const fs::path& run, std::string* whose) {
-  const json summary = read_run_summary(run);
+// run_post_processing, from run.json already read.
+std::map<Task, TaskConfig> post_processing_of(const json& summary, std::string* whose) {
   std::map<Task, TaskConfig> configs;
   for (Task task : all_tasks()) configs[task] = plain_task_config(task);
   const std::string path = field(summary, {"model_set", "path"});
@@ -419,16 +417,22 @@ std::map<Task, TaskConfig> run_post_processing(const fs::path& run, std::string*
     for (const auto& [task, config] : manifest.tasks) configs[task] = config;
     *whose = "the model set's (" + path + ")";
   } catch (const Error& e) {
-    spdlog::warn("{}; the report uses plain post-processing", e.what());
+    spdlog::warn("{}; labels are made with plain post-processing", e.what());
     *whose = "plain (argmax, AU threshold 0.5, no filters): the run's model set cannot be read (" + path + ")";
   }
   return configs;
 }
 
+}  // namespace
+
+std::map<Task, TaskConfig> run_post_processing(const fs::path& run, std::string* whose) {
+  return post_processing_of(read_run_summary(run), whose);
+}
+
 ReportSummary write_report(const ReportOptions& options) {
   const json summary = read_run_summary(options.run);
   ReportSummary result;
-  const std::map<Task, TaskConfig> configs = run_post_processing(options.run, &result.post_processing);
+  const std::map<Task, TaskConfig> configs = post_processing_of(summary, &result.post_processing);
   const OutputLayout layout{options.run};
 
   // video -> task -> track
