@@ -19,21 +19,6 @@ namespace fs = std::filesystem;
 namespace abaw {
 namespace {
 
-// video name -> its raw-score file, for the runs that have raw/<TASK>/.
-std::map<std::string, fs::path> raw_files(const fs::path& run, Task task) {
-  std::map<std::string, fs::path> files;
-  const fs::path folder = OutputLayout{run}.raw_scores_folder(task);
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec)) return files;
-  for (const auto& entry : list_folder(folder, "raw-score folder")) {
-    std::error_code type_ec;
-    if (entry.path().extension() == ".csv" && entry.is_regular_file(type_ec)) {
-      files[entry.path().stem().string()] = entry.path();
-    }
-  }
-  return files;
-}
-
 // Label agreement over the rows both submissions name.
 void compare_labels(const fs::path& a, const fs::path& b, TaskComparison& out) {
   const PredictionSet labels_a = read_predictions(a, out.task), labels_b = read_predictions(b, out.task);
@@ -67,10 +52,11 @@ void compare_labels(const fs::path& a, const fs::path& b, TaskComparison& out) {
   }
 }
 
-TaskComparison compare_task(const fs::path& run_a, const fs::path& run_b, Task task, int worst_count) {
+TaskComparison compare_task(const fs::path& run_a, const fs::path& run_b, Task task,
+                            const std::map<std::string, fs::path>& files_a,
+                            const std::map<std::string, fs::path>& files_b, int worst_count) {
   TaskComparison out;
   out.task = task;
-  const auto files_a = raw_files(run_a, task), files_b = raw_files(run_b, task);
   const int width = task_width(task);
   std::vector<std::vector<double>> va_a(2), va_b(2);
   double sum_abs = 0;
@@ -145,8 +131,9 @@ std::vector<TaskComparison> compare_runs(const fs::path& run_a, const fs::path& 
   }
   std::vector<TaskComparison> comparison;
   for (Task task : all_tasks()) {
-    if (raw_files(run_a, task).empty() || raw_files(run_b, task).empty()) continue;
-    comparison.push_back(compare_task(run_a, run_b, task, worst_count));
+    const auto files_a = raw_score_files(run_a, task), files_b = raw_score_files(run_b, task);
+    if (files_a.empty() || files_b.empty()) continue;
+    comparison.push_back(compare_task(run_a, run_b, task, files_a, files_b, worst_count));
   }
   if (comparison.empty()) {
     throw Error(ErrorKind::kInput,

@@ -5,6 +5,8 @@
 
 #include "abaw/annotations.hpp"
 #include "abaw/error.hpp"
+#include "abaw/frame_names.hpp"
+#include "abaw/output_layout.hpp"
 #include "csv_fields.hpp"
 
 namespace fs = std::filesystem;
@@ -48,6 +50,19 @@ ScoreMatrix read_raw_scores(const fs::path& file, Task task, std::vector<uint8_t
     ++raw.frames;
   }
   return raw;
+}
+
+std::map<std::string, fs::path> raw_score_files(const fs::path& run, Task task) {
+  std::map<std::string, fs::path> files;
+  const fs::path folder = OutputLayout{run}.raw_scores_folder(task);
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) return files;
+  for (const auto& entry : list_folder(folder, "raw-score folder")) {
+    std::error_code type_ec;
+    if (entry.path().extension() != ".csv" || !entry.is_regular_file(type_ec)) continue;
+    if (auto name = VideoName::parse(entry.path().stem().string())) files[name->str()] = entry.path();
+  }
+  return files;
 }
 
 void write_raw_scores(const fs::path& path, Task task, const VideoResult& result, Durability durability) {

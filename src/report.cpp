@@ -439,26 +439,21 @@ ReportSummary write_report(const ReportOptions& options) {
   std::map<std::string, std::map<Task, TaskTrack>> videos;
   std::vector<Task> tasks;
   for (Task task : all_tasks()) {
-    const fs::path folder = layout.raw_scores_folder(task);
-    std::error_code ec;
-    if (!fs::is_directory(folder, ec)) continue;
-    bool any = false;
-    for (const auto& entry : list_folder(folder, "raw-score folder")) {
-      std::error_code type_ec;
-      if (entry.path().extension() != ".csv" || !entry.is_regular_file(type_ec)) continue;
-      const auto name = VideoName::parse(entry.path().stem().string());
-      if (!name) continue;
+    const auto files = raw_score_files(options.run, task);
+    if (files.empty()) continue;
+    tasks.push_back(task);
+    for (const auto& [video, file] : files) {
+      const VideoName name = VideoName::checked(video);
       TaskTrack track;
-      track.raw = read_raw_scores(entry.path(), task, &track.has_crop);
+      track.raw = read_raw_scores(file, task, &track.has_crop);
       track.predicted = finalize_predictions(configs.at(task), track.raw);
       if (auto annotations = options.annotations.find(task); annotations != options.annotations.end()) {
-        const fs::path file = video_path(annotations->second, *name, ".txt");
-        if (fs::exists(file, ec)) track.truth = read_annotation_file(file, task);
+        const fs::path truth = video_path(annotations->second, name, ".txt");
+        std::error_code ec;
+        if (fs::exists(truth, ec)) track.truth = read_annotation_file(truth, task);
       }
-      videos[name->str()][task] = std::move(track);
-      any = true;
+      videos[video][task] = std::move(track);
     }
-    if (any) tasks.push_back(task);
   }
   if (videos.empty()) throw Error(ErrorKind::kInput, "no raw scores (raw/<TASK>/<video>.csv)", options.run.string());
   result.videos = static_cast<long>(videos.size());

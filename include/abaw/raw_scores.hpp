@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ std::string raw_score_header(Task task);
 // Reads one raw-score file (frames 1..T in order) into T x task_width scores, and the has_crop
 // column into `has_crop` when given. Throws Error(kInput) naming file and line.
 ScoreMatrix read_raw_scores(const std::filesystem::path& file, Task task, std::vector<uint8_t>* has_crop = nullptr);
+
+// The raw-score files of one task in a run output folder, by video name: `<run>/raw/<TASK>/*.csv`
+// whose stem is a valid video name (others are not a video's). Empty when the folder is absent.
+std::map<std::string, std::filesystem::path> raw_score_files(const std::filesystem::path& run, Task task);
 
 // Writes one video's raw scores (result.raw and result.has_crop) atomically.
 void write_raw_scores(const std::filesystem::path& path, Task task, const VideoResult& result,
