@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -319,169 +320,290 @@ void remove_stale_crop_staging(const fs::path& output) {
   }
 }
 
-CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const CropOptions& options) {
-  CroppedVideo result;
+struct VideoFaces::Decoder {
+  // Decoded frames of one batch, and the seconds they took.
+  struct Frames {
+    std::vector<cv::Mat> frames;
+    double seconds = 0;
+  };
+  cv::VideoCapture capture;
+  std::unique_ptr<OrderedQueue<Frames>> queue;  // last member: its thread reads `capture`
+};
+
+VideoFaces::VideoFaces(const fs::path& video, FaceDetector& detector, const CropOptions& options)
+    : options_(options), detector_(detector), last_whole_frame_(-kMaxFrameNumber) {
   const VideoName name = VideoName::checked(video.stem().string(), video.string());
-  result.name = name;
-  result.source = video;
-  result.detector = detector.description();
+  result_.name = name;
+  result_.source = video;
+  result_.detector = detector.description();
+  if (options.style == CropStyle::kAligned && !options.landmarks) {
+    throw Error(ErrorKind::kUsage, "aligned crops need the landmark net (face models)");
+  }
   std::error_code size_error;
   if (fs::file_size(video, size_error) == 0 && !size_error) {
     throw Error(ErrorKind::kInput, "the video file is empty (0 bytes)", video.string());
   }
-  cv::VideoCapture capture(video.string());
-  if (!capture.isOpened()) throw Error(ErrorKind::kInput, "cannot open the video (no decoder for it?)", video.string());
-  const fs::path target = video_path(options.output, name);
-  const fs::path folder = options.output / ("." + name.str() + kStagingMark + std::to_string(::getpid()));
-  std::error_code ec;
-  fs::remove_all(folder, ec);
-  fs::create_directories(folder, ec);
-  if (ec) throw Error(ErrorKind::kOutput, "cannot create folder: " + ec.message(), folder.string());
-  // Whatever stops this video, its staging folder goes; the earlier crops stay as they were.
-  struct RemoveUnlessKept {
-    fs::path folder;
-    bool keep = false;
-    ~RemoveUnlessKept() {
-      std::error_code ignored;
-      if (!keep) fs::remove_all(folder, ignored);
-    }
-  } staging{folder};
-  const double expected = capture.get(cv::CAP_PROP_FRAME_COUNT);  // off by one at times
-  result.frames_expected = expected > 0 && expected < 1e9 ? static_cast<long>(expected) : 0;
-  if (options.style == CropStyle::kAligned && !options.landmarks) {
-    throw Error(ErrorKind::kUsage, "aligned crops need the landmark net (face models)");
+  decoder_ = std::make_unique<Decoder>();
+  cv::VideoCapture& capture = decoder_->capture;
+  if (!capture.open(video.string())) {
+    throw Error(ErrorKind::kInput, "cannot open the video (no decoder for it?)", video.string());
   }
-  const bool aligned = options.style == CropStyle::kAligned;
-  const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
-  std::string boxes = "frame,x,y,width,height,score";
+  const double expected = capture.get(cv::CAP_PROP_FRAME_COUNT);  // off by one at times
+  result_.frames_expected = expected > 0 && expected < 1e9 ? static_cast<long>(expected) : 0;
+  const size_t batch_frames = static_cast<size_t>(std::max(1, options.batch_frames));
+  decoder_->queue = std::make_unique<OrderedQueue<Decoder::Frames>>(
+      std::numeric_limits<size_t>::max(), 1, 2, [&capture, batch_frames](size_t) {
+        Decoder::Frames batch;
+        const auto begin = Clock::now();
+        while (batch.frames.size() < batch_frames) {
+          cv::Mat frame;  // a fresh buffer per frame: the batch keeps them all
+          if (!capture.read(frame)) break;
+          batch.frames.push_back(std::move(frame));
+        }
+        batch.seconds = seconds_since(begin);
+        return batch;
+      });
+}
+
+VideoFaces::~VideoFaces() = default;
+
+std::vector<FaceFrame> VideoFaces::next() {
+  if (ended_) return {};
+  Decoder::Frames batch = *decoder_->queue->next();
+  const fs::path& video = result_.source;
+  if (batch.frames.empty()) {
+    ended_ = true;
+    if (result_.frames_decoded == 0) throw Error(ErrorKind::kInput, "the video yielded no frame", video.string());
+    // Containers may count one frame more than decodes; more than that is a file that ends early.
+    if (result_.frames_expected > 0 && result_.frames_decoded + 1 < result_.frames_expected) {
+      spdlog::warn(
+          "{}: the video ended after {} of the {} frames its container announces (truncated or damaged "
+          "file?); its frame count is taken as {}",
+          video.string(), result_.frames_decoded, result_.frames_expected, result_.frames_decoded);
+    }
+    if (result_.frames_with_face == 0) {
+      spdlog::warn("{}: no face found in any of its {} frames: every frame gets the model set's missing-frame "
+                   "treatment",
+                   video.string(), result_.frames_decoded);
+    }
+    return {};
+  }
+  result_.decode_seconds += batch.seconds;
+  const long first = result_.frames_decoded + 1;
+  result_.frames_decoded += static_cast<long>(batch.frames.size());
+  if (result_.frames_decoded > kMaxFrameNumber) {
+    throw Error(ErrorKind::kInput,
+                "more than " + std::to_string(kMaxFrameNumber) + " frames: past the frame numbers crop names can carry",
+                video.string());
+  }
+  auto stage = Clock::now();
+  const auto faces = find_faces(detector_, batch.frames, first, track_.last(), options_.detect_every,
+                                last_whole_frame_, result_.frames_searched_whole);
+  result_.detect_seconds += seconds_since(stage);
+  std::vector<FaceFrame> frames(batch.frames.size());
+  std::vector<size_t> frame_of;
+  std::vector<cv::Rect2f> picked_boxes;
+  for (size_t i = 0; i < batch.frames.size(); ++i) {
+    if (faces[i].size() > 1) ++result_.frames_with_several_faces;
+    frames[i].number = first + static_cast<long>(i);
+    frames[i].face = track_.pick(faces[i]);
+    if (frames[i].face) {
+      frame_of.push_back(i);
+      picked_boxes.push_back(frames[i].face->box);
+    }
+  }
+  const bool aligned = options_.style == CropStyle::kAligned;
+  std::vector<FaceLandmarks> landmarks;
   if (aligned) {
-    boxes +=
+    stage = Clock::now();
+    landmarks = options_.landmarks->landmarks(batch.frames, frame_of, picked_boxes);
+    result_.landmark_seconds += seconds_since(stage);
+  }
+  stage = Clock::now();
+  for (size_t f = 0; f < frame_of.size(); ++f) {
+    FaceFrame& frame = frames[frame_of[f]];
+    const cv::Mat& pixels = batch.frames[frame_of[f]];
+    ++result_.frames_with_face;
+    if (aligned) {
+      frame.points = five_points(landmarks[f]);
+      frame.crop = aligned_crop(pixels, landmarks[f], options_.size, options_.margin);
+    } else {
+      frame.crop = square_crop(pixels, frame.face->box, options_.margin, options_.size);
+    }
+  }
+  result_.crop_seconds += seconds_since(stage);
+  return frames;
+}
+
+std::string VideoFaces::boxes_header() const {
+  std::string header = "frame,x,y,width,height,score";
+  if (options_.style == CropStyle::kAligned) {
+    header +=
         ",left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,mouth_right_x,"
         "mouth_right_y";
   }
-  boxes += "\n";
-  const std::string no_face(aligned ? 15 : 5, ',');
-  FaceTrack track;
-  long last_whole_frame = -kMaxFrameNumber;  // the last frame searched whole
+  return header + "\n";
+}
+
+std::string VideoFaces::boxes_line(const FaceFrame& frame) const {
+  const bool aligned = options_.style == CropStyle::kAligned;
+  std::string line = std::to_string(frame.number);
+  if (!frame.face) return line + std::string(aligned ? 15 : 5, ',') + "\n";
+  char field[96];
+  const FaceBox& face = *frame.face;
+  std::snprintf(field, sizeof field, ",%.1f,%.1f,%.1f,%.1f,%.3f", face.box.x, face.box.y, face.box.width,
+                face.box.height, face.score);
+  line += field;
+  if (aligned) {
+    for (const cv::Point2f& p : frame.points) {
+      std::snprintf(field, sizeof field, ",%.1f,%.1f", p.x, p.y);
+      line += field;
+    }
+  }
+  return line + "\n";
+}
+
+CropFolderWriter::CropFolderWriter(const fs::path& output, const VideoName& name)
+    : output_(output), name_(name), staging_(output / ("." + name.str() + kStagingMark + std::to_string(::getpid()))) {
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+  fs::create_directories(staging_, ec);
+  if (ec) throw Error(ErrorKind::kOutput, "cannot create folder: " + ec.message(), staging_.string());
+}
+
+CropFolderWriter::~CropFolderWriter() {
+  std::error_code ignored;
+  if (!committed_) fs::remove_all(staging_, ignored);
+}
+
+void CropFolderWriter::write(long frame, const std::vector<uint8_t>& jpeg) {
+  write_plain_file(staging_ / format_crop_file_name(frame), jpeg);
+}
+
+void CropFolderWriter::commit(const std::string& boxes_csv) {
+  flush_folder(staging_);
+  replace_folder(staging_, video_path(output_, name_));
+  committed_ = true;
+  write_file_atomically(video_path(output_, name_, ".boxes.csv"), boxes_csv);
+}
+
+CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const CropOptions& options) {
   const auto start = Clock::now();
+  VideoFaces faces(video, detector, options);
+  CropFolderWriter writer(options.output, VideoName::checked(faces.counts().name, video.string()));
+  const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
+  std::string boxes = faces.boxes_header();
+  double write_seconds = 0;
   auto last_log = start;
-  // Decoding runs ahead on its own thread, at most two batches: memory stays bounded however
-  // long the video, and the detector never waits for the decoder while a batch is ready.
-  struct DecodedFrames {
-    std::vector<cv::Mat> frames;
-    double seconds = 0;
-  };
-  const size_t batch_frames = static_cast<size_t>(std::max(1, options.batch_frames));
-  OrderedQueue<DecodedFrames> decoded(std::numeric_limits<size_t>::max(), 1, 2, [&](size_t) {
-    DecodedFrames batch;
-    const auto begin = Clock::now();
-    while (batch.frames.size() < batch_frames) {
-      cv::Mat frame;  // a fresh buffer per frame: the batch keeps them all
-      if (!capture.read(frame)) break;
-      batch.frames.push_back(std::move(frame));
-    }
-    batch.seconds = seconds_since(begin);
-    return batch;
-  });
-  while (true) {
-    DecodedFrames batch = *decoded.next();
-    if (batch.frames.empty()) break;
-    result.decode_seconds += batch.seconds;
-    const long first = result.frames_decoded + 1;
-    result.frames_decoded += static_cast<long>(batch.frames.size());
-    if (result.frames_decoded > kMaxFrameNumber) {
-      throw Error(
-          ErrorKind::kInput,
-          "more than " + std::to_string(kMaxFrameNumber) + " frames: past the frame numbers crop names can carry",
-          video.string());
-    }
-    auto stage = Clock::now();
-    const auto faces = find_faces(detector, batch.frames, first, track.last(), options.detect_every, last_whole_frame,
-                                  result.frames_searched_whole);
-    result.detect_seconds += seconds_since(stage);
-    std::vector<std::optional<FaceBox>> picked;
-    std::vector<size_t> frame_of;
-    std::vector<cv::Rect2f> picked_boxes;
-    for (size_t i = 0; i < batch.frames.size(); ++i) {
-      if (faces[i].size() > 1) ++result.frames_with_several_faces;
-      picked.push_back(track.pick(faces[i]));
-      if (picked.back()) {
-        frame_of.push_back(i);
-        picked_boxes.push_back(picked.back()->box);
-      }
-    }
-    std::vector<FaceLandmarks> landmarks;
-    if (aligned) {
-      stage = Clock::now();
-      landmarks = options.landmarks->landmarks(batch.frames, frame_of, picked_boxes);
-      result.landmark_seconds += seconds_since(stage);
-    }
-    stage = Clock::now();
-    size_t face_index = 0;
-    for (size_t i = 0; i < batch.frames.size(); ++i) {
-      const long number = first + static_cast<long>(i);
-      boxes += std::to_string(number);
-      if (!picked[i]) {
-        boxes += no_face + "\n";
-        continue;
-      }
-      const FaceBox& face = *picked[i];
-      ++result.frames_with_face;
+  for (auto frames = faces.next(); !frames.empty(); frames = faces.next()) {
+    const auto stage = Clock::now();
+    for (const FaceFrame& frame : frames) {
+      boxes += faces.boxes_line(frame);
+      if (frame.crop.empty()) continue;
       std::vector<uint8_t> bytes;
-      const cv::Mat crop = aligned ? aligned_crop(batch.frames[i], landmarks[face_index], options.size, options.margin)
-                                   : square_crop(batch.frames[i], face.box, options.margin, options.size);
-      cv::imencode(".jpg", crop, bytes, jpeg);
-      write_plain_file(folder / format_crop_file_name(number), bytes);
-      char line[96];
-      std::snprintf(line, sizeof line, ",%.1f,%.1f,%.1f,%.1f,%.3f", face.box.x, face.box.y, face.box.width,
-                    face.box.height, face.score);
-      boxes += line;
-      if (aligned) {
-        for (const cv::Point2f& p : five_points(landmarks[face_index])) {
-          std::snprintf(line, sizeof line, ",%.1f,%.1f", p.x, p.y);
-          boxes += line;
-        }
-      }
-      boxes += "\n";
-      ++face_index;
+      cv::imencode(".jpg", frame.crop, bytes, jpeg);
+      writer.write(frame.number, bytes);
     }
-    result.write_seconds += seconds_since(stage);
+    write_seconds += seconds_since(stage);
     const auto now = Clock::now();
     if (std::chrono::duration<double>(now - last_log).count() >= 3.0) {
       last_log = now;
+      const CroppedVideo& counts = faces.counts();
       const double elapsed = std::chrono::duration<double>(now - start).count();
-      spdlog::info("{}: frame {}/~{:.0f}, {:.1f} frames/s", result.name, result.frames_decoded, expected,
-                   result.frames_decoded / elapsed);
+      spdlog::info("{}: frame {}/~{}, {:.1f} frames/s", counts.name, counts.frames_decoded, counts.frames_expected,
+                   counts.frames_decoded / elapsed);
     }
   }
-  if (result.frames_decoded == 0) throw Error(ErrorKind::kInput, "the video yielded no frame", video.string());
-  // Containers may count one frame more than decodes; more than that is a file that ends early.
-  if (result.frames_expected > 0 && result.frames_decoded + 1 < result.frames_expected) {
-    spdlog::warn(
-        "{}: the video ended after {} of the {} frames its container announces (truncated or damaged "
-        "file?); frame_counts.csv records {}",
-        video.string(), result.frames_decoded, result.frames_expected, result.frames_decoded);
-  }
-  if (result.frames_with_face == 0) {
-    spdlog::warn(
-        "{}: no face found in any of its {} frames: its folder is empty, and `run` gives every frame the "
-        "model set's missing-frame treatment",
-        video.string(), result.frames_decoded);
-  }
-  flush_folder(folder);
-  replace_folder(folder, target);
-  staging.keep = true;
-  write_file_atomically(video_path(options.output, name, ".boxes.csv"), boxes);
-  const double elapsed = seconds_since(start);
-  result.total_seconds = elapsed;
+  writer.commit(boxes);
+  CroppedVideo result = faces.counts();
+  result.write_seconds = write_seconds;
+  result.total_seconds = seconds_since(start);
   spdlog::info(
       "{}: {} frames ({} searched whole), {} with a face ({} with several: the tracked face was kept), "
       "{:.1f} frames/s "
       "(seconds: decode {:.2f} on its own thread, detect {:.2f}, landmarks {:.2f}, crop+write {:.2f})",
       result.name, result.frames_decoded, result.frames_searched_whole, result.frames_with_face,
-      result.frames_with_several_faces, result.frames_decoded / std::max(elapsed, 1e-9), result.decode_seconds,
-      result.detect_seconds, result.landmark_seconds, result.write_seconds);
+      result.frames_with_several_faces, result.frames_decoded / std::max(result.total_seconds, 1e-9),
+      result.decode_seconds, result.detect_seconds, result.landmark_seconds, result.crop_seconds + write_seconds);
   return result;
+}
+
+FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipelineSpec& set_default,
+                            c10::Device device) {
+  FaceFinder finder;
+  const DetectorKind detector = options.pipeline.detector.value_or(set_default.detector.value_or(DetectorKind::kTiny));
+  CropOptions& crop = finder.crop;
+  crop.style = options.pipeline.style.value_or(set_default.style.value_or(CropStyle::kBox));
+  crop.size = options.pipeline.size.value_or(set_default.size.value_or(112));
+  crop.margin = options.pipeline.margin.value_or(
+      set_default.margin.value_or(crop.style == CropStyle::kAligned ? 0.0f : 0.1f));
+  crop.detect_every = options.detect_every;
+  crop.batch_frames = options.batch_frames;
+  crop.jpeg_quality = options.jpeg_quality;
+  if (detector == DetectorKind::kYuNet && options.yunet_model.empty()) {
+    throw Error(ErrorKind::kUsage, "--detector yunet needs --yunet-model FILE");
+  }
+  if (detector == DetectorKind::kTiny || crop.style == CropStyle::kAligned) {
+    finder.models =
+        std::make_shared<FaceModels>(options.face_models, device, options.detect_size, options.score_threshold);
+    crop.landmarks = finder.models.get();
+    const FaceModelsConfig& config = finder.models->config();
+    crop.face_models = (options.face_models / kFaceModelsFile).string() + " (" + config.detector_file + ", " +
+                       config.landmarks_file + "; " + config.source + ")";
+  }
+  if (detector == DetectorKind::kTiny) {
+    finder.detector = make_tiny_face_detector(finder.models, options.min_face);
+  } else if (detector == DetectorKind::kYuNet) {
+    finder.detector = make_yunet_detector(options.yunet_model,
+                                          options.score_threshold < 0 ? 0.6f : options.score_threshold, options.min_face);
+  } else {
+    finder.detector = make_haar_detector(options.cascade, options.min_face);
+  }
+  finder.threads = options.threads;
+  finder.description =
+      fmt::format("{}, {} crops {} px, margin {}, detect every {}, batches of {}, {} thread(s), JPEG {}",
+                  finder.detector->description(), name_of(kCropStyleNames, crop.style), crop.size, crop.margin,
+                  crop.detect_every, crop.batch_frames, options.threads, crop.jpeg_quality);
+  if (!crop.face_models.empty()) finder.description += ", " + crop.face_models;
+  return finder;
+}
+
+std::vector<fs::path> list_video_files(const std::vector<fs::path>& inputs) {
+  // Still images are one-frame videos (OpenCV opens them the same way).
+  static const std::set<std::string> kExtensions{".mp4", ".avi", ".mov", ".mkv", ".webm", ".jpg", ".jpeg", ".png"};
+  std::vector<fs::path> videos;
+  for (const fs::path& input : inputs) {
+    std::error_code ec;
+    if (!fs::is_directory(input, ec)) {
+      if (!fs::exists(input, ec)) throw Error(ErrorKind::kInput, "no such video file or folder", input.string());
+      videos.push_back(input);
+      continue;
+    }
+    std::vector<fs::path> found;
+    for (const fs::directory_entry& entry : list_folder(input, "video folder")) {
+      if (entry.path().filename().string().front() == '.') continue;  // hidden, e.g. macOS "._clip.mp4"
+      std::string extension = entry.path().extension().string();
+      std::transform(extension.begin(), extension.end(), extension.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (std::error_code kind; entry.is_regular_file(kind) && kExtensions.count(extension)) {
+        found.push_back(entry.path());
+      }
+    }
+    if (found.empty()) throw Error(ErrorKind::kInput, "no video files in the folder", input.string());
+    std::sort(found.begin(), found.end());
+    videos.insert(videos.end(), found.begin(), found.end());
+  }
+  std::map<std::string, fs::path> by_stem;
+  for (const fs::path& video : videos) {
+    auto [it, added] = by_stem.emplace(video.stem().string(), video);
+    if (!added) {
+      throw Error(ErrorKind::kUsage,
+                  "two videos named '" + it->first + "' (" + it->second.string() + " and " + video.string() +
+                      "): their crops and outputs would share one name",
+                  video.string());
+    }
+  }
+  return videos;
 }
 
 void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& videos, const CropOptions& options) {

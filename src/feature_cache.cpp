@@ -16,7 +16,7 @@ namespace abaw {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'B', 'A', 'W', 'F', 'E', 'A', 'T'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: the video's frame count (streamed videos)
 
 template <typename T>
 void put(std::string& out, const T& value) {
@@ -108,7 +108,8 @@ uint64_t crop_files_key(const VideoEntry& video) {
   return hash;
 }
 
-std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64_t input_key) const {
+std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64_t input_key,
+                                                 bool crops_unknown) const {
   const fs::path file = file_for(video);
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
@@ -121,9 +122,11 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64
   char magic[8];
   uint32_t version = 0, dim = 0;
   uint64_t encoder = 0, crops = 0, count = 0;
+  int64_t frames = 0;
   if (!r.get_bytes(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) return reject("not a feature cache file");
   if (!r.get(&version) || version != kVersion) return reject("cache format version differs");
-  if (!r.get(&encoder) || !r.get(&crops) || !r.get(&dim) || !r.get(&count)) return reject("truncated");
+  if (!r.get(&encoder) || !r.get(&crops) || !r.get(&dim) || !r.get(&frames) || !r.get(&count))
+    return reject("truncated");
   if (bytes.size() < sizeof(uint64_t)) return reject("truncated");
   uint64_t stored_sum = 0;
   std::memcpy(&stored_sum, bytes.data() + bytes.size() - sizeof stored_sum, sizeof stored_sum);
@@ -132,16 +135,20 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64
     spdlog::info("{}: made by another encoder or preprocessing; recomputing", file.string());
     return std::nullopt;
   }
-  if (count != video.crops.size() || crops != input_key) {
+  if ((!crops_unknown && count != video.crops.size()) || crops != input_key) {
     spdlog::info("{}: the video's crop files changed; recomputing", file.string());
     return std::nullopt;
   }
   CachedFeatures features;
+  features.frames = static_cast<long>(frames);
+  if (count > bytes.size()) return reject("truncated");  // before allocating per crop
   features.readable.resize(count);
+  features.crop_frames.resize(count);
   for (uint64_t i = 0; i < count; ++i) {
     int64_t frame = 0;
     if (!r.get(&frame) || !r.get(&features.readable[i])) return reject("truncated");
-    if (frame != video.crops[i].frame) return reject("frame numbers differ from the crops");
+    if (!crops_unknown && frame != video.crops[i].frame) return reject("frame numbers differ from the crops");
+    features.crop_frames[i] = static_cast<long>(frame);
   }
   features.rows.resize(count * dim);
   if (!r.get_bytes(features.rows.data(), features.rows.size() * sizeof(float))) return reject("truncated");
@@ -157,6 +164,7 @@ void FeatureCache::store(const VideoEntry& video, uint64_t input_key, const Cach
   put(out, encoder_key_);
   put(out, input_key);
   put(out, static_cast<uint32_t>(feature_dim_));
+  put(out, static_cast<int64_t>(video.frames));
   put(out, static_cast<uint64_t>(video.crops.size()));
   for (size_t i = 0; i < video.crops.size(); ++i) {
     put(out, static_cast<int64_t>(video.crops[i].frame));

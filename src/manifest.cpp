@@ -348,6 +348,18 @@ Manifest parse_manifest(const std::string& text, const fs::path& folder, const s
     manifest.encoder.normalize = e.enum_or("normalize", kFeatureNormalizationNames);
     e.finish();
   }
+  if (r.has("faces")) {
+    ObjectReader f(r.at("faces"), "faces", origin);
+    FacePipelineSpec& faces = manifest.faces;
+    if (f.has("detector")) faces.detector = f.enum_or("detector", kDetectorNames);
+    if (f.has("style")) faces.style = f.enum_or("style", kCropStyleNames);
+    if (f.has("size")) faces.size = static_cast<int>(f.integer_or("size", 0, 16, 4096));
+    if (f.has("margin")) {
+      faces.margin = f.number_or("margin", 0.0f);
+      if (*faces.margin < 0 || *faces.margin > 3) f.fail_key("margin", "must be from 0 to 3");
+    }
+    f.finish();
+  }
   if (r.has("sequence")) {
     ObjectReader s(r.at("sequence"), "sequence", origin);
     auto& seq = manifest.sequence;

@@ -48,6 +48,9 @@ struct RunStats {
   long frames_filled = 0;  // frames without a readable crop, filled by the missing_frames policy
   long videos_resumed = 0;
   size_t encoder_batches = 0;
+  // run --videos: frames decoded, and seconds of the streaming thread's stages, summed over videos.
+  long video_frames_decoded = 0;
+  double video_decode = 0, face_detect = 0, face_landmarks = 0, face_crop = 0, crop_jpeg = 0;
   bool interrupted = false;
   std::vector<std::pair<std::string, std::string>> failures;  // video, message
 };
@@ -251,6 +254,15 @@ json run_summary(const RunOptions& options, const Manifest& m, const VideoIndex&
         {"heads", stats.seconds.heads},
         {"write", stats.seconds.write},
         {"total", total_seconds}}},
+      {"video_stages",
+       source.streams() ? json{{"frames_decoded", stats.video_frames_decoded},
+                               {"seconds",
+                                {{"decode", stats.video_decode},
+                                 {"detect", stats.face_detect},
+                                 {"landmarks", stats.face_landmarks},
+                                 {"crop", stats.face_crop},
+                                 {"jpeg", stats.crop_jpeg}}}}
+                        : json(nullptr)},
       {"frames_per_second",
        {{"encoder", model_seconds > 0 ? stats.crops_decoded / model_seconds : 0.0},
         {"overall", total_seconds > 0 ? index.total_frames() / total_seconds : 0.0}}},
@@ -276,6 +288,11 @@ class Run {
   // Stage 3: decodes and encodes the crops still needed, in batches, and predicts each video as
   // soon as its features are complete. Returns the number of videos finished.
   size_t encode_and_predict(ModelSet& models);
+  // Stage 3 for a source that streams (videos): each video decoded, its faces cropped and
+  // encoded as they come, then predicted. Returns the number of videos finished.
+  size_t stream_and_predict(ModelSet& models);
+  // The rows of tasks without a frame list or annotations, once streaming told the frame counts.
+  void add_decoded_rows();
   // Stage 4: the submissions of the tasks whose videos all succeeded.
   void write_submissions(RunResult& result);
 
@@ -326,9 +343,10 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
   for (int64_t i = 0; i < count; ++i) {
     const auto [video, crop] = batch.items[i];
     VideoFeatures& features = features_[video];
-    if (features.readable.empty()) {
-      features.rows.assign(index_.videos[video].crops.size() * manifest_.encoder.feature_dim, 0.0f);
-      features.readable.assign(index_.videos[video].crops.size(), 0);
+    // A streamed video's crops grow batch by batch.
+    if (features.readable.size() < index_.videos[video].crops.size()) {
+      features.rows.resize(index_.videos[video].crops.size() * manifest_.encoder.feature_dim, 0.0f);
+      features.readable.resize(index_.videos[video].crops.size(), 0);
     }
     if (batch.errors[i].empty()) {
       good.push_back(i);
@@ -490,12 +508,20 @@ bool Run::resume_video(size_t index) {
       spdlog::warn("--resume: {}; video {} is computed again", e.what(), video.name.str());
       return false;
     }
-    if (result.raw.frames != frames) return false;
+    // A streamed video's frame count, when no list gives it, is the one it was predicted with.
+    const bool count_unknown = frames == 0 && source_.streams();
+    if (result.raw.frames != frames && !count_unknown) return false;
     result.predicted = finalize_predictions(manifest_.tasks.at(task), result.raw);
     result.raw = ScoreMatrix{};
     loaded[task] = std::move(result);
   }
-  for (auto& [task, result] : loaded) results_[task][video.name] = std::move(result);
+  VideoEntry& entry = index_.videos[index];
+  for (auto& [task, result] : loaded) {
+    long& frames = entry.task_frames[task];
+    if (frames == 0) frames = static_cast<long>(result.predicted.frames);
+    entry.frames = std::max(entry.frames, frames);
+    results_[task][video.name] = std::move(result);
+  }
   return true;
 }
 
@@ -519,7 +545,10 @@ void Run::finish_video(size_t index, ModelSet& models) {
     if (!features.error.empty()) throw Error(ErrorKind::kRuntime, features.error);
     if (cache_ && !cached_[index]) {
       if (features.readable.empty()) features.readable.assign(video.crops.size(), 0);  // no crops at all
-      cache_->store(video, source_.input_key(video), CachedFeatures{features.rows, features.readable});
+      CachedFeatures entry;
+      entry.rows = features.rows;
+      entry.readable = features.readable;
+      cache_->store(video, source_.input_key(video), entry);
     }
     // Tasks that list this video, grouped by frame count so each group shares head calls.
     std::map<long, std::vector<Task>> groups;
@@ -558,7 +587,8 @@ RunResult Run::execute(Clock::time_point start) {
   plan_videos();
   stats_.seconds.index = seconds_since(stage);
   reuse_earlier_work();
-  const size_t finished = encode_and_predict(models);
+  const size_t finished = source_.streams() ? stream_and_predict(models) : encode_and_predict(models);
+  if (source_.streams()) add_decoded_rows();
 
   RunResult result;
   std::set<std::string> failed;
@@ -596,6 +626,10 @@ void Run::plan_videos() {
                       rows.rows.end());
     }
     spdlog::info("shard {}/{}: {} videos", options_.shard_index, options_.shard_count, index_.videos.size());
+  }
+  if (source_.streams()) {
+    spdlog::info("{} videos; their frames and faces are counted as they are decoded", index_.videos.size());
+    return;
   }
   spdlog::info("{} videos, {} frames, {} crops ({:.1f}% of frames have no crop)", index_.videos.size(),
                index_.total_frames(), index_.total_crops(),
@@ -638,9 +672,18 @@ void Run::reuse_earlier_work() {
     cache_ = std::make_unique<FeatureCache>(*options_.features, encoder, manifest_.encoder.feature_dim);
     for (size_t v = 0; v < index_.videos.size(); ++v) {
       if (resumed_[v]) continue;
-      auto hit = cache_->load(index_.videos[v], source_.input_key(index_.videos[v]));
+      VideoEntry& video = index_.videos[v];
+      if (!video.folder_error.empty()) continue;
+      auto hit = cache_->load(video, source_.input_key(video), source_.streams());
       if (!hit) continue;
       cached_[v] = 1;
+      if (source_.streams()) {
+        for (long frame : hit->crop_frames) video.crops.push_back({frame, source_.location(video)});
+        for (auto& [task, frames] : video.task_frames) {
+          if (frames == 0) frames = hit->frames;
+        }
+        video.frames = std::max(video.frames, hit->frames);
+      }
       features_[v].rows = std::move(hit->rows);
       features_[v].readable = std::move(hit->readable);
       features_[v].unreadable = std::count(features_[v].readable.begin(), features_[v].readable.end(), 0);
@@ -693,6 +736,93 @@ size_t Run::encode_and_predict(ModelSet& models) {
   if (stats_.interrupted) --finished;
   stats_.interrupted = stopped();
   return finished;
+}
+
+size_t Run::stream_and_predict(ModelSet& models) {
+  const size_t batch_size = static_cast<size_t>(options_.compute.batch_size);
+  size_t finished = 0;
+  for (size_t v = 0; v < index_.videos.size() && !g_stop_requested; ++v) {
+    VideoEntry& video = index_.videos[v];
+    if (!resumed_[v] && !cached_[v] && video.folder_error.empty()) {
+      std::optional<Progress> progress;
+      try {
+        const CroppedVideo counts = source_.stream(video, batch_size, [&](StreamedBatch& streamed) {
+          if (g_stop_requested) throw StopRequested{};
+          if (!progress) {
+            progress.emplace(streamed.frames_expected,
+                             "video " + std::to_string(v + 1) + "/" + std::to_string(index_.videos.size()) + " " +
+                                 video.name.str() + ":",
+                             "frames");
+          }
+          DecodedBatch batch;
+          for (CropFile& crop : streamed.crops) {
+            batch.items.emplace_back(v, video.crops.size());
+            video.crops.push_back(std::move(crop));
+          }
+          batch.images = std::move(streamed.images.images);
+          batch.errors = std::move(streamed.images.errors);
+          batch.seconds = streamed.seconds;
+          const long before = video.crops.size() > batch.items.size()
+                                  ? video.crops[video.crops.size() - batch.items.size() - 1].frame
+                                  : 0;
+          encode_batch(batch, models);
+          ++stats_.encoder_batches;
+          batch = DecodedBatch{};
+          heap_trimmer_.trim_if_grown();
+          progress->advance(video.crops.back().frame - before);
+        });
+        stats_.video_frames_decoded += counts.frames_decoded;
+        stats_.video_decode += counts.decode_seconds;
+        stats_.face_detect += counts.detect_seconds;
+        stats_.face_landmarks += counts.landmark_seconds;
+        stats_.face_crop += counts.crop_seconds;
+        stats_.crop_jpeg += counts.write_seconds;
+        for (auto& [task, frames] : video.task_frames) {
+          if (frames == 0) {
+            frames = counts.frames_decoded;
+          } else if (frames > counts.frames_decoded) {
+            spdlog::warn(
+                "video {}: the {} rows go to frame {}, but the video decoded {} frames; the frames past its end "
+                "get the missing_frames treatment",
+                video.name.str(), task_name(task), frames, counts.frames_decoded);
+          }
+        }
+        video.frames = std::max(video.frames, counts.frames_decoded);
+        spdlog::info("video {}: {} frames, {} with a face, {:.1f} frames/s", video.name.str(), counts.frames_decoded,
+                     counts.frames_with_face, counts.frames_decoded / std::max(counts.total_seconds, 1e-9));
+      } catch (const StopRequested&) {
+        spdlog::info("video {}: stopped while streaming; it is computed again with --resume", video.name.str());
+        stats_.interrupted = true;
+        discard_outputs(video);
+        break;
+      } catch (const Error& e) {
+        if (e.kind() == ErrorKind::kOutput) throw;  // a full disk fails every later video too
+        spdlog::error("video {} failed: {}", video.name.str(), e.what());
+        stats_.failures.emplace_back(video.name, e.what());
+        discard_outputs(video);
+        features_[v] = VideoFeatures{};
+        ++finished;
+        continue;
+      }
+    }
+    finish_video(v, models);
+    if (stats_.interrupted) break;
+    ++finished;
+  }
+  stats_.interrupted = stats_.interrupted || g_stop_requested;
+  return finished;
+}
+
+void Run::add_decoded_rows() {
+  for (auto& [task, rows] : index_.rows) {
+    if (rows.source != RowSource::kCrops) continue;
+    std::map<std::string, long> counts;
+    for (const VideoEntry& video : index_.videos) {
+      auto frames = video.task_frames.find(task);
+      if (frames != video.task_frames.end() && frames->second > 0) counts[video.name.str()] = frames->second;
+    }
+    rows.rows = rows_for_counts(counts);
+  }
 }
 
 void Run::write_submissions(RunResult& result) {
@@ -756,9 +886,22 @@ RunResult run_pipeline(const RunOptions& options) {
                name_of(kPreprocessPlaceNames, resolved.compute.preprocess_on));
   check_output_folder(options.output);
   StopOnSignals stop_on_signals;
-  const CropFolderSource source(options.crops, manifest.encoder.preprocess, resolved.compute.preprocess_on,
-                                device.is_cuda(), options.compute.max_image_pixels);
-  Run run(resolved, std::move(manifest), std::move(tasks), device, source);
+  FaceFinder finder;  // before the source, which uses it
+  std::unique_ptr<FrameSource> source;
+  if (!options.video_inputs.empty()) {
+    FaceFinderOptions faces = options.faces;
+    if (faces.threads == 0) faces.threads = usable_cpu_count();
+    finder = make_face_finder(faces, manifest.faces, device);
+    spdlog::info("faces: {}", finder.description);
+    source = std::make_unique<VideoFileSource>(options.video_inputs, finder, options.save_crops,
+                                               manifest.encoder.preprocess, resolved.compute.preprocess_on,
+                                               device.is_cuda());
+  } else {
+    source = std::make_unique<CropFolderSource>(options.crops, manifest.encoder.preprocess,
+                                                resolved.compute.preprocess_on, device.is_cuda(),
+                                                options.compute.max_image_pixels);
+  }
+  Run run(resolved, std::move(manifest), std::move(tasks), device, *source);
   return run.execute(start);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 
 #include <jpeglib.h>
@@ -124,7 +125,12 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels, ExifOrientation 
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorKind::kInput, "cannot open crop", file.string());
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) throw Error(ErrorKind::kInput, "crop file is empty (0 bytes)", file.string());
+  return decode_crop_bytes(bytes, file.string(), max_pixels, exif);
+}
+
+cv::Mat decode_crop_bytes(const std::vector<unsigned char>& bytes, const std::string& source, long long max_pixels,
+                          ExifOrientation exif) {
+  if (bytes.empty()) throw Error(ErrorKind::kInput, "crop file is empty (0 bytes)", source);
   // libjpeg "recovers" from a truncated file by filling grey; a JPEG must end with the EOI
   // marker FF D9, so a missing one is a truncated download or a crash mid-write.
   const bool is_jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
@@ -132,9 +138,9 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels, ExifOrientation 
     size_t end = bytes.size();
     while (end > 2 && bytes[end - 1] != 0xD9) --end;  // tolerate padding after EOI
     if (end < 2 || bytes[end - 2] != 0xFF) {
-      throw Error(ErrorKind::kInput, "truncated JPEG (no end-of-image marker)", file.string());
+      throw Error(ErrorKind::kInput, "truncated JPEG (no end-of-image marker)", source);
     }
-    return decode_jpeg(bytes, max_pixels, exif, file.string());
+    return decode_jpeg(bytes, max_pixels, exif, source);
   }
   // PNG: the size is in the IHDR chunk, right after the signature.
   static const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
@@ -143,10 +149,10 @@ cv::Mat decode_crop(const fs::path& file, long long max_pixels, ExifOrientation 
       return (static_cast<unsigned long long>(bytes[at]) << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
              bytes[at + 3];
     };
-    check_pixels(big_endian(16), big_endian(20), max_pixels, file.string());
+    check_pixels(big_endian(16), big_endian(20), max_pixels, source);
   }
   cv::Mat image = cv::imdecode(bytes, opencv_flags(exif));
-  if (image.empty()) throw Error(ErrorKind::kInput, "not a decodable image", file.string());
+  if (image.empty()) throw Error(ErrorKind::kInput, "not a decodable image", source);
   return image;
 }
 
@@ -253,33 +259,58 @@ void preprocess_image(const cv::Mat& bgr, const PreprocessSpec& spec, float* chw
   }
 }
 
+namespace {
+
+// An empty batch of `count` images: see DecodedImages.
+DecodedImages allocate_batch(size_t count, const PreprocessSpec& spec, PreprocessPlace place, bool pinned) {
+  const int64_t n = static_cast<int64_t>(count), side = spec.output_side(), channels = spec.channels();
+  DecodedImages batch;
+  batch.images = place == PreprocessPlace::kDevice
+                     ? at::empty({n, side, side, channels}, at::TensorOptions(at::kByte).pinned_memory(pinned))
+                     : at::empty({n, channels, side, side}, at::TensorOptions(at::kFloat).pinned_memory(pinned));
+  batch.errors.resize(count);
+  return batch;
+}
+
+// Fills image `i` of `batch` from a decoded BGR image; a bad one gets its error instead.
+void fill_image(DecodedImages& batch, size_t i, const std::function<cv::Mat()>& decode, const PreprocessSpec& spec,
+                PreprocessPlace place, const std::string& source) {
+  const int64_t side = spec.output_side(), channels = spec.channels();
+  const size_t row_bytes = static_cast<size_t>(side) * channels;
+  try {
+    const cv::Mat image = decode();
+    if (place == PreprocessPlace::kDevice) {
+      const cv::Mat pixels = resize_and_crop(image, spec, source);
+      if (pixels.depth() != CV_8U) throw Error(ErrorKind::kUsage, "8-bit pixels needed on the device", source);
+      uint8_t* out = batch.images.data_ptr<uint8_t>() + i * row_bytes * side;
+      for (int y = 0; y < side; ++y) std::memcpy(out + y * row_bytes, pixels.ptr<uint8_t>(y), row_bytes);
+    } else {
+      preprocess_image(image, spec, batch.images.data_ptr<float>() + i * spec.tensor_size(), source);
+    }
+  } catch (const Error& e) {
+    batch.errors[i] = e.what();
+  } catch (const cv::Exception& e) {
+    batch.errors[i] = source + ": OpenCV: " + e.what();
+  }
+}
+
+}  // namespace
+
 DecodedImages decode_batch(const std::vector<fs::path>& files, const PreprocessSpec& spec, PreprocessPlace place,
                            bool pinned, long long max_pixels) {
-  const int64_t count = static_cast<int64_t>(files.size()), side = spec.output_side(), channels = spec.channels();
-  const bool pixels_only = place == PreprocessPlace::kDevice;
-  DecodedImages batch;
-  batch.images = pixels_only
-                     ? at::empty({count, side, side, channels}, at::TensorOptions(at::kByte).pinned_memory(pinned))
-                     : at::empty({count, channels, side, side}, at::TensorOptions(at::kFloat).pinned_memory(pinned));
-  batch.errors.resize(files.size());
-  const size_t row_bytes = static_cast<size_t>(side) * channels;
+  DecodedImages batch = allocate_batch(files.size(), spec, place, pinned);
   for (size_t i = 0; i < files.size(); ++i) {
-    try {
-      const cv::Mat image = decode_crop(files[i], max_pixels, spec.exif);
-      if (pixels_only) {
-        const cv::Mat pixels = resize_and_crop(image, spec, files[i].string());
-        if (pixels.depth() != CV_8U)
-          throw Error(ErrorKind::kUsage, "8-bit pixels needed on the device", files[i].string());
-        uint8_t* out = batch.images.data_ptr<uint8_t>() + i * row_bytes * side;
-        for (int y = 0; y < side; ++y) std::memcpy(out + y * row_bytes, pixels.ptr<uint8_t>(y), row_bytes);
-      } else {
-        preprocess_image(image, spec, batch.images.data_ptr<float>() + i * spec.tensor_size(), files[i].string());
-      }
-    } catch (const Error& e) {
-      batch.errors[i] = e.what();
-    } catch (const cv::Exception& e) {
-      batch.errors[i] = files[i].string() + ": OpenCV: " + e.what();
-    }
+    fill_image(
+        batch, i, [&] { return decode_crop(files[i], max_pixels, spec.exif); }, spec, place, files[i].string());
+  }
+  return batch;
+}
+
+DecodedImages preprocess_images(const std::vector<cv::Mat>& images, const std::vector<std::string>& sources,
+                                const PreprocessSpec& spec, PreprocessPlace place, bool pinned) {
+  DecodedImages batch = allocate_batch(images.size(), spec, place, pinned);
+  for (size_t i = 0; i < images.size(); ++i) {
+    fill_image(batch, i, [&] { return images[i]; }, spec, place, sources[i]);
   }
   return batch;
 }

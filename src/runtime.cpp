@@ -1,5 +1,6 @@
 #include "abaw/runtime.hpp"
 
+#include <dlfcn.h>
 #include <link.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -157,6 +158,21 @@ int usable_cpu_count() {
   const int quota = cpus_in_cgroup_limits(membership.str(), "/sys/fs/cgroup");
   if (quota > 0 && (cpus <= 0 || quota < cpus)) cpus = quota;
   return std::max(1, cpus);
+}
+
+bool set_calling_thread_torch_threads(int threads) {
+  // First the thread's lazy initialisation, which would otherwise reset it to the process default
+  // at its first parallel call.
+  at::internal::lazy_init_num_threads();
+  // Looked up at run time: LibTorch brings its OpenMP runtime (and MKL, in official builds) into
+  // the process, so this library links neither.
+  using SetThreads = void (*)(int);
+  static const auto set_omp = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  static const auto set_mkl = reinterpret_cast<int (*)(int)>(dlsym(RTLD_DEFAULT, "mkl_set_num_threads_local"));
+  if (set_mkl) set_mkl(threads);
+  if (!set_omp) return false;
+  set_omp(threads);
+  return true;
 }
 
 int configure_runtime(int threads, int decode_threads) {

@@ -130,7 +130,7 @@ VideoIndex build_video_index(const IndexRequest& request) {
   if (!fs::is_directory(request.crops, ec)) {
     throw Error(ErrorKind::kInput, "crops folder does not exist or is not a folder", request.crops.string());
   }
-  for (const auto& name : request.videos) VideoName::checked(name, "--videos");
+  for (const auto& name : request.videos) VideoName::checked(name, "--only");
   const std::set<std::string> subset(request.videos.begin(), request.videos.end());
   auto wanted = [&](const std::string& video) { return subset.empty() || subset.count(video) > 0; };
 

@@ -553,7 +553,7 @@ def parse_args(argv):
     ap.add_argument("--output", required=True)
     ap.add_argument("--frame-list", action="append", default=[], metavar="TASK=FILE")
     ap.add_argument("--annotations", action="append", default=[], metavar="[TASK=]DIR")
-    ap.add_argument("--videos", default=None, help="comma-separated subset of videos")
+    ap.add_argument("--only", default=None, help="comma-separated subset of videos")
     ap.add_argument("--tasks", default=None, help="comma-separated subset of va,expr,au")
     ap.add_argument("--window", type=int, default=None)
     ap.add_argument("--stride", type=int, default=None)
@@ -609,8 +609,8 @@ def main(argv=None):
         if t in sources:
             raise RefError("two sources for task " + t)
         sources[t] = (rows, T)
-    if args.videos:
-        keep = set(v for v in args.videos.split(",") if v)
+    if args.only:
+        keep = set(v for v in args.only.split(",") if v)
         for t in list(sources):
             rows, T = sources[t]
             sources[t] = ([r for r in rows if r[0].split("/")[0] in keep],

@@ -5,15 +5,18 @@
 // run: a video is cropped into a hidden staging folder that replaces the old folder when done.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
 #include <opencv2/core.hpp>
 
-#include "abaw/enum_names.hpp"
+#include "abaw/face_spec.hpp"
+#include "abaw/frame_names.hpp"
 
 namespace abaw {
 
@@ -79,15 +82,6 @@ cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int
 
 class FaceModels;
 
-// How a crop is cut from the frame.
-enum class CropStyle {
-  kBox,      // the square around the detector's box, with a margin (Aff-Wild2's `cropped`)
-  kAligned,  // five landmarks mapped onto a fixed template (Aff-Wild2's `cropped_aligned`)
-};
-
-// The names `crop --style` takes.
-inline constexpr EnumName<CropStyle> kCropStyleNames[] = {{"box", CropStyle::kBox}, {"aligned", CropStyle::kAligned}};
-
 // What `crop` does for each video.
 struct CropOptions {
   std::filesystem::path output;
@@ -114,23 +108,112 @@ struct CroppedVideo {
   long frames_with_several_faces = 0;
   long frames_searched_whole = 0;  // the others were searched only near the tracked face
   // Seconds per stage: decoding (its own thread, overlapping the rest), detection, landmarks,
-  // cutting and writing the crops, and the whole video.
-  double decode_seconds = 0, detect_seconds = 0, landmark_seconds = 0, write_seconds = 0, total_seconds = 0;
+  // cutting the crops, writing them (crop) and the whole video.
+  double decode_seconds = 0, detect_seconds = 0, landmark_seconds = 0, crop_seconds = 0, write_seconds = 0,
+         total_seconds = 0;
 };
 
-// Crops one video into `<output>/<name>/` (name: the file's stem, a valid video name), writes
-// `<output>/<name>.boxes.csv` (`frame,x,y,width,height,score`, with aligned crops also the five
-// alignment points `left_eye_x,left_eye_y,right_eye_x,...,mouth_right_y`; empty fields where no
-// face was found) and returns counts. Frames are decoded on a thread of their own, and detected
-// and cropped `batch_frames` at a time. The crop files are written plainly into the staging
-// folder and flushed to disk once (syncfs) before it takes the old folder's place. The crops go
-// to `<output>/.<name>.cropping-<pid>/` first, which then takes the place of an earlier `<name>/`
-// in one rename: crops of an earlier run (another
-// detector, a longer file) never mix with this one's, and a failed or killed crop leaves the
-// earlier folder as it was. Throws Error(kInput) when the name is not a valid video name, the
-// video cannot be opened or yields no frame; warns when it ends before the frame count its
-// container announces (a truncated file).
+// One decoded frame and what was found in it.
+struct FaceFrame {
+  long number = 0;                      // 1-based
+  std::optional<FaceBox> face;          // the tracked face, if one was found
+  std::array<cv::Point2f, 5> points{};  // aligned crops: the five alignment points, frame pixels
+  cv::Mat crop;                         // size x size BGR; empty without a face
+};
+
+// One video's frames, streamed: decoded on a thread of their own (at most two batches ahead, so
+// memory stays bounded however long the video), then `batch_frames` at a time the faces found,
+// one face tracked (FaceTrack) and its crop cut. `crop` writes these crops as files; `run
+// --videos` encodes them directly. Both go through this class, so they cut the same crops.
+class VideoFaces {
+ public:
+  // Opens `video`; its name is the file's stem. Throws Error(kInput) when the name is not a
+  // valid video name, the file is empty or cannot be opened; Error(kUsage) for aligned crops
+  // without the landmark net.
+  VideoFaces(const std::filesystem::path& video, FaceDetector& detector, const CropOptions& options);
+  ~VideoFaces();
+  VideoFaces(const VideoFaces&) = delete;
+  VideoFaces& operator=(const VideoFaces&) = delete;
+
+  // The next frames, in order (at most batch_frames); empty at the end of the video. Throws
+  // Error(kInput) when the video yields no frame at all or has more than kMaxFrameNumber frames;
+  // at the end, warns when it stopped before the frame count its container announces (a
+  // truncated file) or no frame had a face.
+  std::vector<FaceFrame> next();
+
+  // Counts and seconds so far (write_seconds is the caller's: cutting counts as crop_seconds).
+  const CroppedVideo& counts() const { return result_; }
+
+  // The header of `<name>.boxes.csv`, and the line of one frame (both end with a newline).
+  std::string boxes_header() const;
+  std::string boxes_line(const FaceFrame& frame) const;
+
+ private:
+  struct Decoder;
+  CropOptions options_;
+  FaceDetector& detector_;
+  CroppedVideo result_;
+  FaceTrack track_;
+  long last_whole_frame_;
+  std::unique_ptr<Decoder> decoder_;
+  bool ended_ = false;
+};
+
+// A crop folder being written: crop files go to a hidden staging folder
+// `<output>/.<name>.cropping-<pid>/`, which commit() flushes to disk (one syncfs) and moves onto
+// `<output>/<name>/` in one rename, so crops of an earlier run (another detector, a longer file)
+// never mix with this one's, and a failed or killed run leaves the earlier folder as it was.
+class CropFolderWriter {
+ public:
+  // Creates the staging folder. Throws Error(kOutput).
+  CropFolderWriter(const std::filesystem::path& output, const VideoName& name);
+  // Removes the staging folder unless committed.
+  ~CropFolderWriter();
+  CropFolderWriter(const CropFolderWriter&) = delete;
+  CropFolderWriter& operator=(const CropFolderWriter&) = delete;
+
+  // Writes `<frame>.jpg` (format_crop_file_name) into the staging folder. Throws Error(kOutput).
+  void write(long frame, const std::vector<uint8_t>& jpeg);
+  // Puts the folder in place and writes `<output>/<name>.boxes.csv` atomically.
+  void commit(const std::string& boxes_csv);
+
+ private:
+  std::filesystem::path output_;
+  VideoName name_;
+  std::filesystem::path staging_;
+  bool committed_ = false;
+};
+
+// Crops one video into `<output>/<name>/` (name: the file's stem, a valid video name) with
+// VideoFaces and CropFolderWriter: JPEG crops `00001.jpg ...` (1-based; frames without a face get
+// no file, as in Aff-Wild2), `<output>/<name>.boxes.csv` (`frame,x,y,width,height,score`, with
+// aligned crops also the five alignment points `left_eye_x,left_eye_y,...,mouth_right_y`; empty
+// fields where no face was found). Returns counts. Throws as VideoFaces and CropFolderWriter.
 CroppedVideo crop_video(const std::filesystem::path& video, FaceDetector& detector, const CropOptions& options);
+
+// A ready face pipeline: the detector, the face models it and the landmarks use (if any), and the
+// per-video crop options (output left empty).
+struct FaceFinder {
+  std::shared_ptr<FaceModels> models;
+  std::unique_ptr<FaceDetector> detector;
+  CropOptions crop;
+  int threads = 1;  // LibTorch threads of the face models
+  // "tiny-face-detector 224 (...), box crops 112 px, margin 0.1, detect every 10, ...": what
+  // decides the crops, for logs and the --resume / --features keys.
+  std::string description;
+};
+
+// Loads the detector and face models `options` and `set_default` (a manifest's "faces") ask for,
+// on `device`. Throws Error(kUsage) for yunet without a model file, Error(kModel) for models that
+// cannot be loaded.
+FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipelineSpec& set_default,
+                            c10::Device device);
+
+// The video files `crop` and `run --videos` take from each of `inputs`: a file as is, a folder's
+// files ending in .mp4 .avi .mov .mkv .webm (and .jpg .jpeg .png: one-frame videos), any case,
+// hidden files skipped, sorted. Throws Error(kInput) for a folder without one, Error(kUsage) when
+// two files have the same stem (their crops and outputs would share one name).
+std::vector<std::filesystem::path> list_video_files(const std::vector<std::filesystem::path>& inputs);
 
 // Removes staging folders (`.<name>.cropping-<pid>`) that a killed `crop` left in `output`.
 void remove_stale_crop_staging(const std::filesystem::path& output);

@@ -5,9 +5,9 @@
 // is detected, reported and recomputed.
 //
 // File `<DIR>/<video>.features`, little-endian:
-//   magic "ABAWFEAT" | u32 version (1) | u64 encoder key | u64 input key | u32 feature_dim |
-//   u64 crop count n | n x (i64 frame, u8 readable) | n x feature_dim f32 | u64 FNV-1a of all
-//   preceding bytes
+//   magic "ABAWFEAT" | u32 version (2) | u64 encoder key | u64 input key | u32 feature_dim |
+//   i64 the video's frame count | u64 crop count n | n x (i64 frame, u8 readable) |
+//   n x feature_dim f32 | u64 FNV-1a of all preceding bytes
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,8 @@ uint64_t encoder_key(const Manifest& manifest, uint64_t encoder_file_hash);
 struct CachedFeatures {
   std::vector<float> rows;        // crops x feature_dim
   std::vector<uint8_t> readable;  // per crop; 0: the crop could not be decoded
+  long frames = 0;                // the video's frame count when stored (VideoEntry::frames)
+  std::vector<long> crop_frames;  // per crop: its frame number (filled by load)
 };
 
 class FeatureCache {
@@ -49,10 +51,13 @@ class FeatureCache {
   FeatureCache(std::filesystem::path folder, uint64_t encoder_key, int feature_dim);
 
   // The entry for `video` when present, complete and made by this encoder from input with this
-  // `input_key`; otherwise nothing (a stale or corrupt entry is logged with the reason).
-  std::optional<CachedFeatures> load(const VideoEntry& video, uint64_t input_key) const;
+  // `input_key`; otherwise nothing (a stale or corrupt entry is logged with the reason). The
+  // stored frame numbers must be video.crops' unless `crops_unknown` (a streamed video: its crops
+  // are known only from the entry).
+  std::optional<CachedFeatures> load(const VideoEntry& video, uint64_t input_key, bool crops_unknown = false) const;
 
-  // Writes the entry for `video`, made from input with `input_key`, atomically.
+  // Writes the entry for `video` (its frames and crops), made from input with `input_key`,
+  // atomically.
   void store(const VideoEntry& video, uint64_t input_key, const CachedFeatures& features) const;
 
   const std::filesystem::path& folder() const { return folder_; }

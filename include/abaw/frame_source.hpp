@@ -1,16 +1,20 @@
 // Where `run` gets its frames: the seam between the pipeline and its input. The pipeline plans,
 // encodes, predicts and writes without knowing whether frames are crop files (CropFolderSource,
-// the Aff-Wild2 layout) or, next, frames decoded from videos.
+// the Aff-Wild2 layout) or faces found in decoded video frames (VideoFileSource, `run --videos`).
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "abaw/face_crop.hpp"
 #include "abaw/preprocess.hpp"
 #include "abaw/video_index.hpp"
 
@@ -18,6 +22,14 @@ namespace abaw {
 
 // One image of an encoder batch: (video, crop), indices into VideoIndex::videos and its crops.
 using CropItem = std::pair<size_t, size_t>;
+
+// One encoder batch of a streamed video (FrameSource::stream): its next crops, preprocessed.
+struct StreamedBatch {
+  std::vector<CropFile> crops;  // frame numbers and where each crop is (a saved crop, else the video)
+  DecodedImages images;         // one per crop
+  long frames_expected = 0;     // the container's frame count (0: unknown), for progress
+  double seconds = 0;           // streaming-thread seconds: waiting for decoded frames, faces, crops, pixels
+};
 
 class FrameSource {
  public:
@@ -41,6 +53,18 @@ class FrameSource {
 
   // What run.json says about the input (its "crops" block).
   virtual nlohmann::json describe(const VideoIndex& index) const = 0;
+
+  // True when frames come from stream() instead of decode(): a video's crops, and its frame count
+  // where no frame list or annotations give it (task_frames 0 in the index), are known only once
+  // it has been decoded.
+  virtual bool streams() const { return false; }
+
+  // Streams one video: calls `on_batch` on the calling thread with each next `batch_size` crops
+  // (the last batch may be smaller), while the next ones are made on a thread of its own; returns
+  // the video's counts and seconds. Throws Error when the video fails; rethrows what `on_batch`
+  // throws. Only for sources that stream().
+  virtual CroppedVideo stream(const VideoEntry& video, size_t batch_size,
+                              const std::function<void(StreamedBatch&)>& on_batch) const;
 };
 
 // Crop files: `<folder>/<video>/00001.jpg ...`, decoded and preprocessed with decode_batch.
@@ -65,6 +89,46 @@ class CropFolderSource : public FrameSource {
   PreprocessPlace place_;
   bool pinned_;
   long long max_image_pixels_;
+};
+
+// Video files (`run --videos`): frames decoded, faces found and cut as `crop` does (VideoFaces,
+// the same detector and options), each crop JPEG-encoded and decoded again in memory exactly as
+// `crop` writes and `run --crops` reads it, so both ways give the same predictions, then
+// preprocessed; nothing goes to disk unless `save_crops` is set. Memory stays bounded: at most two
+// batches are made ahead of the encoder.
+class VideoFileSource : public FrameSource {
+ public:
+  // `inputs`: video files and folders (list_video_files). `finder` must outlive the source.
+  // `save_crops`: also write the crops, boxes, frame_counts.csv and crop.json there, as `crop`
+  // does. `place` must be resolved; `pinned` pins batches for copies to a GPU. Throws as
+  // list_video_files, and Error(kInput) for a video file whose stem is not a valid video name.
+  VideoFileSource(const std::vector<std::filesystem::path>& inputs, FaceFinder& finder,
+                  std::optional<std::filesystem::path> save_crops, PreprocessSpec spec, PreprocessPlace place,
+                  bool pinned);
+
+  // Videos with a frame list or annotations get those rows (a listed video without a file fails
+  // alone); a task without them lists every video file, its frame count 0 until decoded.
+  VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos) const override;
+  // Never called: the frames stream. Throws Error(kUsage).
+  DecodedImages decode(const VideoIndex& index, const std::vector<CropItem>& items) const override;
+  // The file's size, modification time and bytes of its first and last MiB, the face pipeline
+  // (FaceFinder::description) and the --save-crops folder.
+  uint64_t input_key(const VideoEntry& video) const override;
+  std::filesystem::path location(const VideoEntry& video) const override;
+  // {"videos": the inputs, "faces": the face pipeline, "saved_crops": the folder or null}.
+  nlohmann::json describe(const VideoIndex& index) const override;
+  bool streams() const override { return true; }
+  CroppedVideo stream(const VideoEntry& video, size_t batch_size,
+                      const std::function<void(StreamedBatch&)>& on_batch) const override;
+
+ private:
+  std::map<std::string, std::filesystem::path> files_;  // by video name
+  std::vector<std::filesystem::path> inputs_;
+  FaceFinder& finder_;
+  std::optional<std::filesystem::path> save_crops_;
+  PreprocessSpec spec_;
+  PreprocessPlace place_;
+  bool pinned_;
 };
 
 }  // namespace abaw

@@ -10,6 +10,7 @@
 
 #include "abaw/error.hpp"
 #include "abaw/enum_names.hpp"
+#include "abaw/face_spec.hpp"
 #include "abaw/preprocess_spec.hpp"
 #include "abaw/tasks.hpp"
 
@@ -107,6 +108,8 @@ struct Manifest {
   EncoderConfig encoder;
   SequenceConfig sequence;
   std::map<Task, TaskConfig> tasks;
+  // How `run --videos` finds and cuts faces for this set ("faces": detector, style, size, margin).
+  FacePipelineSpec faces;
 
   // Absolute path of a file named in the manifest.
   std::filesystem::path file(const std::string& relative) const { return folder / relative; }

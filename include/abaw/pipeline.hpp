@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "abaw/compute_options.hpp"
+#include "abaw/face_spec.hpp"
 #include "abaw/tasks.hpp"
 #include "abaw/video_index.hpp"
 
@@ -17,10 +18,13 @@ namespace abaw {
 // Everything `abaw-infer run` can be asked to do.
 struct RunOptions {
   std::filesystem::path model_set;
-  std::filesystem::path crops;
+  std::filesystem::path crops;                    // crop folder (--crops), or:
+  std::vector<std::filesystem::path> video_inputs;  // video files and folders (--videos)
+  FaceFinderOptions faces;                          // with video_inputs; the manifest's "faces" fill the rest
+  std::optional<std::filesystem::path> save_crops;  // with video_inputs: write the crops there too
   std::filesystem::path output;
   RowsOptions rows;                 // no tasks: the tasks given frame lists / annotations, else all the set provides
-  std::vector<std::string> videos;  // subset; empty = all
+  std::vector<std::string> videos;  // subset (--only); empty = all
   ComputeOptions compute;
   std::optional<long> window;
   std::optional<long> stride;

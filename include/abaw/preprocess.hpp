@@ -22,6 +22,10 @@ namespace abaw {
 cv::Mat decode_crop(const std::filesystem::path& file, long long max_pixels = kDefaultMaxImagePixels,
                     ExifOrientation exif = ExifOrientation::kIgnore);
 
+// decode_crop for a file's bytes already in memory; `source` names it in errors.
+cv::Mat decode_crop_bytes(const std::vector<unsigned char>& bytes, const std::string& source,
+                          long long max_pixels = kDefaultMaxImagePixels, ExifOrientation exif = ExifOrientation::kIgnore);
+
 // kAuto resolved for an encoder on `device` and the preprocessing `spec`: the torch
 // interpolation modes resize to floats, which only the host path carries (kDevice is then an
 // Error(kUsage)).
@@ -49,6 +53,11 @@ struct DecodedImages {
 // `place` must be resolved (kHost or kDevice).
 DecodedImages decode_batch(const std::vector<std::filesystem::path>& files, const PreprocessSpec& spec,
                            PreprocessPlace place, bool pinned, long long max_pixels = kDefaultMaxImagePixels);
+
+// decode_batch for images already decoded (8-bit BGR): `run --videos`' crops. `sources` name
+// them in errors.
+DecodedImages preprocess_images(const std::vector<cv::Mat>& images, const std::vector<std::string>& sources,
+                                const PreprocessSpec& spec, PreprocessPlace place, bool pinned);
 
 // Finishes decode_batch's kDevice pixels on `device`: uint8 [N, S, S, C] (any device; pinned host
 // memory copies asynchronously) -> float32 [N, C, S, S] in the manifest's colour order, with

@@ -62,6 +62,13 @@ int cpus_in_cgroup_limits(const std::string& membership, const std::filesystem::
 // images; and keep_freed_memory_for_reuse().
 int configure_runtime(int threads, int decode_threads);
 
+// Sets the LibTorch intra-op thread count of the calling thread alone (OpenMP's per-thread
+// setting, and MKL's where present), leaving the process default and other threads as they are:
+// `run --videos` runs the face models on a thread of their own with as many threads as `crop`
+// would use, because a convolution's float results depend on how many threads split it. Returns
+// false where LibTorch's threads are not OpenMP's (the count then stays the process default).
+bool set_calling_thread_torch_threads(int threads);
+
 // Selects TorchScript's legacy graph executor (ABAW_JIT_EXECUTOR=profiling: PyTorch's default),
 // which optimises a graph once per input type instead of once per input shape: every video's
 // last batch and window has a shape of its own. Throws Error(kUsage) for another value.

@@ -96,6 +96,18 @@ CLI::Validator task_name_check();
 // command's callback calls it.
 std::function<void()> add_compute_options(CLI::App& command, ComputeOptions& options);
 
+// Declares, once, the face-finding options `crop` and `run --videos` share (FaceFinderOptions):
+// --detector, --style, --face-models, --detect-size, --detect-every, --yunet-model, --cascade,
+// --score-threshold, --min-face, --size, --margin and --jpeg-quality. The returned function,
+// called from the command's callback, stores the ones given in `options.pipeline` (the rest stay
+// unset, for a model set's "faces") and resolves --face-models (default_face_models()).
+std::function<void()> add_face_options(CLI::App& command, FaceFinderOptions& options);
+
+// models/default/faces under the current folder, else in the repository the running binary was
+// built in (build/abaw-infer -> build/../models/default/faces); the former when neither has one,
+// so that the error names where to make them.
+std::filesystem::path default_face_models();
+
 // Parses "TASK=VALUE" (TASK one of va, expr, au, any case). Throws CLI::ValidationError.
 std::pair<Task, std::string> parse_task_assignment(const std::string& text, const std::string& option);
 

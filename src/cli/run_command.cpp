@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "abaw/annotations.hpp"
@@ -22,16 +24,28 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--model-set", options.model_set, "Model-set folder (manifest.json + TorchScript files)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  run->add_option("--crops", options.crops, "Crop folder: <crops>/<video>/00001.jpg ...")
-      ->required()
-      ->check(CLI::ExistingDirectory);
+  CLI::Option* crops = run->add_option("--crops", options.crops, "Crop folder: <crops>/<video>/00001.jpg ...")
+                           ->check(CLI::ExistingDirectory);
+  CLI::Option* videos =
+      run->add_option("--videos", options.video_inputs,
+                      "Instead of --crops: video files or folders of them (.mp4 .avi .mov .mkv .webm); faces are "
+                      "found, cropped and encoded as the frames are decoded, as `crop` would cut them (see the face "
+                      "options below and the model set's \"faces\")")
+          ->check(CLI::Validator(
+              [](const std::string& path) -> std::string {
+                std::error_code ec;
+                if (std::filesystem::exists(path, ec)) return "";
+                return "no such video file or folder: " + path +
+                       " (--videos takes videos to decode; to run only some videos use --only NAME,...)";
+              },
+              "PATH"));
   run->add_option("--output", options.output, "Output folder (created; submission/, raw/, run.json)")->required();
   add_rows_options(*run, raw->rows,
                    "Tasks to predict, e.g. va,expr (default: those with a frame list or annotations, else all the "
                    "model set provides)",
                    "TASK=FILE: official test example file; the submission gets exactly its rows, in its order "
                    "(repeatable)");
-  run->add_option("--videos", raw->videos, "Only these videos (comma-separated names)")->delimiter(',');
+  run->add_option("--only", raw->videos, "Only these videos (comma-separated names)")->delimiter(',');
   run->add_option("--video-list", raw->video_list, "Only the videos in this file (e.g. *_test_set_release.txt)")
       ->check(CLI::ExistingFile);
   run->add_option("--window", options.window, "Override the manifest's window (frames per head call)")
@@ -44,6 +58,18 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");
   auto store_compute_options = add_compute_options(*run, options.compute);
+  auto store_face_options = add_face_options(*run, options.faces);
+  run->add_option("--face-threads", options.faces.threads,
+                  "With --videos: LibTorch threads of the face models, on their own thread beside the encoder's "
+                  "--threads (0: one per usable CPU). Default as `crop --threads`, so both cut the same crops: "
+                  "a convolution's last bits depend on how many threads split it")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  auto save_crops = std::make_shared<std::string>();
+  run->add_option("--save-crops", *save_crops,
+                  "With --videos: also write the crops it encoded there, in the layout `crop` writes (crop folders, "
+                  "boxes CSVs, frame_counts.csv, crop.json): `run --crops` on them predicts the same")
+      ->needs(videos);
   auto shard = std::make_shared<std::string>();
   run->add_option("--shard", *shard,
                   "K/N: handle only every N-th video (name order), starting with the K-th; writes raw outputs "
@@ -53,8 +79,19 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
                 "Score each task that has --annotations right after predicting (table on stdout, "
                 "evaluation.json in the output folder)");
 
-  run->callback([raw, score_after, shard, store_compute_options, &options] {
+  run->callback([raw, score_after, shard, store_compute_options, store_face_options, save_crops, crops, videos,
+                 &options] {
     store_compute_options();
+    store_face_options();
+    if (crops->count() > 0 && videos->count() > 0) {
+      throw CLI::ValidationError("--videos",
+                                 "takes video files instead of --crops, not with it; to run only some videos of "
+                                 "a crop folder use --only NAME,...");
+    }
+    if (crops->count() == 0 && videos->count() == 0) {
+      throw CLI::RequiredError("--crops (a crop folder) or --videos (video files)");
+    }
+    if (!save_crops->empty()) options.save_crops = *save_crops;
     if (!shard->empty()) {
       int k = 0, n = 0;
       char tail = 0;

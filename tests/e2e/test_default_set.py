@@ -299,5 +299,146 @@ class RealClips(unittest.TestCase):
         self.assertGreater(smile.count(4) / len(smile), 0.8, labels["liveportrait_d0"])
 
 
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class RunVideos(unittest.TestCase):
+    """`run --videos`: real clips straight to a submission, the same as `crop` + `run --crops`."""
+
+    CLIPS = ("liveportrait_d18.mp4", "liveportrait_d19.mp4")
+
+    def setUp(self):
+        need_tool(self)
+        clips = os.path.join(SHARED, "realdata", "videos")
+        if not all(os.path.isfile(os.path.join(clips, c)) for c in self.CLIPS):
+            self.skipTest("../shared/realdata/videos is absent")
+        self.work = tempfile.mkdtemp(prefix="run-videos-", dir=WORK)
+        self.videos = os.path.join(self.work, "videos")
+        os.makedirs(self.videos)
+        for name in self.CLIPS:
+            shutil.copy(os.path.join(clips, name), self.videos)
+        self.faces = os.path.join(SET, "faces")
+
+    def run_videos(self, out, *args):
+        return tool("run", "--model-set", SET, "--videos", self.videos, "--output", os.path.join(self.work, out),
+                    "--face-models", self.faces, *args)
+
+    def submission(self, out):
+        return read_bytes(os.path.join(self.work, out, "submission", "EXPR.txt"))
+
+    def test_same_as_crop_then_run_and_saved_crops_reproduce_it(self):
+        crops = os.path.join(self.work, "crops")
+        r = tool("crop", "--videos", self.videos, "--output", crops, "--face-models", self.faces)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = tool("run", "--model-set", SET, "--crops", crops, "--output", os.path.join(self.work, "two-steps"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        saved = os.path.join(self.work, "saved")
+        r = self.run_videos("direct", "--save-crops", saved)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        direct = self.submission("direct")
+        self.assertEqual(direct, self.submission("two-steps"))
+        # Every decoded frame has a row, as from crop's frame_counts.csv.
+        with open(os.path.join(crops, "frame_counts.csv")) as f:
+            frames = sum(int(line.split(",")[1]) for line in f.readlines()[1:])
+        self.assertEqual(direct.decode().count("\n"), frames + 1)
+        # The saved crops are the files `crop` writes, and `run --crops` on them predicts the same.
+        for clip in self.CLIPS:
+            name = os.path.splitext(clip)[0]
+            self.assertEqual(sorted(os.listdir(os.path.join(saved, name))), sorted(os.listdir(os.path.join(crops, name))))
+            for crop in os.listdir(os.path.join(crops, name)):
+                self.assertEqual(read_bytes(os.path.join(saved, name, crop)), read_bytes(os.path.join(crops, name, crop)),
+                                 crop)
+            self.assertEqual(read_bytes(os.path.join(saved, name + ".boxes.csv")),
+                             read_bytes(os.path.join(crops, name + ".boxes.csv")))
+        self.assertEqual(read_bytes(os.path.join(saved, "frame_counts.csv")),
+                         read_bytes(os.path.join(crops, "frame_counts.csv")))
+        r = tool("run", "--model-set", SET, "--crops", saved, "--output", os.path.join(self.work, "reread"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.submission("reread"), direct)
+        with open(os.path.join(self.work, "direct", "run.json")) as f:
+            summary = json.load(f)
+        self.assertEqual(summary["video_stages"]["frames_decoded"], frames)
+        self.assertIn("box crops 112 px", summary["crops"]["faces"])
+
+    def test_resume_and_feature_cache(self):
+        features = os.path.join(self.work, "features")
+        r = self.run_videos("first", "--features", features)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = self.submission("first")
+        os.remove(os.path.join(self.work, "first", "submission", "EXPR.txt"))
+        r = self.run_videos("first", "--features", features, "--resume")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--resume: 2 of 2 videos already done", r.stderr)
+        self.assertEqual(self.submission("first"), first)
+        r = self.run_videos("cached", "--features", features)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2 of 2 videos reused", r.stderr)
+        self.assertEqual(self.submission("cached"), self.submission("first"))
+        # A changed file is decoded again, never taken for the cached one.
+        with open(os.path.join(self.videos, self.CLIPS[0]), "ab") as f:
+            f.write(b"\0")
+        r = self.run_videos("changed", "--features", features)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 of 2 videos reused", r.stderr)
+
+    def test_frame_list_rows(self):
+        name = os.path.splitext(self.CLIPS[0])[0]
+        frame_list = os.path.join(self.work, "EXPR.txt")
+        with open(frame_list, "w") as f:
+            f.write(EXPR_HEADER + "\n" + "".join("%s/%05d.jpg\n" % (name, i) for i in (3, 1, 2)))
+        r = self.run_videos("listed", "--frame-list", "expr=" + frame_list)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [line.split(",")[0] for line in self.submission("listed").decode().splitlines()[1:]]
+        self.assertEqual(rows, ["%s/%05d.jpg" % (name, i) for i in (3, 1, 2)])
+        # A listed video without a file fails alone: exit 6, no submission.
+        with open(frame_list, "a") as f:
+            f.write("missing_video/00001.jpg\n")
+        r = self.run_videos("missing", "--frame-list", "expr=" + frame_list)
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("no video file named missing_video", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "missing", "submission", "EXPR.txt")))
+
+    def test_bad_videos_fail_alone(self):
+        with open(os.path.join(self.videos, "empty.mp4"), "wb"):
+            pass
+        with open(os.path.join(self.videos, "noise.mp4"), "wb") as f:
+            f.write(os.urandom(5000))
+        r = self.run_videos("bad")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("empty.mp4", r.stderr)
+        self.assertIn("noise.mp4", r.stderr)
+        raw = os.path.join(self.work, "bad", "raw")
+        written = sorted(os.listdir(os.path.join(raw, os.listdir(raw)[0])))
+        self.assertEqual([os.path.splitext(f)[0] for f in written], sorted(os.path.splitext(c)[0] for c in self.CLIPS))
+        with open(os.path.join(self.work, "bad", "run.json")) as f:
+            failed = sorted(v["video"] for v in json.load(f)["videos"]["failed"])
+        self.assertEqual(failed, ["empty", "noise"])
+
+    def test_manifest_names_the_face_pipeline(self):
+        aligned_set = os.path.join(self.work, "aligned-set")
+        shutil.copytree(SET, aligned_set)
+        with open(os.path.join(aligned_set, "manifest.json")) as f:
+            manifest = json.load(f)
+        manifest["faces"] = {"style": "aligned", "size": 96}
+        with open(os.path.join(aligned_set, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+        saved = os.path.join(self.work, "aligned-crops")
+        r = tool("run", "--model-set", aligned_set, "--videos", os.path.join(self.videos, self.CLIPS[0]), "--output",
+                 os.path.join(self.work, "aligned"), "--face-models", self.faces, "--save-crops", saved)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(saved, "crop.json")) as f:
+            record = json.load(f)["videos"][os.path.splitext(self.CLIPS[0])[0]]
+        self.assertEqual((record["style"], record["size"]), ("aligned", 96))
+        # The command line wins over the manifest.
+        r = tool("run", "--model-set", aligned_set, "--videos", os.path.join(self.videos, self.CLIPS[0]), "--output",
+                 os.path.join(self.work, "boxed"), "--face-models", self.faces, "--style", "box")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.work, "boxed", "run.json")) as f:
+            self.assertIn("box crops 96 px", json.load(f)["crops"]["faces"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -217,8 +217,8 @@ def read_features(path):
     with open(path, "rb") as f:
         data = f.read()
     assert data[:8] == b"ABAWFEAT", path
-    _version, _encoder, _input, dim, count = struct.unpack_from("<IQQIQ", data, 8)
-    offset = 8 + struct.calcsize("<IQQIQ")
+    _version, _encoder, _input, dim, _frames, count = struct.unpack_from("<IQQIqQ", data, 8)
+    offset = 8 + struct.calcsize("<IQQIqQ")
     frames = [struct.unpack_from("<qB", data, offset + 9 * i) for i in range(count)]
     offset += 9 * count
     rows = np.frombuffer(data, dtype="<f4", count=count * dim, offset=offset).reshape(count, dim)

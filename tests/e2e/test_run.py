@@ -278,7 +278,7 @@ torch.jit.script(Multi(int(sys.argv[2]))).save(sys.argv[1])
         self.assertNotIn("7", labels, "Other has no text row")
 
     def test_video_subset(self):
-        ours, _ = self.run_both(model_set("plain"), frame_list_args(), ["--videos", "vid_one,2-person_left"])
+        ours, _ = self.run_both(model_set("plain"), frame_list_args(), ["--only", "vid_one,2-person_left"])
         rows = read_lines(os.path.join(ours, "submission", "VA.txt"))[1:-1]
         self.assertEqual(sorted({r.split("/")[0] for r in rows}), ["2-person_left", "vid_one"])
 
@@ -536,7 +536,7 @@ class Interrupt(Case):
             f.write(HEADERS["VA"] + "\n" + "".join("vid_one/%05d.jpg\n" % i for i in range(1, 1000001)))
         out = self.out("long")
         process = subprocess.Popen([TOOL, "run", "--model-set", model_set("plain"), "--crops", fixture("crops"),
-                                    "--output", out, "--videos", "vid_one", "--frame-list", "va=" + frame_list],
+                                    "--output", out, "--only", "vid_one", "--frame-list", "va=" + frame_list],
                                    stderr=subprocess.PIPE, text=True)
         lines = []
         for line in process.stderr:  # the heads' progress line says the video is in its head phase
@@ -655,14 +655,14 @@ class Hostile(Case):
                 self.before = snapshot(self.sandbox, {self.output, self.cache})
                 self.check_refused(self.run_tool("--annotations", "va=" + folder), name)
 
-    def test_video_lists_and_the_videos_option(self):
+    def test_video_lists_and_the_only_option(self):
         for name in map(self.expand, self.NAMES + ["vid,one"]):
             with self.subTest(name=name):
                 video_list = self.write_input("list.txt", "vid_one\n%s\n" % name)
                 self.check_refused(self.run_tool("--video-list", video_list), video_list + ":2:")
         for name in map(self.expand, self.NAMES):
             with self.subTest(option=name):
-                self.check_refused(self.run_tool("--videos", "vid_one," + name), "--videos")
+                self.check_refused(self.run_tool("--only", "vid_one," + name), "--only")
 
     def test_crop_folder_names(self):
         # A folder in --crops whose name cannot be a video name (the ',' one gave a submission that

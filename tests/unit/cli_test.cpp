@@ -60,7 +60,7 @@ TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
          "EXPR=/x/EXPR.txt",
          "--annotations",
          (dir_ / "ann").string(),
-         "--videos",
+         "--only",
          "a,b",
          "--video-list",
          (dir_ / "list.txt").string(),
@@ -103,6 +103,41 @@ TEST_F(RunParser, RequiredOptionsAndExistingFolders) {
   EXPECT_THROW(parse_args(other, {"abaw-infer", "run", "--model-set", "/no/such/set", "--crops",
                                   (dir_ / "crops").string(), "--output", "/tmp/o"}),
                CLI::ValidationError);
+}
+
+TEST_F(RunParser, VideosInsteadOfCropsWithFaceOptions) {
+  testing::write_text(dir_ / "clips/a.mp4", "not decoded while parsing");
+  CLI::App app;
+  RunOptions options;
+  cli::add_run_command(app, options);
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"abaw-infer", "run", "--model-set", (dir_ / "set").string(), "--output",
+                                  (dir_ / "out").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    parse_args(app, args);
+  };
+  run({"--videos", (dir_ / "clips").string(), (dir_ / "clips/a.mp4").string(), "--style", "aligned", "--size",
+       "96", "--save-crops", (dir_ / "saved").string()});
+  EXPECT_EQ(options.video_inputs.size(), 2u);
+  EXPECT_EQ(options.faces.pipeline.style, CropStyle::kAligned);
+  EXPECT_EQ(options.faces.pipeline.size, 96);
+  EXPECT_FALSE(options.faces.pipeline.detector.has_value());  // unset: the manifest's, else tiny
+  EXPECT_FALSE(options.faces.pipeline.margin.has_value());
+  EXPECT_EQ(options.faces.threads, 1);  // as `crop --threads`, so both cut the same crops
+  EXPECT_EQ(options.save_crops, dir_ / "saved");
+  // Either input, never both or none; --save-crops only with videos; old `--videos a,b` names fail
+  // with a hint to --only.
+  EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--crops", (dir_ / "crops").string()}),
+               CLI::ValidationError);
+  EXPECT_THROW(run({}), CLI::RequiredError);
+  EXPECT_THROW(run({"--crops", (dir_ / "crops").string(), "--save-crops", "x"}), CLI::RequiresError);
+  try {
+    run({"--crops", (dir_ / "crops").string(), "--videos", "a,b"});
+    FAIL() << "accepted";
+  } catch (const CLI::ValidationError& e) {
+    EXPECT_NE(std::string(e.what()).find("--only"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--detector", "mtcnn"}), CLI::ValidationError);
 }
 
 // `merge` shares run's rows options: a repeated task is refused there too (it kept the last).

@@ -84,6 +84,25 @@ TEST(Manifest, EncoderPrecisionAndMemoryFormat) {
   expect_rejected(j, "'encoder.memory_format' is 'nhwc'");
 }
 
+TEST(Manifest, FacePipeline) {
+  auto j = valid_manifest();
+  EXPECT_FALSE(parse(j).faces.style.has_value());  // unset: the command's defaults
+  j["faces"] = {{"detector", "haar"}, {"style", "aligned"}, {"size", 224}, {"margin", 0.25}};
+  const FacePipelineSpec faces = parse(j).faces;
+  EXPECT_EQ(faces.detector, DetectorKind::kHaar);
+  EXPECT_EQ(faces.style, CropStyle::kAligned);
+  EXPECT_EQ(faces.size, 224);
+  EXPECT_FLOAT_EQ(*faces.margin, 0.25f);
+  j["faces"] = {{"style", "rotated"}};
+  expect_rejected(j, "'faces.style' is 'rotated'");
+  j["faces"] = {{"size", 8}};
+  expect_rejected(j, "faces.size");
+  j["faces"] = {{"margin", 4}};
+  expect_rejected(j, "'faces.margin' must be from 0 to 3");
+  j["faces"] = {{"detector", "tiny"}, {"crop", "box"}};
+  expect_rejected(j, "'faces.crop' is not a known key");
+}
+
 TEST(Manifest, RejectsInvalidJsonAndUnknownKeys) {
   EXPECT_THROW(parse_manifest("{\"format\": ", "/set", "/set/manifest.json"), Error);
   // nlohmann reports a number too large for a double as out_of_range, not parse_error.
