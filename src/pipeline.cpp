@@ -874,7 +874,14 @@ RunResult run_pipeline(const RunOptions& options) {
   std::vector<Task> tasks = resolve_tasks(options, manifest);
 
   RunOptions resolved = options;
-  resolved.compute.decode_threads = configure_runtime(options.compute.threads, options.compute.decode_threads);
+  int threads = options.compute.threads;
+  if (threads == 0 && !options.video_inputs.empty()) {
+    // The face models run beside the encoder on threads of their own: two OpenMP teams asking for
+    // every core each made run --videos 35% slower on 2 cores than one core each (measured).
+    const int face_threads = options.faces.threads > 0 ? options.faces.threads : usable_cpu_count();
+    threads = std::max(1, usable_cpu_count() - face_threads);
+  }
+  resolved.compute.decode_threads = configure_runtime(threads, options.compute.decode_threads);
   const torch::Device device = resolve_device(options.compute.device);
   resolved.compute.preprocess_on =
       resolve_preprocess_place(options.compute.preprocess_on, device, manifest.encoder.preprocess);
