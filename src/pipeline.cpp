@@ -876,8 +876,8 @@ RunResult run_pipeline(const RunOptions& options) {
   RunOptions resolved = options;
   int threads = options.compute.threads;
   if (threads == 0 && !options.video_inputs.empty()) {
-    // The face models run beside the encoder on threads of their own: two OpenMP teams asking for
-    // every core each made run --videos 35% slower on 2 cores than one core each (measured).
+    // The face models run beside the encoder on threads of their own: an encoder asking for every
+    // core beside them made run --videos 35% slower on 2 cores than one core each (measured).
     const int face_threads = options.faces.threads > 0 ? options.faces.threads : usable_cpu_count();
     threads = std::max(1, usable_cpu_count() - face_threads);
   }
