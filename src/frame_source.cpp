@@ -81,7 +81,13 @@ VideoFileSource::VideoFileSource(const std::vector<fs::path>& inputs, FaceFinder
       place_(place),
       pinned_(pinned) {
   for (const fs::path& file : list_video_files(inputs)) {
-    files_.emplace(VideoName::checked(file.stem().string(), file.string()).str(), file);
+    const std::string problem = video_name_problem(file.stem().string());
+    if (problem.empty()) {
+      files_.emplace(file.stem().string(), file);
+    } else {
+      rejected_.emplace_back(file.filename().string(), file.string() + ": video name " + problem);
+      spdlog::error("{}; rename the file", rejected_.back().second);
+    }
   }
   if (save_crops_) {
     std::error_code ec;

@@ -627,6 +627,7 @@ void Run::plan_videos() {
     }
     spdlog::info("shard {}/{}: {} videos", options_.shard_index, options_.shard_count, index_.videos.size());
   }
+  for (const auto& failed : source_.failed_inputs()) stats_.failures.push_back(failed);
   if (source_.streams()) {
     spdlog::info("{} videos; their frames and faces are counted as they are decoded", index_.videos.size());
     return;
@@ -838,6 +839,10 @@ void Run::write_submissions(RunResult& result) {
     for (const auto& video : index_.videos) {
       // Rows name every video of the task, except one whose folder could not even be listed.
       if (video.task_frames.count(task) && failed.count(video.name)) missing.insert(video.name);
+    }
+    // Inputs that never became videos: their rows are unknown unless a frame list gives them.
+    if (rows.source == RowSource::kCrops) {
+      for (const auto& [name, message] : source_.failed_inputs()) missing.insert(name);
     }
     const fs::path path = layout_.submission(task);
     if (!missing.empty()) {

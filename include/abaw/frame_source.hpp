@@ -54,6 +54,9 @@ class FrameSource {
   // What run.json says about the input (its "crops" block).
   virtual nlohmann::json describe(const VideoIndex& index) const = 0;
 
+  // Inputs left out of the index that count as failed videos: (name, why).
+  virtual std::vector<std::pair<std::string, std::string>> failed_inputs() const { return {}; }
+
   // True when frames come from stream() instead of decode(): a video's crops, and its frame count
   // where no frame list or annotations give it (task_frames 0 in the index), are known only once
   // it has been decoded.
@@ -101,7 +104,7 @@ class VideoFileSource : public FrameSource {
   // `inputs`: video files and folders (list_video_files). `finder` must outlive the source.
   // `save_crops`: also write the crops, boxes, frame_counts.csv and crop.json there, as `crop`
   // does. `place` must be resolved; `pinned` pins batches for copies to a GPU. Throws as
-  // list_video_files, and Error(kInput) for a video file whose stem is not a valid video name.
+  // list_video_files; a file whose stem is not a valid video name is logged and rejected().
   VideoFileSource(const std::vector<std::filesystem::path>& inputs, FaceFinder& finder,
                   std::optional<std::filesystem::path> save_crops, PreprocessSpec spec, PreprocessPlace place,
                   bool pinned);
@@ -118,11 +121,14 @@ class VideoFileSource : public FrameSource {
   // {"videos": the inputs, "faces": the face pipeline, "saved_crops": the folder or null}.
   nlohmann::json describe(const VideoIndex& index) const override;
   bool streams() const override { return true; }
+  // Video files whose names cannot be video names: (file name, why); each fails alone, as in `crop`.
+  std::vector<std::pair<std::string, std::string>> failed_inputs() const override { return rejected_; }
   CroppedVideo stream(const VideoEntry& video, size_t batch_size,
                       const std::function<void(StreamedBatch&)>& on_batch) const override;
 
  private:
   std::map<std::string, std::filesystem::path> files_;  // by video name
+  std::vector<std::pair<std::string, std::string>> rejected_;
   std::vector<std::filesystem::path> inputs_;
   FaceFinder& finder_;
   std::optional<std::filesystem::path> save_crops_;

@@ -36,6 +36,15 @@ void print_text(const Manifest& m, const nlohmann::json& check) {
             << "sequence    window " << m.sequence.window << ", stride " << m.sequence.stride << ", merge "
             << name_of(kMergeNames, m.sequence.merge) << ", missing frames "
             << name_of(kMissingFramesNames, m.sequence.missing_frames) << "\n";
+  const FacePipelineSpec& f = m.faces;
+  if (f.detector || f.style || f.size || f.margin) {
+    std::cout << "faces       (run --videos)";
+    if (f.detector) std::cout << " detector " << name_of(kDetectorNames, *f.detector);
+    if (f.style) std::cout << " style " << name_of(kCropStyleNames, *f.style);
+    if (f.size) std::cout << " size " << *f.size;
+    if (f.margin) std::cout << " margin " << *f.margin;
+    std::cout << "\n";
+  }
   for (const auto& [task, c] : m.tasks) {
     std::cout << "task " << task_key(task) << std::string(7 - std::string(task_key(task)).size(), ' ')
               << head_description(c);

@@ -406,16 +406,24 @@ class RunVideos(unittest.TestCase):
             pass
         with open(os.path.join(self.videos, "noise.mp4"), "wb") as f:
             f.write(os.urandom(5000))
+        # Cut in half: these files keep their index at the end, so it cannot be opened at all.
+        cut = read_bytes(os.path.join(self.videos, self.CLIPS[0]))
+        with open(os.path.join(self.videos, "cut.mp4"), "wb") as f:
+            f.write(cut[:len(cut) // 2])
+        # A name that cannot be a video name fails alone too, as in `crop`.
+        shutil.copy(os.path.join(self.videos, self.CLIPS[0]), os.path.join(self.videos, "a,b.mp4"))
         r = self.run_videos("bad")
         self.assertEqual(r.returncode, 6, r.stderr)
-        self.assertIn("empty.mp4", r.stderr)
-        self.assertIn("noise.mp4", r.stderr)
+        for name in ("empty.mp4", "noise.mp4", "cut.mp4", "a,b.mp4"):
+            self.assertIn(name, r.stderr)
         raw = os.path.join(self.work, "bad", "raw")
         written = sorted(os.listdir(os.path.join(raw, os.listdir(raw)[0])))
         self.assertEqual([os.path.splitext(f)[0] for f in written], sorted(os.path.splitext(c)[0] for c in self.CLIPS))
         with open(os.path.join(self.work, "bad", "run.json")) as f:
             failed = sorted(v["video"] for v in json.load(f)["videos"]["failed"])
-        self.assertEqual(failed, ["empty", "noise"])
+        self.assertEqual(failed, ["a,b.mp4", "cut", "empty", "noise"])
+        # Their rows are missing, so no submission pretends to be complete.
+        self.assertFalse(os.path.exists(os.path.join(self.work, "bad", "submission", "EXPR.txt")))
 
     def test_manifest_names_the_face_pipeline(self):
         aligned_set = os.path.join(self.work, "aligned-set")
@@ -432,6 +440,9 @@ class RunVideos(unittest.TestCase):
         with open(os.path.join(saved, "crop.json")) as f:
             record = json.load(f)["videos"][os.path.splitext(self.CLIPS[0])[0]]
         self.assertEqual((record["style"], record["size"]), ("aligned", 96))
+        r = tool("info", "--model-set", aligned_set)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("faces       (run --videos) style aligned size 96", r.stdout)
         # The command line wins over the manifest.
         r = tool("run", "--model-set", aligned_set, "--videos", os.path.join(self.videos, self.CLIPS[0]), "--output",
                  os.path.join(self.work, "boxed"), "--face-models", self.faces, "--style", "box")
