@@ -217,6 +217,7 @@ CroppedVideo VideoFileSource::stream(const VideoEntry& video, size_t batch_size,
   struct Pending {
     CropFile crop;
     cv::Mat pixels;
+    std::string source;  // for messages: "<file> frame <n>"
   };
   std::deque<Pending> pending;
   bool ended = false;
@@ -240,7 +241,7 @@ CroppedVideo VideoFileSource::stream(const VideoEntry& video, size_t batch_size,
           where = video_path(*save_crops_, video.name) / format_crop_file_name(frame.number);
         }
         const std::string source = file.string() + " frame " + std::to_string(frame.number);
-        pending.push_back({CropFile{frame.number, where}, decode_crop_bytes(bytes, source)});
+        pending.push_back({CropFile{frame.number, where}, decode_crop_bytes(bytes, source), source});
       }
       write_seconds += seconds_since(write_start);
     }
@@ -249,7 +250,7 @@ CroppedVideo VideoFileSource::stream(const VideoEntry& video, size_t batch_size,
     while (!pending.empty() && images.size() < batch_size) {
       batch.crops.push_back(pending.front().crop);
       images.push_back(std::move(pending.front().pixels));
-      sources.push_back(file.string() + " frame " + std::to_string(pending.front().crop.frame));
+      sources.push_back(std::move(pending.front().source));
       pending.pop_front();
     }
     batch.images = preprocess_images(images, sources, spec_, place_, pinned_);
