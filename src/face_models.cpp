@@ -83,6 +83,15 @@ FaceModelsConfig load_face_models_config(const fs::path& folder) {
     config.landmarks_input_size = landmarks.at("input_size").get<int>();
     if (landmarks.at("points").get<int>() != 68)
       throw Error(ErrorKind::kModel, "landmarks.points must be 68", file.string());
+    if (j.contains("descriptor")) {
+      const json& descriptor = j.at("descriptor");
+      config.descriptor_file = descriptor.at("file").get<std::string>();
+      config.descriptor_input_size = descriptor.at("input_size").get<int>();
+      config.descriptor_dim = descriptor.at("dim").get<int>();
+      if (config.descriptor_file.empty() || config.descriptor_input_size < 8 || config.descriptor_dim < 1) {
+        throw Error(ErrorKind::kModel, "descriptor file, input_size or dim out of range", file.string());
+      }
+    }
   } catch (const json::exception& e) {
     throw Error(ErrorKind::kModel, std::string("invalid face-model description: ") + e.what(), file.string());
   }
@@ -91,7 +100,9 @@ FaceModelsConfig load_face_models_config(const fs::path& folder) {
       !(config.detector_iou_threshold > 0 && config.detector_iou_threshold <= 1)) {
     throw Error(ErrorKind::kModel, "detector or landmark sizes out of range", file.string());
   }
-  for (const auto& name : {config.detector_file, config.landmarks_file}) {
+  for (const std::string* file_name : {&config.detector_file, &config.landmarks_file, &config.descriptor_file}) {
+    const std::string& name = *file_name;
+    if (file_name == &config.descriptor_file && name.empty()) continue;  // optional
     if (name.empty() || name.find('/') != std::string::npos || name.front() == '.') {
       throw Error(ErrorKind::kModel, "model file '" + name + "' must be a plain file name in the folder",
                   file.string());
@@ -189,19 +200,17 @@ std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vecto
   return faces;
 }
 
-std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& frames,
-                                                 const std::vector<size_t>& frame_of,
-                                                 const std::vector<cv::Rect2f>& faces) {
-  std::vector<FaceLandmarks> result(faces.size());
-  if (faces.empty()) return result;
-  c10::InferenceMode guard;
-  const int side = config_.landmarks_input_size;
+namespace {
+
+// Each face cut from its frame as face-api cuts it for the landmark and recognition nets: the box
+// rounded and clipped to the frame (`regions`), padded to a centred square, resized to `side`.
+std::vector<cv::Mat> face_squares(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
+                                  const std::vector<cv::Rect2f>& faces, int side, std::vector<cv::Rect>& regions) {
   std::vector<cv::Mat> squares;
-  std::vector<cv::Rect> regions;
+  regions.clear();
   for (size_t i = 0; i < faces.size(); ++i) {
     const cv::Mat& frame = frames.at(frame_of.at(i));
     const cv::Rect2f& f = faces[i];
-    // face-api rounds the box and clips it to the image before cutting the face out.
     cv::Rect region(static_cast<int>(std::lround(f.x)), static_cast<int>(std::lround(f.y)),
                     static_cast<int>(std::lround(f.width)), static_cast<int>(std::lround(f.height)));
     region &= cv::Rect(0, 0, frame.cols, frame.rows);
@@ -215,6 +224,19 @@ std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& fra
     squares.push_back(square);
     regions.push_back(region);
   }
+  return squares;
+}
+
+}  // namespace
+
+std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& frames,
+                                                 const std::vector<size_t>& frame_of,
+                                                 const std::vector<cv::Rect2f>& faces) {
+  std::vector<FaceLandmarks> result(faces.size());
+  if (faces.empty()) return result;
+  c10::InferenceMode guard;
+  std::vector<cv::Rect> regions;
+  const std::vector<cv::Mat> squares = face_squares(frames, frame_of, faces, config_.landmarks_input_size, regions);
   const torch::Tensor output = run_checked(landmarks_, squares, device_, config_.folder / config_.landmarks_file,
                                            "landmark net", {static_cast<int64_t>(faces.size()), 68, 2});
   const float* data = output.data_ptr<float>();
@@ -229,6 +251,29 @@ std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& fra
           cv::Point2f(offset_x + data[(i * 68 + p) * 2] * longer, offset_y + data[(i * 68 + p) * 2 + 1] * longer);
     }
   }
+  return result;
+}
+
+std::vector<FaceDescriptor> FaceModels::descriptors(const std::vector<cv::Mat>& frames,
+                                                    const std::vector<size_t>& frame_of,
+                                                    const std::vector<cv::Rect2f>& faces) {
+  std::vector<FaceDescriptor> result;
+  if (faces.empty()) return result;
+  if (config_.descriptor_file.empty()) {
+    throw Error(ErrorKind::kModel,
+                "these face models have no face descriptor (remake them with scripts/make_default_model_set.sh)",
+                (config_.folder / kFaceModelsFile).string());
+  }
+  if (!descriptor_) descriptor_ = load(config_.descriptor_file);
+  c10::InferenceMode guard;
+  std::vector<cv::Rect> regions;
+  const std::vector<cv::Mat> squares = face_squares(frames, frame_of, faces, config_.descriptor_input_size, regions);
+  const int dim = config_.descriptor_dim;
+  const torch::Tensor output =
+      run_checked(*descriptor_, squares, device_, config_.folder / config_.descriptor_file, "face descriptor",
+                  {static_cast<int64_t>(faces.size()), dim});
+  const float* data = output.data_ptr<float>();
+  for (size_t i = 0; i < faces.size(); ++i) result.emplace_back(data + i * dim, data + (i + 1) * dim);
   return result;
 }
 
@@ -361,16 +406,24 @@ cv::Matx23d similarity_transform(const std::array<cv::Point2f, 5>& from, const s
                      b, a, mean_to.y - (b * mean_from.x + a * mean_from.y));
 }
 
-cv::Matx23d alignment_transform(const FaceLandmarks& landmarks, int size, float margin) {
+cv::Matx23d alignment_transform(const std::array<cv::Point2f, 5>& points, int size, float margin) {
   std::array<cv::Point2f, 5> target = alignment_template();
   const float scale = size / 112.0f / (1.0f + margin);
   const cv::Point2f centre(56.0f, 56.0f);
   for (auto& p : target) p = (p - centre) * scale + cv::Point2f(size / 2.0f, size / 2.0f);
-  return similarity_transform(five_points(landmarks), target, kAlignmentWeights);
+  return similarity_transform(points, target, kAlignmentWeights);
+}
+
+cv::Matx23d alignment_transform(const FaceLandmarks& landmarks, int size, float margin) {
+  return alignment_transform(five_points(landmarks), size, margin);
 }
 
 cv::Mat aligned_crop(const cv::Mat& bgr, const FaceLandmarks& landmarks, int size, float margin) {
-  cv::Matx23d transform = alignment_transform(landmarks, size, margin);
+  return aligned_crop(bgr, five_points(landmarks), size, margin);
+}
+
+cv::Mat aligned_crop(const cv::Mat& bgr, const std::array<cv::Point2f, 5>& points, int size, float margin) {
+  cv::Matx23d transform = alignment_transform(points, size, margin);
   // Bilinear warping samples 4 pixels per output pixel: a 400-pixel face warped to 112 would alias.
   // The face region is first shrunk with area averaging to about the crop's scale.
   const double zoom = std::hypot(transform(0, 0), transform(1, 0));

@@ -7,6 +7,7 @@
 #include <array>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ struct FaceModelsConfig {
   float detector_iou_threshold = 0.4f;  // overlapping boxes above this IoU are suppressed
   std::string landmarks_file;
   int landmarks_input_size = 112;
+  // The face descriptor (FaceRecognitionNet): optional in the file, needed for `--faces N`.
+  std::string descriptor_file;  // empty: the folder has none
+  int descriptor_input_size = 150;
+  int descriptor_dim = 128;
 };
 
 // Reads and validates `<folder>/faces.json`. Throws Error(kModel) naming the file (a missing
@@ -43,6 +48,10 @@ FaceModelsConfig load_face_models_config(const std::filesystem::path& folder);
 // 68 points in frame pixels, iBUG-68 order (0-based: jaw 0-16, brows 17-26, nose 27-35, eyes
 // 36-47, mouth 48-67).
 using FaceLandmarks = std::array<cv::Point2f, 68>;
+
+// face-api's 128-d face descriptor: two faces of one person lie within face-api's match distance
+// of 0.6 (euclidean) more often than not; of two people, further apart.
+using FaceDescriptor = std::vector<float>;
 
 // A face found by the detector, with its landmarks when they were asked for.
 class FaceModels {
@@ -73,6 +82,12 @@ class FaceModels {
   std::vector<FaceLandmarks> landmarks(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
                                        const std::vector<cv::Rect2f>& faces);
 
+  // The descriptor of each face, cut as landmarks() cuts it (at the descriptor's input size);
+  // one forward pass for all faces. The net is loaded on the first call. Throws Error(kModel)
+  // when faces.json names no descriptor or it cannot be loaded.
+  std::vector<FaceDescriptor> descriptors(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
+                                          const std::vector<cv::Rect2f>& faces);
+
   // "tiny-face-detector 320 (score >= 0.5)", for logs and crop.json.
   std::string description() const;
 
@@ -85,6 +100,7 @@ class FaceModels {
   float score_threshold_;
   torch::jit::script::Module detector_;
   torch::jit::script::Module landmarks_;
+  std::optional<torch::jit::script::Module> descriptor_;
 };
 
 // Greedy non-maximum suppression: boxes by descending score, each kept unless it overlaps a kept
@@ -119,11 +135,16 @@ cv::Matx23d similarity_transform(const std::array<cv::Point2f, 5>& from, const s
 
 // The transform aligned_crop() warps with: frame pixels -> crop pixels.
 cv::Matx23d alignment_transform(const FaceLandmarks& landmarks, int size, float margin);
+// The same from the five points (five_points()) alone.
+cv::Matx23d alignment_transform(const std::array<cv::Point2f, 5>& points, int size, float margin);
 
 // The aligned crop: the five points mapped onto the template (weighted by kAlignmentWeights),
 // the template scaled to `size` and shrunk about its centre by 1 / (1 + margin) (margin 0:
 // exactly the template), the frame warped onto it bilinearly (the face region shrunk
 // with area averaging first when the crop is much smaller than the face), outside filled black.
 cv::Mat aligned_crop(const cv::Mat& bgr, const FaceLandmarks& landmarks, int size, float margin);
+// The same from the five points (five_points()) alone: `run --videos --faces N` cuts a person's
+// crops again from the points its people pass kept, pixel for pixel as `crop` cuts them.
+cv::Mat aligned_crop(const cv::Mat& bgr, const std::array<cv::Point2f, 5>& points, int size, float margin);
 
 }  // namespace abaw

@@ -170,6 +170,28 @@ TEST(FaceModels, OutputsOfTheWrongShapeNameTheFile) {
         << e.what();
   }
   EXPECT_THROW(FaceModels(dir.path(), torch::Device(torch::kCPU), 100, -1.0f), Error);  // not a multiple of 32
+  // No descriptor in faces.json: only `--faces N` needs one, and it is told how to get one.
+  try {
+    models.descriptors({frame}, {0}, {cv::Rect2f(4, 4, 30, 30)});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kModel);
+    EXPECT_NE(std::string(e.what()).find("no face descriptor"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir / "faces.json") << R"({"format": "abaw-infer-face-models", "version": 1,
+    "detector": {"file": "d.pt", "input_multiple": 32, "default_input_size": 64, "score_threshold": 0.5,
+                 "iou_threshold": 0.4},
+    "landmarks": {"file": "l.pt", "input_size": 112, "points": 68},
+    "descriptor": {"file": "l.pt", "input_size": 150, "dim": 128}})";
+  FaceModels with_descriptor(dir.path(), torch::Device(torch::kCPU), 0, -1.0f);
+  try {
+    with_descriptor.descriptors({frame}, {0}, {cv::Rect2f(4, 4, 30, 30)});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.path(), (dir / "l.pt").string());
+    EXPECT_NE(std::string(e.what()).find("face descriptor output is [1, 3], expected [1, 128]"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
