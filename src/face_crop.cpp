@@ -291,6 +291,109 @@ std::optional<FaceBox> FaceTrack::pick(const std::vector<FaceBox>& faces) {
   return *chosen;
 }
 
+namespace {
+
+float descriptor_distance(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<float>::infinity();
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += static_cast<double>(a[i] - b[i]) * (a[i] - b[i]);
+  return static_cast<float>(std::sqrt(sum));
+}
+
+}  // namespace
+
+std::vector<int> PeopleTracker::assign(long frame, const std::vector<FaceBox>& faces,
+                                       const std::vector<std::vector<float>>& descriptors) {
+  for (Person& person : people_) {
+    if (!person.dropped && person.frames < kConfirmFrames && frame - person.last_frame > kTentativeGap) {
+      person.dropped = true;
+    }
+  }
+  std::vector<int> who(faces.size(), -1);
+  std::vector<bool> taken(people_.size(), false);
+  struct Pair {
+    float cost;
+    size_t face, person;
+  };
+  std::vector<Pair> by_descriptor, by_overlap;
+  for (size_t f = 0; f < faces.size(); ++f) {
+    for (size_t p = 0; p < people_.size(); ++p) {
+      const Person& person = people_[p];
+      if (person.dropped) continue;
+      const float distance = descriptor_distance(descriptors.at(f), person.descriptor);
+      const float overlap = frame - person.last_frame <= kRecentFrames ? box_overlap(faces[f].box, person.last_box) : 0;
+      if (distance - kOverlapBonus * overlap < kMatchDistance) {
+        by_descriptor.push_back({distance - kOverlapBonus * overlap, f, p});
+      }
+      if (overlap >= kMinOverlap && distance < kLooseDistance) by_overlap.push_back({-overlap, f, p});
+    }
+  }
+  auto take = [&](std::vector<Pair>& pairs) {
+    // Ties (equal costs) go to the earlier face and person, so a run is reproducible.
+    std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.cost < b.cost; });
+    for (const Pair& pair : pairs) {
+      if (who[pair.face] >= 0 || taken[pair.person]) continue;
+      who[pair.face] = static_cast<int>(pair.person);
+      taken[pair.person] = true;
+    }
+  };
+  take(by_descriptor);
+  take(by_overlap);
+  std::vector<size_t> left_over;
+  for (size_t f = 0; f < faces.size(); ++f) {
+    if (who[f] < 0) left_over.push_back(f);
+  }
+  std::stable_sort(left_over.begin(), left_over.end(),
+                   [&](size_t a, size_t b) { return faces[a].box.area() > faces[b].box.area(); });
+  for (size_t f : left_over) {
+    const auto followed = std::count_if(people_.begin(), people_.end(), [](const Person& p) { return !p.dropped; });
+    if (followed < max_people_) {
+      people_.emplace_back();
+      people_.back().first_frame = frame;
+      taken.push_back(true);
+      who[f] = static_cast<int>(people_.size() - 1);
+      continue;
+    }
+    float best = kLooseDistance;
+    for (size_t p = 0; p < people_.size(); ++p) {
+      if (people_[p].dropped || taken[p]) continue;
+      const float distance = descriptor_distance(descriptors.at(f), people_[p].descriptor);
+      if (distance < best) {
+        best = distance;
+        who[f] = static_cast<int>(p);
+      }
+    }
+    if (who[f] >= 0) taken[static_cast<size_t>(who[f])] = true;
+  }
+  for (size_t f = 0; f < faces.size(); ++f) {
+    if (who[f] >= 0) update(people_[static_cast<size_t>(who[f])], frame, faces[f], descriptors[f]);
+  }
+  return who;
+}
+
+void PeopleTracker::update(Person& person, long frame, const FaceBox& face, const std::vector<float>& descriptor) {
+  ++person.frames;
+  person.last_frame = frame;
+  person.last_box = face.box;
+  person.sum_centre_x += face.box.x + face.box.width / 2;
+  if (person.descriptor.empty()) {
+    person.descriptor = descriptor;
+    return;
+  }
+  // The running mean over every frame the person was found on: one odd frame moves it little.
+  for (size_t i = 0; i < person.descriptor.size() && i < descriptor.size(); ++i) {
+    person.descriptor[i] += (descriptor[i] - person.descriptor[i]) / static_cast<float>(person.frames);
+  }
+}
+
+std::vector<std::string> person_folder_names(const std::string& video, size_t people) {
+  if (people <= 1) return {video};
+  if (people == 2) return {video + "_left", video + "_right"};
+  std::vector<std::string> names;
+  for (size_t i = 1; i <= people; ++i) names.push_back(video + "_face" + std::to_string(i));
+  return names;
+}
+
 cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int size) {
   const float side = std::max(box.width, box.height) * (1.0f + margin);
   const float cx = box.x + box.width / 2, cy = box.y + box.height / 2;
@@ -331,13 +434,16 @@ struct VideoFaces::Decoder {
 };
 
 VideoFaces::VideoFaces(const fs::path& video, FaceDetector& detector, const CropOptions& options)
-    : options_(options), detector_(detector), last_whole_frame_(-kMaxFrameNumber) {
+    : options_(options), detector_(detector), people_(options.max_people), last_whole_frame_(-kMaxFrameNumber) {
   const VideoName name = VideoName::checked(video.stem().string(), video.string());
   result_.name = name;
   result_.source = video;
   result_.detector = detector.description();
-  if (options.style == CropStyle::kAligned && !options.landmarks) {
+  if (options.style == CropStyle::kAligned && !options.face_nets) {
     throw Error(ErrorKind::kUsage, "aligned crops need the landmark net (face models)");
+  }
+  if (options.max_people > 1 && !options.face_nets) {
+    throw Error(ErrorKind::kUsage, "following several faces needs the face descriptor (face models)");
   }
   std::error_code size_error;
   if (fs::file_size(video, size_error) == 0 && !size_error) {
@@ -397,47 +503,106 @@ std::vector<FaceFrame> VideoFaces::next() {
                 video.string());
   }
   auto stage = Clock::now();
-  const auto faces = find_faces(detector_, batch.frames, first, track_.last(), options_.detect_every,
-                                last_whole_frame_, result_.frames_searched_whole);
+  // Several people: every frame is searched whole (the near search follows one face).
+  const bool people = options_.max_people > 1;
+  const auto faces = find_faces(detector_, batch.frames, first, people ? std::nullopt : track_.last(),
+                                options_.detect_every, last_whole_frame_, result_.frames_searched_whole);
   result_.detect_seconds += seconds_since(stage);
-  std::vector<FaceFrame> frames(batch.frames.size());
-  std::vector<size_t> frame_of;
-  std::vector<cv::Rect2f> picked_boxes;
-  for (size_t i = 0; i < batch.frames.size(); ++i) {
-    if (faces[i].size() > 1) ++result_.frames_with_several_faces;
-    frames[i].number = first + static_cast<long>(i);
-    frames[i].face = track_.pick(faces[i]);
-    if (frames[i].face) {
-      frame_of.push_back(i);
-      picked_boxes.push_back(frames[i].face->box);
+  std::vector<FaceFrame> frames;
+  std::vector<size_t> to_cut, frame_of;  // the frames with a face, and their place in the batch
+  if (people) {
+    std::vector<size_t> face_frame;
+    std::vector<cv::Rect2f> boxes;
+    for (size_t i = 0; i < faces.size(); ++i) {
+      for (const FaceBox& face : faces[i]) {
+        face_frame.push_back(i);
+        boxes.push_back(face.box);
+      }
+    }
+    stage = Clock::now();
+    const std::vector<FaceDescriptor> descriptors = options_.face_nets->descriptors(batch.frames, face_frame, boxes);
+    result_.descriptor_seconds += seconds_since(stage);
+    size_t next_descriptor = 0;
+    for (size_t i = 0; i < faces.size(); ++i) {
+      if (faces[i].size() > 1) ++result_.frames_with_several_faces;
+      const std::vector<FaceDescriptor> of_frame(descriptors.begin() + static_cast<long>(next_descriptor),
+                                                 descriptors.begin() + static_cast<long>(next_descriptor + faces[i].size()));
+      next_descriptor += faces[i].size();
+      const std::vector<int> who = people_.assign(first + static_cast<long>(i), faces[i], of_frame);
+      bool anyone = false;
+      for (size_t j = 0; j < who.size(); ++j) {
+        if (who[j] < 0) continue;
+        FaceFrame frame;
+        frame.number = first + static_cast<long>(i);
+        frame.person = who[j];
+        frame.face = faces[i][j];
+        to_cut.push_back(frames.size());
+        frame_of.push_back(i);
+        frames.push_back(std::move(frame));
+        anyone = true;
+      }
+      if (anyone) {
+        ++result_.frames_with_face;
+      } else {  // the frame still has its entry: an empty batch means the end of the video
+        frames.emplace_back();
+        frames.back().number = first + static_cast<long>(i);
+        frames.back().person = -1;
+      }
+    }
+  } else {
+    frames.resize(batch.frames.size());
+    for (size_t i = 0; i < batch.frames.size(); ++i) {
+      if (faces[i].size() > 1) ++result_.frames_with_several_faces;
+      frames[i].number = first + static_cast<long>(i);
+      frames[i].face = track_.pick(faces[i]);
+      if (frames[i].face) {
+        to_cut.push_back(i);
+        frame_of.push_back(i);
+        ++result_.frames_with_face;
+      }
     }
   }
   const bool aligned = options_.style == CropStyle::kAligned;
   std::vector<FaceLandmarks> landmarks;
   if (aligned) {
+    std::vector<cv::Rect2f> boxes;
+    for (size_t c : to_cut) boxes.push_back(frames[c].face->box);
     stage = Clock::now();
-    landmarks = options_.landmarks->landmarks(batch.frames, frame_of, picked_boxes);
+    landmarks = options_.face_nets->landmarks(batch.frames, frame_of, boxes);
     result_.landmark_seconds += seconds_since(stage);
   }
   stage = Clock::now();
-  for (size_t f = 0; f < frame_of.size(); ++f) {
-    FaceFrame& frame = frames[frame_of[f]];
-    const cv::Mat& pixels = batch.frames[frame_of[f]];
-    ++result_.frames_with_face;
-    if (aligned) {
-      frame.points = five_points(landmarks[f]);
-      frame.crop = aligned_crop(pixels, landmarks[f], options_.size, options_.margin);
-    } else {
-      frame.crop = square_crop(pixels, frame.face->box, options_.margin, options_.size);
-    }
+  for (size_t c = 0; c < to_cut.size(); ++c) {
+    FaceFrame& frame = frames[to_cut[c]];
+    if (aligned) frame.points = five_points(landmarks[c]);
+    frame.crop = cut_face(batch.frames[frame_of[c]], frame, options_);
   }
   result_.crop_seconds += seconds_since(stage);
   return frames;
 }
 
-std::string VideoFaces::boxes_header() const {
+cv::Mat cut_face(const cv::Mat& bgr, const FaceFrame& face, const CropOptions& options) {
+  if (options.style == CropStyle::kAligned) return aligned_crop(bgr, face.points, options.size, options.margin);
+  return square_crop(bgr, face.face->box, options.margin, options.size);
+}
+
+std::vector<std::pair<int, std::string>> name_people(const PeopleTracker& tracker, const std::string& video) {
+  const std::vector<PeopleTracker::Person>& found = tracker.people();
+  std::vector<int> people;
+  for (size_t p = 0; p < found.size(); ++p) {
+    if (found[p].confirmed()) people.push_back(static_cast<int>(p));
+  }
+  std::stable_sort(people.begin(), people.end(),
+                   [&](int a, int b) { return found[a].mean_centre_x() < found[b].mean_centre_x(); });
+  const std::vector<std::string> names = person_folder_names(video, people.size());
+  std::vector<std::pair<int, std::string>> named;
+  for (size_t k = 0; k < people.size(); ++k) named.emplace_back(people[k], names[k]);
+  return named;
+}
+
+std::string boxes_csv_header(const CropOptions& options) {
   std::string header = "frame,x,y,width,height,score";
-  if (options_.style == CropStyle::kAligned) {
+  if (options.style == CropStyle::kAligned) {
     header +=
         ",left_eye_x,left_eye_y,right_eye_x,right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,mouth_right_x,"
         "mouth_right_y";
@@ -445,8 +610,8 @@ std::string VideoFaces::boxes_header() const {
   return header + "\n";
 }
 
-std::string VideoFaces::boxes_line(const FaceFrame& frame) const {
-  const bool aligned = options_.style == CropStyle::kAligned;
+std::string boxes_csv_line(const FaceFrame& frame, const CropOptions& options) {
+  const bool aligned = options.style == CropStyle::kAligned;
   std::string line = std::to_string(frame.number);
   if (!frame.face) return line + std::string(aligned ? 15 : 5, ',') + "\n";
   char field[96];
@@ -480,21 +645,155 @@ void CropFolderWriter::write(long frame, const std::vector<uint8_t>& jpeg) {
   write_plain_file(staging_ / format_crop_file_name(frame), jpeg);
 }
 
-void CropFolderWriter::commit(const std::string& boxes_csv) {
+void CropFolderWriter::commit(const std::string& boxes_csv, const std::optional<VideoName>& as) {
+  const VideoName& name = as ? *as : name_;
   flush_folder(staging_);
-  replace_folder(staging_, video_path(output_, name_));
+  replace_folder(staging_, video_path(output_, name));
   committed_ = true;
-  write_file_atomically(video_path(output_, name_, ".boxes.csv"), boxes_csv);
+  write_file_atomically(video_path(output_, name, ".boxes.csv"), boxes_csv);
 }
 
-CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const CropOptions& options) {
+namespace {
+
+// Logs how far a video is, every few seconds.
+class CropProgress {
+ public:
+  explicit CropProgress(Clock::time_point start) : start_(start), last_(start) {}
+  void update(const CroppedVideo& counts) {
+    const auto now = Clock::now();
+    if (std::chrono::duration<double>(now - last_).count() < 3.0) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    spdlog::info("{}: frame {}/~{}, {:.1f} frames/s", counts.name, counts.frames_decoded, counts.frames_expected,
+                 counts.frames_decoded / elapsed);
+  }
+
+ private:
+  Clock::time_point start_, last_;
+};
+
+void log_cropped(const CroppedVideo& video, const std::string& people) {
+  spdlog::info(
+      "{}: {} frames ({} searched whole), {} with a face ({} with several{}), {:.1f} frames/s (seconds: decode {:.2f} "
+      "on its own thread, detect {:.2f}, landmarks {:.2f}, descriptors {:.2f}, crop+write {:.2f})",
+      video.name, video.frames_decoded, video.frames_searched_whole, video.frames_with_face,
+      video.frames_with_several_faces, people, video.frames_decoded / std::max(video.total_seconds, 1e-9),
+      video.decode_seconds, video.detect_seconds, video.landmark_seconds, video.descriptor_seconds,
+      video.crop_seconds + video.write_seconds);
+}
+
+// `crop --faces N`, N > 1: each person's crops go to a staging folder of their own; the folders
+// are named once the video has ended and everyone's mean position is known.
+std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detector, const CropOptions& options) {
+  const auto start = Clock::now();
+  VideoFaces faces(video, detector, options);
+  const std::string name = faces.counts().name;
+  const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
+  std::map<int, std::unique_ptr<CropFolderWriter>> writers;        // by person
+  std::map<int, std::vector<std::pair<long, std::string>>> lines;  // by person: frame, boxes line
+  double write_seconds = 0;
+  CropProgress progress(start);
+  for (auto frames = faces.next(); !frames.empty(); frames = faces.next()) {
+    const auto stage = Clock::now();
+    for (const FaceFrame& frame : frames) {
+      if (frame.person < 0) continue;
+      std::unique_ptr<CropFolderWriter>& writer = writers[frame.person];
+      if (!writer) {
+        writer = std::make_unique<CropFolderWriter>(
+            options.output, VideoName::checked(name + "_person" + std::to_string(frame.person + 1), video.string()));
+      }
+      lines[frame.person].emplace_back(frame.number, faces.boxes_line(frame));
+      std::vector<uint8_t> bytes;
+      cv::imencode(".jpg", frame.crop, bytes, jpeg);
+      writer->write(frame.number, bytes);
+    }
+    write_seconds += seconds_since(stage);
+    progress.update(faces.counts());
+  }
+  const std::vector<PeopleTracker::Person>& found = faces.people().people();
+  const std::vector<std::pair<int, std::string>> people = name_people(faces.people(), name);
+  const long frames = faces.counts().frames_decoded;
+  std::vector<CroppedVideo> results;
+  std::string summary;
+  if (people.empty()) {
+    // Nobody stayed long enough to count: the video's folder is written empty, as with one face.
+    CropFolderWriter writer(options.output, VideoName::checked(name, video.string()));
+    std::string boxes = faces.boxes_header();
+    for (long f = 1; f <= frames; ++f) boxes += faces.boxes_line(FaceFrame{f, -1, std::nullopt, {}, {}});
+    writer.commit(boxes);
+    results.push_back(faces.counts());
+    results.back().frames_with_face = 0;
+    if (faces.counts().frames_with_face > 0) {
+      spdlog::warn("{}: no face was found on {} frames or more in a row ({} frames with a face in all): no crops "
+                   "written",
+                   video.string(), PeopleTracker::kConfirmFrames, faces.counts().frames_with_face);
+    }
+  }
+  for (size_t k = 0; k < people.size(); ++k) {
+    const auto& [person, folder] = people[k];
+    std::string boxes = faces.boxes_header();
+    long f = 1;
+    for (const auto& [number, line] : lines[person]) {
+      for (; f < number; ++f) boxes += faces.boxes_line(FaceFrame{f, -1, std::nullopt, {}, {}});
+      boxes += line;
+      f = number + 1;
+    }
+    for (; f <= frames; ++f) boxes += faces.boxes_line(FaceFrame{f, -1, std::nullopt, {}, {}});
+    writers[person]->commit(boxes, VideoName::checked(folder, video.string()));
+    CroppedVideo result = faces.counts();
+    result.name = folder;
+    result.frames_with_face = found[person].frames;
+    results.push_back(result);
+    summary += fmt::format("{}{} on {} frames (first {}, last {})", k ? "; " : "", folder, found[person].frames,
+                           found[person].first_frame, found[person].last_frame);
+  }
+  CroppedVideo all = faces.counts();
+  all.write_seconds = write_seconds;
+  all.total_seconds = seconds_since(start);
+  for (CroppedVideo& result : results) {
+    result.write_seconds = all.write_seconds;
+    result.total_seconds = all.total_seconds;
+  }
+  log_cropped(all, fmt::format("; {} of up to {} people followed: {}", people.size(), options.max_people,
+                               summary.empty() ? "none" : summary));
+  return results;
+}
+
+}  // namespace
+
+std::vector<PersonFaces> find_people(const fs::path& video, FaceDetector& detector, const CropOptions& options,
+                                     CroppedVideo& counts, const std::function<bool()>& stop) {
+  const auto start = Clock::now();
+  VideoFaces faces(video, detector, options);
+  std::map<int, std::vector<FaceFrame>> found;  // by person
+  CropProgress progress(start);
+  for (auto frames = faces.next(); !frames.empty(); frames = faces.next()) {
+    for (FaceFrame& frame : frames) {
+      if (frame.person < 0) continue;
+      frame.crop.release();
+      found[frame.person].push_back(std::move(frame));
+    }
+    progress.update(faces.counts());
+    if (stop && stop()) break;
+  }
+  counts = faces.counts();
+  counts.total_seconds = seconds_since(start);
+  std::vector<PersonFaces> people;
+  for (auto& [person, name] : name_people(faces.people(), counts.name)) {
+    people.push_back({name, std::move(found[person])});
+  }
+  return people;
+}
+
+std::vector<CroppedVideo> crop_video(const fs::path& video, FaceDetector& detector, const CropOptions& options) {
+  if (options.max_people > 1) return crop_people(video, detector, options);
   const auto start = Clock::now();
   VideoFaces faces(video, detector, options);
   CropFolderWriter writer(options.output, VideoName::checked(faces.counts().name, video.string()));
   const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
   std::string boxes = faces.boxes_header();
   double write_seconds = 0;
-  auto last_log = start;
+  CropProgress progress(start);
   for (auto frames = faces.next(); !frames.empty(); frames = faces.next()) {
     const auto stage = Clock::now();
     for (const FaceFrame& frame : frames) {
@@ -505,27 +804,14 @@ CroppedVideo crop_video(const fs::path& video, FaceDetector& detector, const Cro
       writer.write(frame.number, bytes);
     }
     write_seconds += seconds_since(stage);
-    const auto now = Clock::now();
-    if (std::chrono::duration<double>(now - last_log).count() >= 3.0) {
-      last_log = now;
-      const CroppedVideo& counts = faces.counts();
-      const double elapsed = std::chrono::duration<double>(now - start).count();
-      spdlog::info("{}: frame {}/~{}, {:.1f} frames/s", counts.name, counts.frames_decoded, counts.frames_expected,
-                   counts.frames_decoded / elapsed);
-    }
+    progress.update(faces.counts());
   }
   writer.commit(boxes);
   CroppedVideo result = faces.counts();
   result.write_seconds = write_seconds;
   result.total_seconds = seconds_since(start);
-  spdlog::info(
-      "{}: {} frames ({} searched whole), {} with a face ({} with several: the tracked face was kept), "
-      "{:.1f} frames/s "
-      "(seconds: decode {:.2f} on its own thread, detect {:.2f}, landmarks {:.2f}, crop+write {:.2f})",
-      result.name, result.frames_decoded, result.frames_searched_whole, result.frames_with_face,
-      result.frames_with_several_faces, result.frames_decoded / std::max(result.total_seconds, 1e-9),
-      result.decode_seconds, result.detect_seconds, result.landmark_seconds, result.crop_seconds + write_seconds);
-  return result;
+  log_cropped(result, ": the tracked face was kept");
+  return {result};
 }
 
 FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipelineSpec& set_default,
@@ -543,13 +829,22 @@ FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipeline
   if (detector == DetectorKind::kYuNet && options.yunet_model.empty()) {
     throw Error(ErrorKind::kUsage, "--detector yunet needs --yunet-model FILE");
   }
-  if (detector == DetectorKind::kTiny || crop.style == CropStyle::kAligned) {
+  crop.max_people = options.max_people;
+  if (detector == DetectorKind::kTiny || crop.style == CropStyle::kAligned || crop.max_people > 1) {
     finder.models =
         std::make_shared<FaceModels>(options.face_models, device, options.detect_size, options.score_threshold);
-    crop.landmarks = finder.models.get();
+    crop.face_nets = finder.models.get();
     const FaceModelsConfig& config = finder.models->config();
+    if (crop.max_people > 1 && config.descriptor_file.empty()) {
+      throw Error(ErrorKind::kModel,
+                  "--faces " + std::to_string(crop.max_people) +
+                      " needs the face descriptor, which these face models lack (remake them with "
+                      "scripts/make_default_model_set.sh)",
+                  (options.face_models / kFaceModelsFile).string());
+    }
     crop.face_models = (options.face_models / kFaceModelsFile).string() + " (" + config.detector_file + ", " +
-                       config.landmarks_file + "; " + config.source + ")";
+                       config.landmarks_file + (crop.max_people > 1 ? ", " + config.descriptor_file : "") + "; " +
+                       config.source + ")";
   }
   if (detector == DetectorKind::kTiny) {
     finder.detector = make_tiny_face_detector(finder.models, options.min_face);
@@ -564,6 +859,7 @@ FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipeline
       fmt::format("{}, {} crops {} px, margin {}, detect every {}, batches of {}, {} thread(s), JPEG {}",
                   finder.detector->description(), name_of(kCropStyleNames, crop.style), crop.size, crop.margin,
                   crop.detect_every, crop.batch_frames, options.threads, crop.jpeg_quality);
+  if (crop.max_people > 1) finder.description += fmt::format(", up to {} people", crop.max_people);
   if (!crop.face_models.empty()) finder.description += ", " + crop.face_models;
   return finder;
 }
@@ -606,16 +902,59 @@ std::vector<fs::path> list_video_files(const std::vector<fs::path>& inputs) {
   return videos;
 }
 
-void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& videos, const CropOptions& options) {
-  const fs::path file = output / kCropRecordFile;
-  nlohmann::json record = nlohmann::json::object();
-  if (fs::exists(file)) {
-    std::ifstream in(file);
-    record = nlohmann::json::parse(in, nullptr, false);
-    if (!record.is_object() || !record.contains("videos") || !record["videos"].is_object()) {
-      spdlog::warn("{}: not a crop record this tool wrote; replaced", file.string());
-      record = nlohmann::json::object();
+namespace {
+
+// crop.json as it is, or an empty object when it is absent or not one this tool wrote.
+nlohmann::json read_crop_record(const fs::path& file, bool warn) {
+  if (!fs::exists(file)) return nlohmann::json::object();
+  std::ifstream in(file);
+  nlohmann::json record = nlohmann::json::parse(in, nullptr, false);
+  if (!record.is_object() || !record.contains("videos") || !record["videos"].is_object()) {
+    if (warn) spdlog::warn("{}: not a crop record this tool wrote; replaced", file.string());
+    return nlohmann::json::object();
+  }
+  return record;
+}
+
+}  // namespace
+
+std::vector<std::string> remove_replaced_crops(const fs::path& output, const fs::path& video,
+                                               const std::vector<CroppedVideo>& written) {
+  const nlohmann::json record = read_crop_record(output / kCropRecordFile, false);
+  if (!record.contains("videos")) return {};
+  const std::string stem = video.stem().string();
+  std::vector<std::string> candidates{stem};
+  for (size_t people = 2; people <= static_cast<size_t>(kMaxPeople); ++people) {
+    for (const std::string& name : person_folder_names(stem, people)) {
+      if (std::find(candidates.begin(), candidates.end(), name) == candidates.end()) candidates.push_back(name);
     }
+  }
+  const std::string source = fs::absolute(video).string();
+  std::vector<std::string> removed;
+  for (const std::string& name : candidates) {
+    if (std::any_of(written.begin(), written.end(), [&](const CroppedVideo& v) { return v.name == name; })) continue;
+    const auto entry = record["videos"].find(name);
+    if (entry == record["videos"].end() || !entry->is_object() || entry->value("source", "") != source) continue;
+    std::error_code ec;
+    fs::remove_all(output / name, ec);
+    if (!ec) fs::remove(output / (name + ".boxes.csv"), ec);
+    if (ec) {
+      spdlog::warn("{}: could not remove the crops of an earlier run: {}", (output / name).string(), ec.message());
+      continue;
+    }
+    spdlog::info("{}: removed, the crops of an earlier crop of {} (now in other folders)", (output / name).string(),
+                 video.string());
+    removed.push_back(name);
+  }
+  return removed;
+}
+
+void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& videos, const CropOptions& options,
+                       const std::vector<std::string>& removed) {
+  const fs::path file = output / kCropRecordFile;
+  nlohmann::json record = read_crop_record(file, true);
+  if (record.contains("videos")) {
+    for (const std::string& name : removed) record["videos"].erase(name);
   }
   record["tool"] = "abaw-infer crop";
   record["version"] = ABAW_INFER_VERSION;
@@ -633,6 +972,7 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
                                     {"frames_decoded", video.frames_decoded},
                                     {"frames_with_face", video.frames_with_face},
                                     {"frames_with_several_faces", video.frames_with_several_faces}};
+    if (options.max_people > 1) record["videos"][video.name]["faces"] = options.max_people;
     if (options.style == CropStyle::kAligned) {
       nlohmann::json points = nlohmann::json::array();
       for (const cv::Point2f& p : alignment_template()) points.push_back({p.x, p.y});
@@ -645,10 +985,12 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
   write_json(file, record);
 }
 
-void write_frame_counts(const fs::path& output, const std::vector<CroppedVideo>& videos) {
+void write_frame_counts(const fs::path& output, const std::vector<CroppedVideo>& videos,
+                        const std::vector<std::string>& removed) {
   std::map<std::string, long> counts;
   const fs::path file = output / kFrameCountFile;
   if (fs::exists(file)) counts = read_frame_counts(file);
+  for (const std::string& name : removed) counts.erase(name);
   for (const auto& video : videos) counts[video.name] = video.frames_decoded;
   std::string text = "video,frames\n";
   for (const auto& [name, frames] : counts) text += name + "," + std::to_string(frames) + "\n";

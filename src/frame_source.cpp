@@ -10,6 +10,7 @@
 #include <set>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
 #include <sys/stat.h>
 
 #include "abaw/face_crop.hpp"
@@ -73,13 +74,14 @@ CroppedVideo FrameSource::stream(const VideoEntry& video, size_t, const std::fun
 
 VideoFileSource::VideoFileSource(const std::vector<fs::path>& inputs, FaceFinder& finder,
                                  std::optional<fs::path> save_crops, PreprocessSpec spec, PreprocessPlace place,
-                                 bool pinned)
+                                 bool pinned, std::function<bool()> stop_requested)
     : inputs_(inputs),
       finder_(finder),
       save_crops_(std::move(save_crops)),
       spec_(std::move(spec)),
       place_(place),
-      pinned_(pinned) {
+      pinned_(pinned),
+      stop_requested_(std::move(stop_requested)) {
   for (const fs::path& file : list_video_files(inputs)) {
     const std::string problem = video_name_problem(file.stem().string());
     if (problem.empty()) {
@@ -98,6 +100,7 @@ VideoFileSource::VideoFileSource(const std::vector<fs::path>& inputs, FaceFinder
 }
 
 VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std::string>& videos) const {
+  if (finder_.crop.max_people > 1) return index_people(rows, videos);
   for (const auto& name : videos) VideoName::checked(name, "--only");
   const std::set<std::string> subset(videos.begin(), videos.end());
   auto wanted = [&](const std::string& video) { return subset.empty() || subset.count(video) > 0; };
@@ -160,6 +163,135 @@ VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std
   return index;
 }
 
+VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vector<std::string>& videos) const {
+  for (const auto& name : videos) VideoName::checked(name, "--only");
+  const std::set<std::string> subset(videos.begin(), videos.end());
+  auto wanted = [&](const std::string& name) { return subset.empty() || subset.count(name) > 0; };
+  // The rows first: they say which people, and so which video files, are needed.
+  std::map<Task, std::optional<TaskRows>> listed;
+  bool every_file = false;
+  std::set<std::string> asked(subset.begin(), subset.end());
+  for (Task task : rows.tasks) {
+    listed[task] = listed_rows(rows, task);
+    if (!listed[task]) {
+      every_file = every_file || subset.empty();
+    } else if (subset.empty()) {
+      for (const FrameRow& row : listed[task]->rows) asked.insert(row.video);
+    }
+  }
+  // `v` can hold `v`, `v_left`, `v_right`, `v_face1`, ...
+  auto needed = [&](const std::string& file) {
+    if (every_file) return true;
+    auto it = asked.lower_bound(file);
+    return it != asked.end() && (*it == file || it->rfind(file + "_", 0) == 0);
+  };
+  std::map<std::string, std::string> failed;  // video file name -> why
+  size_t done = 0, files = static_cast<size_t>(std::count_if(files_.begin(), files_.end(), [&](const auto& f) {
+                     return needed(f.first);
+                   }));
+  auto stopped = [&] { return stop_requested_ && stop_requested_(); };
+  for (const auto& [name, file] : files_) {
+    if (!needed(name)) continue;
+    if (stopped()) break;
+    spdlog::info("people pass, video {}/{}: {}", ++done, files, file.string());
+    try {
+      CroppedVideo counts;
+      std::vector<PersonFaces> found = find_people(file, *finder_.detector, finder_.crop, counts, stopped);
+      if (stopped()) break;  // an unfinished pass names nobody
+      // Nobody: the video keeps its own name, every frame missing, as `crop --faces N` writes it.
+      if (found.empty()) found.push_back({name, {}});
+      std::string names;
+      for (size_t p = 0; p < found.size(); ++p) {
+        names += (p ? ", " : "") + found[p].name + " (" + std::to_string(found[p].frames.size()) + " frames)";
+        const std::string person = found[p].name;
+        people_[person] = Person{file, std::move(found[p]), counts, p == 0};
+      }
+      spdlog::info("{}: {} frames; {}", name, counts.frames_decoded, names);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kOutput) throw;
+      spdlog::error("video {} failed: {}", name, e.what());
+      failed[name] = e.what();
+    }
+  }
+  VideoIndex index;
+  if (stopped()) {  // the run stops before anything is encoded
+    spdlog::info("stopped during the people pass");
+    return index;
+  }
+  std::map<std::string, VideoEntry> entries;
+  for (Task task : rows.tasks) {
+    TaskRows task_rows;
+    task_rows.task = task;
+    if (listed[task]) {
+      task_rows = std::move(*listed[task]);
+      task_rows.rows.erase(std::remove_if(task_rows.rows.begin(), task_rows.rows.end(),
+                                          [&](const FrameRow& row) { return !wanted(row.video); }),
+                           task_rows.rows.end());
+      for (const FrameRow& row : task_rows.rows) {
+        VideoEntry& entry = entries[row.video];
+        entry.name = row.video;
+        long& frames = entry.task_frames[task];
+        frames = std::max(frames, row.frame);
+        entry.frames = std::max(entry.frames, frames);
+      }
+      if (task_rows.rows.empty()) {
+        throw Error(ErrorKind::kInput,
+                    std::string("no ") + task_name(task) + " rows to predict" +
+                        (subset.empty() ? "" : " for the selected videos"),
+                    task_rows.origin);
+      }
+    } else {
+      task_rows.source = RowSource::kCrops;
+      task_rows.origin = inputs_.empty() ? "" : inputs_.front().string();
+      for (const auto& [name, person] : people_) {
+        if (!wanted(name)) continue;
+        VideoEntry& entry = entries[name];
+        entry.name = VideoName::checked(name);
+        entry.task_frames[task] = 0;
+      }
+    }
+    index.rows[task] = std::move(task_rows);
+  }
+  for (const auto& name : videos) {
+    if (!entries.count(name)) {
+      throw Error(ErrorKind::kInput, "video '" + name + "' is neither a person found in the videos nor in a frame list");
+    }
+  }
+  // A video without anybody, or whose people pass failed, has no entry of its own: it fails here.
+  for (const auto& [name, why] : failed) {
+    if (!std::any_of(entries.begin(), entries.end(),
+                     [&](const auto& e) { return e.first == name || e.first.rfind(name + "_", 0) == 0; })) {
+      rejected_.emplace_back(name, why);
+    }
+  }
+  for (auto& [name, entry] : entries) {
+    entry.has_folder = people_.count(name) > 0;
+    if (!entry.has_folder) {
+      // The longest video file name the entry's name starts with: the file it would come from.
+      std::string file;
+      for (const auto& [stem, path] : files_) {
+        if ((name == stem || name.rfind(stem + "_", 0) == 0) && stem.size() > file.size()) file = stem;
+      }
+      if (file.empty()) {
+        entry.folder_error = "no video file for " + name + " among --videos (listed in a frame list or annotations)";
+      } else if (failed.count(file)) {
+        entry.folder_error = failed[file];
+      } else {
+        std::string found;
+        for (const auto& [person, seen] : people_) {
+          if (seen.file == files_.at(file)) found += (found.empty() ? "" : ", ") + person;
+        }
+        entry.folder_error = "no person " + name + " in " + files_.at(file).string() + " (people found: " +
+                             (found.empty() ? "none" : found) + ")";
+      }
+      spdlog::error("video {}: {}; it fails, the others go on", name, entry.folder_error);
+    }
+    index.videos.push_back(std::move(entry));
+  }
+  if (index.videos.empty()) throw Error(ErrorKind::kInput, "no videos to run");
+  return index;
+}
+
 DecodedImages VideoFileSource::decode(const VideoIndex& index, const std::vector<CropItem>& items) const {
   (void)items;
   throw Error(ErrorKind::kUsage, "video frames are streamed, not decoded by item",
@@ -169,6 +301,7 @@ DecodedImages VideoFileSource::decode(const VideoIndex& index, const std::vector
 uint64_t VideoFileSource::input_key(const VideoEntry& video) const {
   const fs::path file = location(video);
   uint64_t key = fnv1a(finder_.description.data(), finder_.description.size());
+  if (finder_.crop.max_people > 1) key = fnv1a(video.name.str().data(), video.name.str().size(), key);
   const std::string saved = save_crops_ ? fs::absolute(*save_crops_).string() : "";
   key = fnv1a(saved.data(), saved.size(), key);
   struct stat info {};
@@ -190,6 +323,7 @@ uint64_t VideoFileSource::input_key(const VideoEntry& video) const {
 }
 
 fs::path VideoFileSource::location(const VideoEntry& video) const {
+  if (auto person = people_.find(video.name.str()); person != people_.end()) return person->second.file;
   auto file = files_.find(video.name.str());
   return file != files_.end() ? file->second : fs::path(video.name.str());
 }
@@ -203,48 +337,46 @@ json VideoFileSource::describe(const VideoIndex& index) const {
           {"saved_crops", save_crops_ ? json(fs::absolute(*save_crops_).string()) : json(nullptr)}};
 }
 
-CroppedVideo VideoFileSource::stream(const VideoEntry& video, size_t batch_size,
-                                     const std::function<void(StreamedBatch&)>& on_batch) const {
-  const auto start = Clock::now();
-  const fs::path file = location(video);
-  VideoFaces faces(file, *finder_.detector, finder_.crop);
-  std::optional<CropFolderWriter> writer;
-  if (save_crops_) writer.emplace(*save_crops_, video.name);
-  const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, finder_.crop.jpeg_quality};
-  std::string boxes = faces.boxes_header();
-  // Crops cut but not yet in a batch: batches hold `batch_size` crops, as `run --crops` makes
-  // them from a crop folder, so that both encode the same pixels in the same batches.
-  struct Pending {
-    CropFile crop;
-    cv::Mat pixels;
-    std::string source;  // for messages: "<file> frame <n>"
-  };
-  std::deque<Pending> pending;
-  bool ended = false;
-  double write_seconds = 0;
+namespace {
+
+// A crop cut but not yet in a batch.
+struct PendingCrop {
+  CropFile crop;
+  cv::Mat pixels;
+  std::string source;  // for messages: "<file> frame <n>"
+};
+
+// The crop as `crop` writes it and `run --crops` reads it: JPEG-encoded (`jpeg` parameters),
+// written into `writer` when saving crops, and decoded again in memory.
+PendingCrop round_trip(const cv::Mat& crop, long frame, const fs::path& file, const std::vector<int>& jpeg,
+                       CropFolderWriter* writer, const std::optional<fs::path>& saved_to, const VideoName& name) {
+  std::vector<uint8_t> bytes;
+  cv::imencode(".jpg", crop, bytes, jpeg);
+  fs::path where = file;
+  if (writer) {
+    writer->write(frame, bytes);
+    where = video_path(*saved_to, name) / format_crop_file_name(frame);
+  }
+  std::string source = file.string() + " frame " + std::to_string(frame);
+  cv::Mat pixels = decode_crop_bytes(bytes, source);
+  return {CropFile{frame, where}, std::move(pixels), std::move(source)};
+}
+
+// Calls `on_batch` with batches of `batch_size` crops (the last may be smaller), as `run --crops`
+// batches a crop folder, so that both encode the same pixels in the same batches. The crops are
+// made on a thread of their own, at most two batches ahead: `make_crops` appends some to its
+// argument and returns false once it has no more.
+void stream_batches(size_t batch_size, int torch_threads, const PreprocessSpec& spec, PreprocessPlace place,
+                    bool pinned, const std::function<bool(std::deque<PendingCrop>&)>& make_crops,
+                    const std::function<long()>& frames_expected,
+                    const std::function<void(StreamedBatch&)>& on_batch) {
+  std::deque<PendingCrop> pending;
+  bool more = true;
   auto produce = [&](size_t index) {
-    if (index == 0) set_calling_thread_torch_threads(finder_.threads);  // a fresh thread per video
+    if (index == 0) set_calling_thread_torch_threads(torch_threads);  // a fresh thread per video
     StreamedBatch batch;
     const auto begin = Clock::now();
-    while (pending.size() < batch_size && !ended) {
-      const std::vector<FaceFrame> frames = faces.next();
-      ended = frames.empty();
-      const auto write_start = Clock::now();
-      for (const FaceFrame& frame : frames) {
-        if (writer) boxes += faces.boxes_line(frame);
-        if (frame.crop.empty()) continue;
-        std::vector<uint8_t> bytes;
-        cv::imencode(".jpg", frame.crop, bytes, jpeg);
-        fs::path where = file;
-        if (writer) {
-          writer->write(frame.number, bytes);
-          where = video_path(*save_crops_, video.name) / format_crop_file_name(frame.number);
-        }
-        const std::string source = file.string() + " frame " + std::to_string(frame.number);
-        pending.push_back({CropFile{frame.number, where}, decode_crop_bytes(bytes, source), source});
-      }
-      write_seconds += seconds_since(write_start);
-    }
+    while (pending.size() < batch_size && more) more = make_crops(pending);
     std::vector<cv::Mat> images;
     std::vector<std::string> sources;
     while (!pending.empty() && images.size() < batch_size) {
@@ -253,24 +385,124 @@ CroppedVideo VideoFileSource::stream(const VideoEntry& video, size_t batch_size,
       sources.push_back(std::move(pending.front().source));
       pending.pop_front();
     }
-    batch.images = preprocess_images(images, sources, spec_, place_, pinned_);
-    batch.frames_expected = faces.counts().frames_expected;
+    batch.images = preprocess_images(images, sources, spec, place, pinned);
+    batch.frames_expected = frames_expected();
     batch.seconds = seconds_since(begin);
     return batch;
   };
-  {
-    // Its thread uses everything above; it is joined before they go.
-    OrderedQueue<StreamedBatch> queue(std::numeric_limits<size_t>::max(), 1, 2, produce);
-    while (true) {
-      StreamedBatch batch = *queue.next();
-      if (batch.crops.empty()) break;  // the end: every crop was in a batch
-      on_batch(batch);
-    }
+  // Its thread uses everything above; it is joined before they go.
+  OrderedQueue<StreamedBatch> queue(std::numeric_limits<size_t>::max(), 1, 2, produce);
+  while (true) {
+    StreamedBatch batch = *queue.next();
+    if (batch.crops.empty()) break;  // the end: every crop was in a batch
+    on_batch(batch);
   }
+}
+
+}  // namespace
+
+CroppedVideo VideoFileSource::stream(const VideoEntry& video, size_t batch_size,
+                                     const std::function<void(StreamedBatch&)>& on_batch) const {
+  if (finder_.crop.max_people > 1) return stream_person(video, batch_size, on_batch);
+  const auto start = Clock::now();
+  const fs::path file = location(video);
+  VideoFaces faces(file, *finder_.detector, finder_.crop);
+  std::optional<CropFolderWriter> writer;
+  if (save_crops_) writer.emplace(*save_crops_, video.name);
+  const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, finder_.crop.jpeg_quality};
+  std::string boxes = faces.boxes_header();
+  double write_seconds = 0;
+  stream_batches(
+      batch_size, finder_.threads, spec_, place_, pinned_,
+      [&](std::deque<PendingCrop>& pending) {
+        const std::vector<FaceFrame> frames = faces.next();
+        const auto write_start = Clock::now();
+        for (const FaceFrame& frame : frames) {
+          if (writer) boxes += faces.boxes_line(frame);
+          if (frame.crop.empty()) continue;
+          pending.push_back(
+              round_trip(frame.crop, frame.number, file, jpeg, writer ? &*writer : nullptr, save_crops_, video.name));
+        }
+        write_seconds += seconds_since(write_start);
+        return !frames.empty();
+      },
+      [&] { return faces.counts().frames_expected; }, on_batch);
   CroppedVideo counts = faces.counts();
   counts.write_seconds = write_seconds;
   counts.total_seconds = seconds_since(start);
   if (writer) {
+    writer->commit(boxes);
+    write_frame_counts(*save_crops_, {counts});
+    write_crop_record(*save_crops_, {counts}, finder_.crop);
+  }
+  return counts;
+}
+
+CroppedVideo VideoFileSource::stream_person(const VideoEntry& video, size_t batch_size,
+                                            const std::function<void(StreamedBatch&)>& on_batch) const {
+  const auto start = Clock::now();
+  const Person& person = people_.at(video.name.str());
+  const fs::path& file = person.file;
+  const std::vector<FaceFrame>& found = person.faces.frames;
+  cv::VideoCapture capture;
+  if (!capture.open(file.string())) throw Error(ErrorKind::kInput, "cannot open the video (no decoder for it?)", file.string());
+  std::optional<CropFolderWriter> writer;
+  if (save_crops_) writer.emplace(*save_crops_, video.name);
+  const std::vector<int> jpeg{cv::IMWRITE_JPEG_QUALITY, finder_.crop.jpeg_quality};
+  size_t next = 0;  // the next of `found`
+  long decoded = 0;
+  double decode_seconds = 0, crop_seconds = 0, write_seconds = 0;
+  stream_batches(
+      batch_size, finder_.threads, spec_, place_, pinned_,
+      [&](std::deque<PendingCrop>& pending) {
+        if (next == found.size()) return false;  // the rest of the video has none of this person's faces
+        const FaceFrame& face = found[next];
+        auto stage = Clock::now();
+        // Frames before the person's next one are only grabbed: their pixels are never needed.
+        while (decoded < face.number) {
+          if (!capture.grab()) {
+            throw Error(ErrorKind::kInput,
+                        "the video ended after " + std::to_string(decoded) + " frames, before frame " +
+                            std::to_string(face.number) + " where its people pass found " + video.name.str() +
+                            " (did the file change?)",
+                        file.string());
+          }
+          ++decoded;
+        }
+        cv::Mat frame;
+        capture.retrieve(frame);
+        decode_seconds += seconds_since(stage);
+        stage = Clock::now();
+        const cv::Mat crop = cut_face(frame, face, finder_.crop);
+        crop_seconds += seconds_since(stage);
+        stage = Clock::now();
+        pending.push_back(round_trip(crop, face.number, file, jpeg, writer ? &*writer : nullptr, save_crops_, video.name));
+        write_seconds += seconds_since(stage);
+        ++next;
+        return true;
+      },
+      [&] { return person.counts.frames_decoded; }, on_batch);
+  CroppedVideo counts = person.counts;
+  counts.name = video.name.str();
+  counts.frames_with_face = static_cast<long>(found.size());
+  if (!person.first_in_file) {  // the people pass's seconds count once per video
+    counts.decode_seconds = counts.detect_seconds = counts.landmark_seconds = counts.descriptor_seconds = 0;
+    counts.crop_seconds = counts.total_seconds = 0;
+  }
+  counts.decode_seconds += decode_seconds;
+  counts.crop_seconds += crop_seconds;
+  counts.write_seconds = write_seconds;
+  counts.total_seconds += seconds_since(start);
+  if (writer) {
+    std::string boxes = boxes_csv_header(finder_.crop);
+    size_t at = 0;
+    for (long f = 1; f <= counts.frames_decoded; ++f) {
+      if (at < found.size() && found[at].number == f) {
+        boxes += boxes_csv_line(found[at++], finder_.crop);
+      } else {
+        boxes += boxes_csv_line(FaceFrame{f, -1, std::nullopt, {}, {}}, finder_.crop);
+      }
+    }
     writer->commit(boxes);
     write_frame_counts(*save_crops_, {counts});
     write_crop_record(*save_crops_, {counts}, finder_.crop);

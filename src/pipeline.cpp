@@ -907,7 +907,7 @@ RunResult run_pipeline(const RunOptions& options) {
     spdlog::info("faces: {}", finder.description);
     source = std::make_unique<VideoFileSource>(options.video_inputs, finder, options.save_crops,
                                                manifest.encoder.preprocess, resolved.compute.preprocess_on,
-                                               device.is_cuda());
+                                               device.is_cuda(), [] { return g_stop_requested.load(); });
   } else {
     source = std::make_unique<CropFolderSource>(options.crops, manifest.encoder.preprocess,
                                                 resolved.compute.preprocess_on, device.is_cuda(),

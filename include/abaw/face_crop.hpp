@@ -7,6 +7,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,66 @@ class FaceTrack {
   std::optional<cv::Rect2f> previous_;
 };
 
+// Follows up to `max_people` people through a video (`crop --faces N`), each face matched to a
+// person by its face descriptor first and its box second, so that identities survive misses,
+// crossings, a person leaving and coming back, and two people swapping places between frames.
+// A frame's faces are matched one to one, closest pairs first:
+//  1. a face and a person whose mean descriptor lies within kMatchDistance, less a bonus for
+//     the overlap with the person's box of the last kRecentFrames frames (so continuity breaks
+//     near ties, never against a clearly closer descriptor);
+//  2. then, by box overlap, a face overlapping a recent box by at least kMinOverlap whose
+//     descriptor lies within kLooseDistance (a turned head still in place);
+//  3. a face left over starts a new person while fewer than `max_people` are being followed;
+//     once all places are taken it goes to the nearest person not yet matched in this frame
+//     within kLooseDistance (someone coming back looking different), else it is nobody's.
+// A new person counts once seen on kConfirmFrames frames; one that is not seen again within
+// kTentativeGap frames before that is dropped (a false detection), freeing its place.
+class PeopleTracker {
+ public:
+  static constexpr float kMatchDistance = 0.6f;  // face-api's FaceMatcher threshold
+  static constexpr float kLooseDistance = 0.8f;
+  static constexpr float kOverlapBonus = 0.15f;
+  static constexpr float kMinOverlap = 0.4f;
+  static constexpr long kRecentFrames = 5;
+  static constexpr long kConfirmFrames = 5;
+  static constexpr long kTentativeGap = 15;
+
+  // What is known about one person.
+  struct Person {
+    long first_frame = 0, last_frame = 0;
+    long frames = 0;          // frames where the person was found
+    double sum_centre_x = 0;  // of the face boxes, for mean_centre_x()
+    cv::Rect2f last_box;
+    std::vector<float> descriptor;  // mean of the descriptors matched so far
+    bool dropped = false;           // a false detection, let go before it was confirmed
+    bool confirmed() const { return !dropped && frames >= kConfirmFrames; }
+    double mean_centre_x() const { return frames > 0 ? sum_centre_x / frames : 0; }
+  };
+
+  explicit PeopleTracker(int max_people) : max_people_(max_people) {}
+
+  // Matches the faces found in frame `frame` (in increasing frame order), with their descriptors,
+  // to people: the index into people() of each face's person, or -1 for nobody.
+  std::vector<int> assign(long frame, const std::vector<FaceBox>& faces,
+                          const std::vector<std::vector<float>>& descriptors);
+
+  // Everyone followed so far, in order of first appearance (dropped ones included, marked).
+  const std::vector<Person>& people() const { return people_; }
+
+ private:
+  void update(Person& person, long frame, const FaceBox& face, const std::vector<float>& descriptor);
+  int max_people_;
+  std::vector<Person> people_;
+};
+
+// The most people `crop --faces N` follows in one video.
+inline constexpr int kMaxPeople = 16;
+
+// The folder names for the people of video `video` that `crop --faces N` found, given in the
+// order of their mean horizontal position (left first): `<video>` for one person (or none),
+// `<video>_left` and `<video>_right` for two (Aff-Wild2's names), `<video>_face1..K` for more.
+std::vector<std::string> person_folder_names(const std::string& video, size_t people);
+
 // The square crop around `box`: side = max(w, h) * (1 + margin), centred, parts outside the
 // frame filled black, resized to `size` x `size`.
 cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int size);
@@ -93,33 +154,44 @@ struct CropOptions {
   // With a detector that detects_near(): the whole frame is searched every this many frames
   // (and whenever the tracked face is not found near its last box); 1: every frame.
   int detect_every = 1;
-  FaceModels* landmarks = nullptr;  // the landmark net; needed for kAligned
+  // With more than 1, up to this many people are followed (PeopleTracker), each with crops of
+  // their own; 1 keeps one face per video (FaceTrack).
+  int max_people = 1;
+  // The landmark net and face descriptor: needed for kAligned and for max_people > 1.
+  FaceModels* face_nets = nullptr;
   std::string face_models;          // for crop.json: the face-model folder and files used, if any
 };
 
-// The result for one video.
+// The result for one video, or with `--faces N` for one person in it.
 struct CroppedVideo {
-  std::string name;
+  std::string name;              // the crop folder's name: the video's, or a person's (person_folder_names)
   std::filesystem::path source;  // the video file
   std::string detector;          // FaceDetector::description()
   long frames_expected = 0;      // the container's frame count (0: unknown); can be off by one
   long frames_decoded = 0;
-  long frames_with_face = 0;
+  long frames_with_face = 0;  // with `--faces N`: frames where this person was found
   long frames_with_several_faces = 0;
   long frames_searched_whole = 0;  // the others were searched only near the tracked face
   // Seconds per stage: decoding (its own thread, overlapping the rest), detection, landmarks,
-  // cutting the crops, writing them (crop) and the whole video.
-  double decode_seconds = 0, detect_seconds = 0, landmark_seconds = 0, crop_seconds = 0, write_seconds = 0,
+  // face descriptors (`--faces N`), cutting the crops, writing them (crop) and the whole video.
+  double decode_seconds = 0, detect_seconds = 0, landmark_seconds = 0, descriptor_seconds = 0, crop_seconds = 0,
+         write_seconds = 0,
          total_seconds = 0;
 };
 
 // One decoded frame and what was found in it.
 struct FaceFrame {
   long number = 0;                      // 1-based
+  int person = 0;                       // max_people > 1: the index into PeopleTracker::people(); -1: nobody
   std::optional<FaceBox> face;          // the tracked face, if one was found
   std::array<cv::Point2f, 5> points{};  // aligned crops: the five alignment points, frame pixels
   cv::Mat crop;                         // size x size BGR; empty without a face
 };
+
+// The header of a boxes CSV (`frame,x,y,width,height,score`, and with aligned crops the five
+// points), and the line of one frame (empty fields without a face); both end with a newline.
+std::string boxes_csv_header(const CropOptions& options);
+std::string boxes_csv_line(const FaceFrame& frame, const CropOptions& options);
 
 // One video's frames, streamed: decoded on a thread of their own (at most two batches ahead, so
 // memory stays bounded however long the video), then `batch_frames` at a time the faces found,
@@ -135,7 +207,9 @@ class VideoFaces {
   VideoFaces(const VideoFaces&) = delete;
   VideoFaces& operator=(const VideoFaces&) = delete;
 
-  // The next frames, in order (at most batch_frames); empty at the end of the video. Throws
+  // The next frames, in order (at most batch_frames); empty at the end of the video. With
+  // max_people 1, one FaceFrame per decoded frame; with more, one per person found in a frame,
+  // and one without a face (person -1) for a frame where nobody is. Throws
   // Error(kInput) when the video yields no frame at all or has more than kMaxFrameNumber frames;
   // at the end, warns when it stopped before the frame count its container announces (a
   // truncated file) or no frame had a face.
@@ -144,9 +218,12 @@ class VideoFaces {
   // Counts and seconds so far (write_seconds is the caller's: cutting counts as crop_seconds).
   const CroppedVideo& counts() const { return result_; }
 
+  // max_people > 1: the people followed so far.
+  const PeopleTracker& people() const { return people_; }
+
   // The header of `<name>.boxes.csv`, and the line of one frame (both end with a newline).
-  std::string boxes_header() const;
-  std::string boxes_line(const FaceFrame& frame) const;
+  std::string boxes_header() const { return boxes_csv_header(options_); }
+  std::string boxes_line(const FaceFrame& frame) const { return boxes_csv_line(frame, options_); }
 
  private:
   struct Decoder;
@@ -154,10 +231,34 @@ class VideoFaces {
   FaceDetector& detector_;
   CroppedVideo result_;
   FaceTrack track_;
+  PeopleTracker people_;
   long last_whole_frame_;
   std::unique_ptr<Decoder> decoder_;
   bool ended_ = false;
 };
+
+// The crop of one found face from its frame, as `crop` cuts it: the square around its box, or
+// with aligned crops its five points moved onto the template.
+cv::Mat cut_face(const cv::Mat& bgr, const FaceFrame& face, const CropOptions& options);
+
+// The people a finished PeopleTracker followed that count (confirmed), each with their folder
+// name: left to right by the mean horizontal centre of their boxes, named by person_folder_names.
+std::vector<std::pair<int, std::string>> name_people(const PeopleTracker& tracker, const std::string& video);
+
+// One person of a video, for `run --videos --faces N`: where they were found, frame by frame.
+struct PersonFaces {
+  std::string name;               // as person_folder_names names their crop folder
+  std::vector<FaceFrame> frames;  // the frames where they were found: number, face, points; no crop
+};
+
+// The people pass of `run --videos --faces N`: follows the people of `video` exactly as `crop
+// --faces N` does (VideoFaces), keeping where each was found but not their crops, so that each
+// person can be streamed on their own afterwards (cut_face on the frames decoded again). Sets
+// `counts` to the video's counts. `stop`, when given, is asked after each batch of frames: true
+// ends the pass early (the people found so far, unusable but harmless). Throws as VideoFaces.
+std::vector<PersonFaces> find_people(const std::filesystem::path& video, FaceDetector& detector,
+                                     const CropOptions& options, CroppedVideo& counts,
+                                     const std::function<bool()>& stop = {});
 
 // A crop folder being written: crop files go to a hidden staging folder
 // `<output>/.<name>.cropping-<pid>/`, which commit() flushes to disk (one syncfs) and moves onto
@@ -174,8 +275,9 @@ class CropFolderWriter {
 
   // Writes `<frame>.jpg` (format_crop_file_name) into the staging folder. Throws Error(kOutput).
   void write(long frame, const std::vector<uint8_t>& jpeg);
-  // Puts the folder in place and writes `<output>/<name>.boxes.csv` atomically.
-  void commit(const std::string& boxes_csv);
+  // Puts the folder in place and writes `<output>/<name>.boxes.csv` atomically; `as`: under that
+  // name instead of the one given at construction (a person's, known once the video has ended).
+  void commit(const std::string& boxes_csv, const std::optional<VideoName>& as = std::nullopt);
 
  private:
   std::filesystem::path output_;
@@ -188,8 +290,10 @@ class CropFolderWriter {
 // VideoFaces and CropFolderWriter: JPEG crops `00001.jpg ...` (1-based; frames without a face get
 // no file, as in Aff-Wild2), `<output>/<name>.boxes.csv` (`frame,x,y,width,height,score`, with
 // aligned crops also the five alignment points `left_eye_x,left_eye_y,...,mouth_right_y`; empty
-// fields where no face was found). Returns counts. Throws as VideoFaces and CropFolderWriter.
-CroppedVideo crop_video(const std::filesystem::path& video, FaceDetector& detector, const CropOptions& options);
+// fields where no face was found). With max_people > 1, one such folder and boxes CSV per
+// confirmed person, named by person_folder_names; each CSV has a line for every frame of the
+// video. Returns the counts of each folder written. Throws as VideoFaces and CropFolderWriter.
+std::vector<CroppedVideo> crop_video(const std::filesystem::path& video, FaceDetector& detector, const CropOptions& options);
 
 // A ready face pipeline: the detector, the face models it and the landmarks use (if any), and the
 // per-video crop options (output left empty).
@@ -218,16 +322,27 @@ std::vector<std::filesystem::path> list_video_files(const std::vector<std::files
 // Removes staging folders (`.<name>.cropping-<pid>`) that a killed `crop` left in `output`.
 void remove_stale_crop_staging(const std::filesystem::path& output);
 
-// Writes `<output>/frame_counts.csv` (kFrameCountFile), merging with one already there (other videos keep their counts).
-void write_frame_counts(const std::filesystem::path& output, const std::vector<CroppedVideo>& videos);
+// Writes `<output>/frame_counts.csv` (kFrameCountFile), merging with one already there (other
+// videos keep their counts; those named in `removed` lose theirs).
+void write_frame_counts(const std::filesystem::path& output, const std::vector<CroppedVideo>& videos,
+                        const std::vector<std::string>& removed = {});
 
 // The file `crop` writes beside kFrameCountFile: per video, how its current crops were made.
 inline constexpr char kCropRecordFile[] = "crop.json";
 
 // Writes `<output>/crop.json` (kCropRecordFile): per video the source file, detector, size,
-// margin, JPEG quality and frame counts of the crop run its folder holds, merged with the
-// entries of other videos already there.
+// margin, JPEG quality and frame counts of the crop run its folder holds (and `faces` when
+// several people were followed), merged with the entries of other videos already there; those
+// named in `removed` are taken out.
 void write_crop_record(const std::filesystem::path& output, const std::vector<CroppedVideo>& videos,
-                       const CropOptions& options);
+                       const CropOptions& options, const std::vector<std::string>& removed = {});
+
+// The crop folders an earlier `crop` of the same file `video` left under names this run did not
+// write (`<video>` after `--faces 2` wrote `<video>_left` and `<video>_right`, or the other way
+// round): removed with their boxes CSVs where crop.json records them as cut from this very file
+// (a folder of another video that merely shares the name stays). Returns the names removed, for
+// write_frame_counts and write_crop_record.
+std::vector<std::string> remove_replaced_crops(const std::filesystem::path& output, const std::filesystem::path& video,
+                                               const std::vector<CroppedVideo>& written);
 
 }  // namespace abaw

@@ -99,18 +99,28 @@ class CropFolderSource : public FrameSource {
 // `crop` writes and `run --crops` reads it, so both ways give the same predictions, then
 // preprocessed; nothing goes to disk unless `save_crops` is set. Memory stays bounded: at most two
 // batches are made ahead of the encoder.
+//
+// With several people (the finder's max_people > 1) a video is one entry per person, named as
+// `crop --faces N` names their folders (`<video>_left`, ...), which are known only once the whole
+// video has been seen. So index() first runs the people pass (find_people) over every video file
+// the rows may need, keeping each person's boxes and points; stream() then decodes the file again
+// for each person and cuts that person's crops (cut_face), the crops `crop --faces N` writes.
 class VideoFileSource : public FrameSource {
  public:
   // `inputs`: video files and folders (list_video_files). `finder` must outlive the source.
   // `save_crops`: also write the crops, boxes, frame_counts.csv and crop.json there, as `crop`
   // does. `place` must be resolved; `pinned` pins batches for copies to a GPU. Throws as
   // list_video_files; a file whose stem is not a valid video name is logged and rejected().
+  // `stop_requested`, when given, is asked during the people pass (several people), which runs
+  // before anything is encoded: true ends it early.
   VideoFileSource(const std::vector<std::filesystem::path>& inputs, FaceFinder& finder,
                   std::optional<std::filesystem::path> save_crops, PreprocessSpec spec, PreprocessPlace place,
-                  bool pinned);
+                  bool pinned, std::function<bool()> stop_requested = {});
 
   // Videos with a frame list or annotations get those rows (a listed video without a file fails
-  // alone); a task without them lists every video file, its frame count 0 until decoded.
+  // alone); a task without them lists every video file, its frame count 0 until decoded. With
+  // several people: every person found, or the listed ones (a listed person not found fails
+  // alone, as does a video whose people pass fails).
   VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos) const override;
   // Never called: the frames stream. Throws Error(kUsage).
   DecodedImages decode(const VideoIndex& index, const std::vector<CropItem>& items) const override;
@@ -127,14 +137,26 @@ class VideoFileSource : public FrameSource {
                       const std::function<void(StreamedBatch&)>& on_batch) const override;
 
  private:
+  // One person's entry: the file, where the people pass found them, and the pass's counts.
+  struct Person {
+    std::filesystem::path file;
+    PersonFaces faces;
+    CroppedVideo counts;    // the video's, from the people pass
+    bool first_in_file{};  // carries the people pass's seconds into the run's stage times
+  };
+  VideoIndex index_people(const RowsOptions& rows, const std::vector<std::string>& videos) const;
+  CroppedVideo stream_person(const VideoEntry& video, size_t batch_size,
+                             const std::function<void(StreamedBatch&)>& on_batch) const;
   std::map<std::string, std::filesystem::path> files_;  // by video name
-  std::vector<std::pair<std::string, std::string>> rejected_;
+  mutable std::map<std::string, Person> people_;         // by person name; filled by index()
+  mutable std::vector<std::pair<std::string, std::string>> rejected_;
   std::vector<std::filesystem::path> inputs_;
   FaceFinder& finder_;
   std::optional<std::filesystem::path> save_crops_;
   PreprocessSpec spec_;
   PreprocessPlace place_;
   bool pinned_;
+  std::function<bool()> stop_requested_;
 };
 
 }  // namespace abaw

@@ -41,14 +41,22 @@ Action add_crop_command(CLI::App& app) {
     finder.crop.output = o->output;
     // A killed earlier crop leaves its half-written staging folders behind; they are never read.
     remove_stale_crop_staging(o->output);
-    spdlog::info("{} video(s), {}; one face is tracked per video", videos.size(), finder.description);
+    // With several people the description says so ("up to N people").
+    spdlog::info("{} video(s), {}{}", videos.size(), finder.description,
+                 finder.crop.max_people > 1 ? "" : "; one face is tracked per video");
     std::vector<CroppedVideo> done;
+    std::vector<std::string> removed;
     long failed = 0;
     for (const auto& video : videos) {
       try {
-        done.push_back(crop_video(video, *finder.detector, finder.crop));
-        std::printf("%s: %ld frames, %ld with a face -> %s\n", done.back().name.c_str(), done.back().frames_decoded,
-                    done.back().frames_with_face, (fs::path(o->output) / done.back().name).string().c_str());
+        const std::vector<CroppedVideo> folders = crop_video(video, *finder.detector, finder.crop);
+        for (const CroppedVideo& folder : folders) {
+          std::printf("%s: %ld frames, %ld with a face -> %s\n", folder.name.c_str(), folder.frames_decoded,
+                      folder.frames_with_face, (fs::path(o->output) / folder.name).string().c_str());
+        }
+        done.insert(done.end(), folders.begin(), folders.end());
+        const std::vector<std::string> replaced = remove_replaced_crops(o->output, video, folders);
+        removed.insert(removed.end(), replaced.begin(), replaced.end());
       } catch (const Error& e) {
         if (e.kind() == ErrorKind::kOutput) throw;  // the next video would fail the same way
         spdlog::error("{}", e.what());
@@ -56,8 +64,8 @@ Action add_crop_command(CLI::App& app) {
       }
       // Written after each video, so an interrupted crop still tells `run` what it finished.
       if (!done.empty()) {
-        write_frame_counts(o->output, done);
-        write_crop_record(o->output, done, finder.crop);
+        write_frame_counts(o->output, done, removed);
+        write_crop_record(o->output, done, finder.crop, removed);
       }
     }
     if (failed > 0) {

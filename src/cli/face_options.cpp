@@ -54,7 +54,7 @@ std::function<void()> add_face_options(CLI::App& command, FaceFinderOptions& opt
   command
       .add_option("--detect-every", options.detect_every,
                   "tiny: search the whole frame every K frames, and in between only near the tracked face "
-                  "(at 128 pixels; the whole frame again wherever it is not found there); 1: every frame")
+                  "(a region 1.5 times its side, at 160 pixels; the whole frame again wherever it is not found there); 1: every frame")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   command.add_option("--yunet-model", options.yunet_model, "YuNet ONNX file (2023 layout, 640x640 input)")
@@ -79,6 +79,14 @@ std::function<void()> add_face_options(CLI::App& command, FaceFinderOptions& opt
                       "template shrunk by 1 / (1 + margin) (default 0: the template as is); a model set's "
                       "\"faces\" may set another default")
           ->check(CLI::Range(0.0, 3.0));
+  command
+      .add_option("--faces", options.max_people,
+                  "People followed per video. 1: one face, named as the video. More: each person matched frame "
+                  "to frame by face descriptor and box, and named <video>_left and <video>_right when two are "
+                  "found (by mean horizontal position, as Aff-Wild2 names them), <video>_face1.. (left to right) "
+                  "when more, <video> when one; every frame is then searched whole")
+      ->check(CLI::Range(1, kMaxPeople))
+      ->capture_default_str();
   command.add_option("--jpeg-quality", options.jpeg_quality, "JPEG quality of the crops")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();

@@ -425,6 +425,62 @@ class RunVideos(unittest.TestCase):
         # Their rows are missing, so no submission pretends to be complete.
         self.assertFalse(os.path.exists(os.path.join(self.work, "bad", "submission", "EXPR.txt")))
 
+    def test_two_people_as_crop_names_them(self):
+        """`run --videos --faces 2`: one entry per person, `<video>_left` and `<video>_right` as
+        `crop --faces 2` names them, with the same predictions as `crop --faces 2` + `run --crops`."""
+        import cv2
+        import numpy as np
+
+        def frames(clip, count):
+            capture, out = cv2.VideoCapture(os.path.join(SHARED, "realdata", "videos", clip)), []
+            while len(out) < count:
+                ok, frame = capture.read()
+                self.assertTrue(ok, clip)
+                out.append(frame)
+            return out
+
+        a, b = frames("liveportrait_d18.mp4", 90), frames("liveportrait_d20.mp4", 90)
+        videos = os.path.join(self.work, "pair-video")
+        os.makedirs(videos)
+        writer = cv2.VideoWriter(os.path.join(videos, "pair.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (960, 480))
+        for i in range(90):  # swapped after 45 frames: the folders follow the people
+            writer.write(np.hstack([a[i], b[i]] if i < 45 else [b[i], a[i]]))
+        writer.release()
+        crops = os.path.join(self.work, "pair-crops")
+        r = tool("crop", "--videos", videos, "--output", crops, "--face-models", self.faces, "--faces", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = tool("run", "--model-set", SET, "--crops", crops, "--output", os.path.join(self.work, "pair-two-steps"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        saved = os.path.join(self.work, "pair-saved")
+        r = tool("run", "--model-set", SET, "--videos", videos, "--output", os.path.join(self.work, "pair-direct"),
+                 "--face-models", self.faces, "--faces", "2", "--save-crops", saved)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        direct = self.submission("pair-direct")
+        self.assertEqual(direct, self.submission("pair-two-steps"))
+        rows = [line.split(",")[0] for line in direct.decode().splitlines()[1:]]
+        self.assertEqual(rows, ["pair_left/%05d.jpg" % i for i in range(1, 91)] +
+                         ["pair_right/%05d.jpg" % i for i in range(1, 91)])
+        for name in ("pair_left", "pair_right"):
+            self.assertEqual(sorted(os.listdir(os.path.join(saved, name))), sorted(os.listdir(os.path.join(crops, name))))
+            for crop in os.listdir(os.path.join(crops, name)):
+                self.assertEqual(read_bytes(os.path.join(saved, name, crop)), read_bytes(os.path.join(crops, name, crop)),
+                                 crop)
+            self.assertEqual(read_bytes(os.path.join(saved, name + ".boxes.csv")),
+                             read_bytes(os.path.join(crops, name + ".boxes.csv")))
+        self.assertEqual(read_bytes(os.path.join(saved, "frame_counts.csv")),
+                         read_bytes(os.path.join(crops, "frame_counts.csv")))
+        # A frame list names people as Aff-Wild2 does; one nobody is fails alone.
+        frame_list = os.path.join(self.work, "PAIR_EXPR.txt")
+        with open(frame_list, "w") as f:
+            f.write(EXPR_HEADER + "\n" + "".join("pair_right/%05d.jpg\n" % i for i in (1, 2)) + "pair_middle/00001.jpg\n")
+        r = tool("run", "--model-set", SET, "--videos", videos, "--output", os.path.join(self.work, "pair-listed"),
+                 "--face-models", self.faces, "--faces", "2", "--frame-list", "expr=" + frame_list)
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("no person pair_middle in", r.stderr)
+        self.assertIn("people found: pair_left, pair_right", r.stderr)
+        raw = os.path.join(self.work, "pair-listed", "raw")
+        self.assertEqual(sorted(os.listdir(os.path.join(raw, os.listdir(raw)[0]))), ["pair_right.csv"])
+
     def test_manifest_names_the_face_pipeline(self):
         aligned_set = os.path.join(self.work, "aligned-set")
         shutil.copytree(SET, aligned_set)

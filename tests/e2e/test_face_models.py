@@ -648,6 +648,79 @@ class CropTool(unittest.TestCase):
         print(f"\ndefault set on the 7 labelled photos: box crops {right['box']}/7, aligned {right['aligned']}/7",
               file=sys.stderr)
 
+    def test_two_people_keep_their_folders(self):
+        """`crop --faces 2` on two real clips side by side (two different people: face-api's
+        descriptors of their frames lie over 0.6 apart), swapped halfway through, then one of them
+        gone for a second: `_left` holds the person on the left at the start, wherever they are,
+        and `_right` the other, found on nearly every frame they are in and on none they are not."""
+        import cv2
+
+        def frames(clip):
+            capture, out = cv2.VideoCapture(os.path.join(VIDEOS, clip + ".mp4")), []
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return out
+                out.append(frame)
+
+        a, b = frames("liveportrait_d18"), frames("liveportrait_d20")  # both 480 x 480
+        self.assertEqual(a[0].shape, b[0].shape)
+        # frame (1-based) -> where a and b are: 1-80 a|b, 81-160 b|a, 161-190 a alone, 191-240 a|b
+        schedule = ["ab"] * 80 + ["ba"] * 80 + ["a-"] * 30 + ["ab"] * 50
+        folder = os.path.join(WORK, "pair-video")
+        os.makedirs(folder, exist_ok=True)
+        video = os.path.join(folder, "pair.mp4")
+        writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 30, (960, 480))
+        for i, where in enumerate(schedule):
+            half = {"a": a[i % len(a)], "b": b[i % len(b)], "-": np.zeros_like(a[0])}
+            writer.write(np.hstack([half[where[0]], half[where[1]]]))
+        writer.release()
+        out = os.path.join(WORK, "crop-pair")
+        r = crop_tool("--videos", video, "--output", out, "--faces", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(n for n in os.listdir(out) if not n.startswith(".")),
+                         ["crop.json", "frame_counts.csv", "pair_left", "pair_left.boxes.csv", "pair_right",
+                          "pair_right.boxes.csv"])
+        with open(os.path.join(out, "frame_counts.csv")) as f:
+            self.assertEqual(f.read(), "video,frames\npair_left,240\npair_right,240\n")
+        with open(os.path.join(out, "crop.json")) as f:
+            self.assertEqual(json.load(f)["videos"]["pair_left"]["faces"], 2)
+        for name, person in (("pair_left", "a"), ("pair_right", "b")):
+            rows = boxes_csv(out, name)
+            self.assertEqual([int(row["frame"]) for row in rows], list(range(1, 241)))
+            present = [i for i, where in enumerate(schedule) if person in where]
+            found = [i for i, row in enumerate(rows) if row["x"]]
+            wrong = [i + 1 for i in found
+                     if (float(rows[i]["x"]) + float(rows[i]["width"]) / 2 < 480) != (schedule[i][0] == person)]
+            self.assertEqual(wrong, [], f"{name}: frames whose box is on the other person's side")
+            self.assertEqual([i + 1 for i in found if i not in present], [], f"{name}: found while absent")
+            self.assertGreaterEqual(len(found), 0.95 * len(present), name)
+            self.assertEqual(len(os.listdir(os.path.join(out, name))), len(found))
+            print(f"\n{name}: found on {len(found)} of the {len(present)} frames the person is in, always on "
+                  f"their side", file=sys.stderr)
+        # Cropped again as one face: the two folders of the earlier run (same file) make way.
+        r = crop_tool("--videos", video, "--output", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(n for n in os.listdir(out) if not n.startswith(".")),
+                         ["crop.json", "frame_counts.csv", "pair", "pair.boxes.csv"])
+        with open(os.path.join(out, "crop.json")) as f:
+            self.assertEqual(list(json.load(f)["videos"]), ["pair"])
+
+    def test_several_faces_need_the_descriptor(self):
+        folder = os.path.join(WORK, "faces-without-descriptor")
+        shutil.copytree(FACES, folder, dirs_exist_ok=True)
+        with open(os.path.join(folder, "faces.json")) as f:
+            config = json.load(f)
+        del config["descriptor"]
+        with open(os.path.join(folder, "faces.json"), "w") as f:
+            json.dump(config, f)
+        r = subprocess.run([TOOL, "crop", "--videos", os.path.join(PHOTOS, "happy.jpg"), "--output",
+                            os.path.join(WORK, "no-descriptor"), "--faces", "2", "--face-models", folder],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("--faces 2 needs the face descriptor", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(WORK, "no-descriptor", "happy")))
+
     def test_aligned_crops_need_the_face_models(self):
         r = subprocess.run([TOOL, "crop", "--videos", os.path.join(PHOTOS, "happy.jpg"), "--output",
                             os.path.join(WORK, "no-models"), "--style", "aligned", "--face-models",

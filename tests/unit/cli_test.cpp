@@ -117,8 +117,9 @@ TEST_F(RunParser, VideosInsteadOfCropsWithFaceOptions) {
     parse_args(app, args);
   };
   run({"--videos", (dir_ / "clips").string(), (dir_ / "clips/a.mp4").string(), "--style", "aligned", "--size",
-       "96", "--save-crops", (dir_ / "saved").string()});
+       "96", "--save-crops", (dir_ / "saved").string(), "--faces", "2"});
   EXPECT_EQ(options.video_inputs.size(), 2u);
+  EXPECT_EQ(options.faces.max_people, 2);
   EXPECT_EQ(options.faces.pipeline.style, CropStyle::kAligned);
   EXPECT_EQ(options.faces.pipeline.size, 96);
   EXPECT_FALSE(options.faces.pipeline.detector.has_value());  // unset: the manifest's, else tiny
@@ -138,6 +139,8 @@ TEST_F(RunParser, VideosInsteadOfCropsWithFaceOptions) {
     EXPECT_NE(std::string(e.what()).find("--only"), std::string::npos) << e.what();
   }
   EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--detector", "mtcnn"}), CLI::ValidationError);
+  EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--faces", "0"}), CLI::ValidationError);
+  EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--faces", "17"}), CLI::ValidationError);
 }
 
 // `merge` shares run's rows options: a repeated task is refused there too (it kept the last).

@@ -1,0 +1,109 @@
+// `crop --faces N`: PeopleTracker keeps each person's identity through a swap of places, a
+// person leaving and coming back, a false detection and a turned head, and the folders are named
+// as Aff-Wild2 names them. Descriptors here are made-up points: people far apart (1.0), a
+// person's frames close together, as face-api's descriptors of real faces are
+// (tests/e2e/test_face_models.py); the real thing runs in tests/e2e/test_crop.py.
+#include "abaw/face_crop.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace abaw {
+namespace {
+
+// A 4-d descriptor: person `who` (0..3) at a unit corner, moved by `wobble` along another axis.
+std::vector<float> descriptor(int who, float wobble = 0) {
+  std::vector<float> d(4, 0.0f);
+  d[static_cast<size_t>(who)] = 1.0f / std::sqrt(2.0f);  // two people: distance 1.0
+  d[static_cast<size_t>((who + 1) % 4)] += wobble;
+  return d;
+}
+
+const cv::Rect2f kLeft(50, 100, 200, 200), kRight(500, 100, 200, 200);
+
+TEST(PeopleTracker, IdentitiesFollowTheFaceNotThePlaceWhenTwoPeopleSwap) {
+  PeopleTracker tracker(2);
+  long frame = 1;
+  for (; frame <= 10; ++frame) {
+    EXPECT_EQ(tracker.assign(frame, {{kLeft, 0.9f}, {kRight, 0.9f}}, {descriptor(0), descriptor(1)}),
+              (std::vector<int>{0, 1}));
+  }
+  // From one frame to the next the two are in each other's place: the boxes say "same person",
+  // the descriptors say otherwise, and the descriptors win.
+  for (; frame <= 20; ++frame) {
+    EXPECT_EQ(tracker.assign(frame, {{kLeft, 0.9f}, {kRight, 0.9f}}, {descriptor(1, 0.1f), descriptor(0, 0.1f)}),
+              (std::vector<int>{1, 0}))
+        << frame;
+  }
+  ASSERT_EQ(tracker.people().size(), 2u);
+  EXPECT_TRUE(tracker.people()[0].confirmed());
+  EXPECT_EQ(tracker.people()[0].frames, 20);
+  EXPECT_FLOAT_EQ(static_cast<float>(tracker.people()[0].mean_centre_x()), (150.0f + 600.0f) / 2);
+}
+
+TEST(PeopleTracker, APersonWhoLeavesIsKnownAgainOnReturning) {
+  PeopleTracker tracker(2);
+  long frame = 1;
+  for (; frame <= 10; ++frame) tracker.assign(frame, {{kLeft, 0.9f}, {kRight, 0.9f}}, {descriptor(0), descriptor(1)});
+  for (; frame <= 40; ++frame) EXPECT_EQ(tracker.assign(frame, {{kLeft, 0.9f}}, {descriptor(0)}), std::vector<int>{0});
+  // Back, somewhere else and looking a little different: no box to go by, the descriptor is near.
+  const cv::Rect2f elsewhere(400, 20, 150, 150);
+  EXPECT_EQ(tracker.assign(frame, {{elsewhere, 0.9f}, {kLeft, 0.9f}}, {descriptor(1, 0.3f), descriptor(0)}),
+            (std::vector<int>{1, 0}));
+  EXPECT_EQ(tracker.people().size(), 2u);
+}
+
+TEST(PeopleTracker, AFalseDetectionIsLetGoAndFreesItsPlace) {
+  PeopleTracker tracker(2);
+  long frame = 1;
+  for (; frame <= 3; ++frame) tracker.assign(frame, {{kLeft, 0.9f}}, {descriptor(0)});
+  // Two frames of something that is not the person, then nothing for longer than kTentativeGap.
+  for (; frame <= 5; ++frame) {
+    EXPECT_EQ(tracker.assign(frame, {{kLeft, 0.9f}, {kRight, 0.6f}}, {descriptor(0), descriptor(2)}),
+              (std::vector<int>{0, 1}));
+  }
+  for (; frame <= 5 + PeopleTracker::kTentativeGap + 1; ++frame) tracker.assign(frame, {{kLeft, 0.9f}}, {descriptor(0)});
+  // The second real person still gets a place: the false one's was given back.
+  EXPECT_EQ(tracker.assign(frame, {{kLeft, 0.9f}, {kRight, 0.9f}}, {descriptor(0), descriptor(1)}),
+            (std::vector<int>{0, 2}));
+  ASSERT_EQ(tracker.people().size(), 3u);
+  EXPECT_TRUE(tracker.people()[1].dropped);
+  EXPECT_FALSE(tracker.people()[1].confirmed());
+}
+
+TEST(PeopleTracker, ANewFaceBeyondTheLimitIsNobodys) {
+  PeopleTracker tracker(2);
+  const cv::Rect2f middle(300, 100, 150, 150);
+  for (long frame = 1; frame <= 10; ++frame) {
+    tracker.assign(frame, {{kLeft, 0.9f}, {kRight, 0.9f}}, {descriptor(0), descriptor(1)});
+  }
+  EXPECT_EQ(tracker.assign(11, {{kLeft, 0.9f}, {middle, 0.9f}, {kRight, 0.9f}},
+                           {descriptor(0), descriptor(2), descriptor(1)}),
+            (std::vector<int>{0, -1, 1}));
+  EXPECT_EQ(tracker.people().size(), 2u);
+}
+
+TEST(PeopleTracker, ATurnedHeadInPlaceStaysTheSamePerson) {
+  PeopleTracker tracker(1);
+  for (long frame = 1; frame <= 10; ++frame) tracker.assign(frame, {{kLeft, 0.9f}}, {descriptor(0)});
+  // 0.7 from the person's mean: too far for a descriptor match alone, but the box is where the
+  // person was a frame ago.
+  const cv::Rect2f moved(kLeft.x + 10, kLeft.y, kLeft.width, kLeft.height);
+  EXPECT_EQ(tracker.assign(11, {{moved, 0.9f}}, {descriptor(0, 0.7f)}), std::vector<int>{0});
+  // The same face far from where the person was, long after: no box to go by, and it is nobody
+  // new either, as the only place is taken by someone not in this frame: the loose match.
+  EXPECT_EQ(tracker.assign(40, {{kRight, 0.9f}}, {descriptor(0, 0.7f)}), std::vector<int>{0});
+  // Someone else entirely: nobody's.
+  EXPECT_EQ(tracker.assign(41, {{kRight, 0.9f}}, {descriptor(3)}), std::vector<int>{-1});
+}
+
+TEST(PeopleTracker, FolderNamesAreAffWild2s) {
+  EXPECT_EQ(person_folder_names("v", 0), std::vector<std::string>{"v"});
+  EXPECT_EQ(person_folder_names("v", 1), std::vector<std::string>{"v"});
+  EXPECT_EQ(person_folder_names("v", 2), (std::vector<std::string>{"v_left", "v_right"}));
+  EXPECT_EQ(person_folder_names("v", 3), (std::vector<std::string>{"v_face1", "v_face2", "v_face3"}));
+}
+
+}  // namespace
+}  // namespace abaw
