@@ -427,8 +427,10 @@ struct VideoFaces::Decoder {
   // Decoded frames of one batch, and the seconds they took.
   struct Frames {
     std::vector<cv::Mat> frames;
+    std::vector<double> times_ms;  // each frame's presentation time, as the container gives it
     double seconds = 0;
   };
+  double last_time_ms = std::numeric_limits<double>::quiet_NaN();
   cv::VideoCapture capture;
   std::unique_ptr<OrderedQueue<Frames>> queue;  // last member: its thread reads `capture`
 };
@@ -465,6 +467,7 @@ VideoFaces::VideoFaces(const fs::path& video, FaceDetector& detector, const Crop
           cv::Mat frame;  // a fresh buffer per frame: the batch keeps them all
           if (!capture.read(frame)) break;
           batch.frames.push_back(std::move(frame));
+          batch.times_ms.push_back(capture.get(cv::CAP_PROP_POS_MSEC));
         }
         batch.seconds = seconds_since(begin);
         return batch;
@@ -487,6 +490,11 @@ std::vector<FaceFrame> VideoFaces::next() {
           "file?); its frame count is taken as {}",
           video.string(), result_.frames_decoded, result_.frames_expected, result_.frames_decoded);
     }
+    if (result_.variable_frame_rate()) {
+      spdlog::warn("{}: variable frame rate: frames are {:.1f} to {:.1f} ms apart; crops and rows are numbered by "
+                   "decoded frame, not by time, so annotations made at a fixed rate may not line up with them",
+                   video.string(), result_.min_frame_interval_ms, result_.max_frame_interval_ms);
+    }
     if (result_.frames_with_face == 0) {
       spdlog::warn("{}: no face found in any of its {} frames: every frame gets the model set's missing-frame "
                    "treatment",
@@ -495,6 +503,15 @@ std::vector<FaceFrame> VideoFaces::next() {
     return {};
   }
   result_.decode_seconds += batch.seconds;
+  for (double time : batch.times_ms) {
+    // Only increasing times count: a container without them gives 0 for every frame.
+    const double interval = time - decoder_->last_time_ms;
+    if (interval > 0) {
+      result_.min_frame_interval_ms = result_.min_frame_interval_ms > 0 ? std::min(result_.min_frame_interval_ms, interval) : interval;
+      result_.max_frame_interval_ms = std::max(result_.max_frame_interval_ms, interval);
+    }
+    decoder_->last_time_ms = time;
+  }
   const long first = result_.frames_decoded + 1;
   result_.frames_decoded += static_cast<long>(batch.frames.size());
   if (result_.frames_decoded > kMaxFrameNumber) {
@@ -973,6 +990,11 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
                                     {"frames_with_face", video.frames_with_face},
                                     {"frames_with_several_faces", video.frames_with_several_faces}};
     if (options.max_people > 1) record["videos"][video.name]["faces"] = options.max_people;
+    if (video.variable_frame_rate()) {
+      record["videos"][video.name]["variable_frame_rate"] = {
+          {"min_frame_interval_ms", std::round(video.min_frame_interval_ms * 1000) / 1000},
+          {"max_frame_interval_ms", std::round(video.max_frame_interval_ms * 1000) / 1000}};
+    }
     if (options.style == CropStyle::kAligned) {
       nlohmann::json points = nlohmann::json::array();
       for (const cv::Point2f& p : alignment_template()) points.push_back({p.x, p.y});

@@ -172,6 +172,15 @@ struct CroppedVideo {
   long frames_with_face = 0;  // with `--faces N`: frames where this person was found
   long frames_with_several_faces = 0;
   long frames_searched_whole = 0;  // the others were searched only near the tracked face
+  // The shortest and longest time between two decoded frames, from the container's presentation
+  // times (0: it gives none).
+  double min_frame_interval_ms = 0, max_frame_interval_ms = 0;
+  // A variable frame rate: frames further apart than 1.5 times the shortest interval, by more
+  // than the millisecond rounding of containers. Frames are still numbered by decoding order.
+  bool variable_frame_rate() const {
+    return min_frame_interval_ms > 0 && max_frame_interval_ms > 1.5 * min_frame_interval_ms &&
+           max_frame_interval_ms - min_frame_interval_ms > 2.0;
+  }
   // Seconds per stage: decoding (its own thread, overlapping the rest), detection, landmarks,
   // face descriptors (`--faces N`), cutting the crops, writing them (crop) and the whole video.
   double decode_seconds = 0, detect_seconds = 0, landmark_seconds = 0, descriptor_seconds = 0, crop_seconds = 0,
@@ -212,7 +221,7 @@ class VideoFaces {
   // and one without a face (person -1) for a frame where nobody is. Throws
   // Error(kInput) when the video yields no frame at all or has more than kMaxFrameNumber frames;
   // at the end, warns when it stopped before the frame count its container announces (a
-  // truncated file) or no frame had a face.
+  // truncated file), the frame rate varies, or no frame had a face.
   std::vector<FaceFrame> next();
 
   // Counts and seconds so far (write_seconds is the caller's: cutting counts as crop_seconds).

@@ -30,6 +30,32 @@ def tool(*args):
     return subprocess.run([TOOL, *args], capture_output=True, text=True)
 
 
+def ebml(element_id, payload):
+    """One EBML element: its id, its size as an 8-byte vint, its payload."""
+    if isinstance(payload, int):
+        payload = payload.to_bytes(max(1, (payload.bit_length() + 7) // 8), "big")
+    elif isinstance(payload, str):
+        payload = payload.encode()
+    return element_id.to_bytes((element_id.bit_length() + 7) // 8, "big") + \
+        (0x01 << 56 | len(payload)).to_bytes(8, "big") + payload
+
+
+def write_mkv(path, jpegs, times_ms, width, height):
+    """A Matroska file of JPEG frames (V_MJPEG) shown at `times_ms`: a variable frame rate, which
+    OpenCV's writer cannot make. One cluster; the times must stay below 32.767 s."""
+    header = ebml(0x1A45DFA3, ebml(0x4286, 1) + ebml(0x42F7, 1) + ebml(0x42F2, 4) + ebml(0x42F3, 8) +
+                  ebml(0x4282, "matroska") + ebml(0x4287, 4) + ebml(0x4285, 2))
+    info = ebml(0x1549A966, ebml(0x2AD7B1, 1000000) + ebml(0x4D80, "abaw-infer test") + ebml(0x5741, "abaw-infer test"))
+    video = ebml(0xE0, ebml(0xB0, width) + ebml(0xBA, height))
+    tracks = ebml(0x1654AE6B, ebml(0xAE, ebml(0xD7, 1) + ebml(0x73C5, 1) + ebml(0x83, 1) + ebml(0x86, "V_MJPEG") +
+                                     ebml(0x9C, 0) + video))
+    blocks = b"".join(ebml(0xA3, bytes([0x81]) + int(t).to_bytes(2, "big", signed=True) + bytes([0x80]) + jpeg)
+                      for jpeg, t in zip(jpegs, times_ms))
+    cluster = ebml(0x1F43B675, ebml(0xE7, 0) + blocks)
+    with open(path, "wb") as f:
+        f.write(header + ebml(0x18538067, info + tracks + cluster))
+
+
 @unittest.skipUnless(os.path.exists(PHOTO) and os.path.exists(CLIP), "../shared/realdata is absent")
 class Crop(unittest.TestCase):
     @classmethod
@@ -114,6 +140,32 @@ class Crop(unittest.TestCase):
         self.assertEqual(result.returncode, 6, result.stderr)
         self.assertIn("broken.mp4", result.stderr)
         self.assertTrue(os.path.isdir(os.path.join(out, "photo_gaps")))
+
+    def test_variable_frame_rate_is_reported_and_cropped_by_frame(self):
+        """A file whose frames are 40 ms apart, then 100 ms: every decoded frame is a frame (crops
+        numbered in decoding order), and the log and crop.json say the rate varies; a file at a
+        fixed rate in the same container says nothing."""
+        photo = cv2.imread(PHOTO)
+        height, width = photo.shape[:2]
+        jpeg = cv2.imencode(".jpg", photo)[1].tobytes()
+        folder = os.path.join(self.work, "vfr")
+        os.makedirs(folder, exist_ok=True)
+        varying = [40 * i for i in range(10)] + [400 + 100 * i for i in range(10)]
+        write_mkv(os.path.join(folder, "varying.mkv"), [jpeg] * 20, varying, width, height)
+        write_mkv(os.path.join(folder, "steady.mkv"), [jpeg] * 20, [40 * i for i in range(20)], width, height)
+        out = os.path.join(self.work, "crops-vfr")
+        result = tool("crop", "--detector", "haar", "--videos", folder, "--output", out)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("varying.mkv: variable frame rate: frames are 40.0 to 100.0 ms apart", result.stderr)
+        self.assertNotIn("steady.mkv: variable", result.stderr)
+        with open(os.path.join(out, "frame_counts.csv")) as f:
+            self.assertEqual(f.read(), "video,frames\nsteady,20\nvarying,20\n")
+        self.assertEqual(len(os.listdir(os.path.join(out, "varying"))), 20)
+        with open(os.path.join(out, "crop.json")) as f:
+            record = json.load(f)["videos"]
+        self.assertEqual(record["varying"]["variable_frame_rate"],
+                         {"min_frame_interval_ms": 40.0, "max_frame_interval_ms": 100.0})
+        self.assertNotIn("variable_frame_rate", record["steady"])
 
     def write_video(self, path, frames_with_photo, count):
         photo = cv2.imread(PHOTO)
