@@ -191,47 +191,107 @@ void flush_folder(const fs::path& folder) {
   ::close(fd);
 }
 
-// The faces of a batch of frames `first`, `first + 1`, ...: near the tracked face where the
-// detector can look there cheaply, in the whole frame every `detect_every` frames and wherever
-// nothing was found near it.
+// Where the face search of a video stands between batches, and what it has done.
+struct SearchState {
+  long last_whole_frame;  // the frame last searched whole
+  long& searched_whole;
+  long& interpolated;
+};
+
+// The faces of frame `between`, `t` of the way from frame a's faces to frame b's: each face of a
+// that overlaps one of b's by at least half (the same face, moved a little) gives a box between
+// the two, scored as the lower of them. Empty when no face pairs up (a jump, a face lost).
+std::vector<FaceBox> interpolate_faces(const std::vector<FaceBox>& a, const std::vector<FaceBox>& b, float t) {
+  std::vector<FaceBox> faces;
+  for (const FaceBox& from : a) {
+    const FaceBox* to = nullptr;
+    float best = 0.5f;
+    for (const FaceBox& candidate : b) {
+      const float overlap = box_overlap(from.box, candidate.box);
+      if (overlap >= best) {
+        best = overlap;
+        to = &candidate;
+      }
+    }
+    if (!to) continue;
+    auto mix = [t](float x, float y) { return x + (y - x) * t; };
+    faces.push_back({cv::Rect2f(mix(from.box.x, to->box.x), mix(from.box.y, to->box.y),
+                                mix(from.box.width, to->box.width), mix(from.box.height, to->box.height)),
+                     std::min(from.score, to->score)});
+  }
+  return faces;
+}
+
+// The faces of a batch of frames `first`, `first + 1`, ...: where the detector can look near the
+// tracked face cheaply, the whole frame is searched every `detect_every` frames, and in between
+// only near the face on every `near_every`-th frame of the batch (and its last), the boxes of the
+// frames between interpolated (interpolate_faces) where both neighbours have the face; wherever
+// that fails the frame is searched near the face, and wherever nothing is found there, whole.
 std::vector<std::vector<FaceBox>> find_faces(FaceDetector& detector, const std::vector<cv::Mat>& frames, long first,
                                              const std::optional<cv::Rect2f>& tracked, int detect_every,
-                                             long& last_whole_frame, long& searched_whole) {
-  std::vector<std::vector<FaceBox>> faces(frames.size());
+                                             int near_every, SearchState& state) {
+  const size_t count = frames.size();
+  std::vector<std::vector<FaceBox>> faces(count);
   std::vector<size_t> whole;
-  if (detect_every > 1 && tracked && detector.detects_near()) {
-    std::vector<size_t> near;
-    long scheduled = last_whole_frame;
-    for (size_t i = 0; i < frames.size(); ++i) {
-      const long number = first + static_cast<long>(i);
-      if (number - scheduled >= detect_every) {
-        whole.push_back(i);
-        scheduled = number;
-      } else {
-        near.push_back(i);
-      }
-    }
-    std::vector<cv::Mat> near_frames;
-    for (size_t i : near) near_frames.push_back(frames[i]);
-    const auto found = detector.detect_near(near_frames, std::vector<cv::Rect2f>(near.size(), *tracked));
-    for (size_t j = 0; j < near.size(); ++j) {
-      if (found[j].empty()) {
-        whole.push_back(near[j]);
-      } else {
-        faces[near[j]] = found[j];
-      }
-    }
+  auto search_whole = [&] {
+    if (whole.empty()) return;
     std::sort(whole.begin(), whole.end());
-  } else {
-    for (size_t i = 0; i < frames.size(); ++i) whole.push_back(i);
+    std::vector<cv::Mat> whole_frames;
+    for (size_t i : whole) whole_frames.push_back(frames[i]);
+    const auto found = detector.detect_batch(whole_frames);
+    state.searched_whole += static_cast<long>(whole.size());
+    for (size_t j = 0; j < whole.size(); ++j) faces[whole[j]] = found[j];
+    state.last_whole_frame = std::max(state.last_whole_frame, first + static_cast<long>(whole.back()));
+    whole.clear();
+  };
+  if (!(detect_every > 1 && tracked && detector.detects_near())) {
+    for (size_t i = 0; i < count; ++i) whole.push_back(i);
+    search_whole();
+    return faces;
   }
-  if (whole.empty()) return faces;
-  std::vector<cv::Mat> whole_frames;
-  for (size_t i : whole) whole_frames.push_back(frames[i]);
-  const auto found = detector.detect_batch(whole_frames);
-  searched_whole += static_cast<long>(whole.size());
-  for (size_t j = 0; j < whole.size(); ++j) faces[whole[j]] = found[j];
-  last_whole_frame = std::max(last_whole_frame, first + static_cast<long>(whole.back()));
+  auto search_near = [&](const std::vector<size_t>& which) {
+    if (which.empty()) return;
+    std::vector<cv::Mat> near_frames;
+    for (size_t i : which) near_frames.push_back(frames[i]);
+    const auto found = detector.detect_near(near_frames, std::vector<cv::Rect2f>(which.size(), *tracked));
+    for (size_t j = 0; j < which.size(); ++j) {
+      if (found[j].empty()) {
+        whole.push_back(which[j]);
+      } else {
+        faces[which[j]] = found[j];
+      }
+    }
+  };
+  std::vector<size_t> near, skipped;
+  long scheduled = state.last_whole_frame;
+  for (size_t i = 0; i < count; ++i) {
+    const long number = first + static_cast<long>(i);
+    if (number - scheduled >= detect_every) {
+      whole.push_back(i);
+      scheduled = number;
+    } else if (near_every > 1 && i % static_cast<size_t>(near_every) != 0 && i + 1 < count) {
+      skipped.push_back(i);
+    } else {
+      near.push_back(i);
+    }
+  }
+  search_near(near);
+  search_whole();
+  std::vector<size_t> retry;
+  for (size_t i : skipped) {
+    // The nearest frames searched on either side: the batch's first and last always are.
+    size_t a = i, b = i;
+    while (std::binary_search(skipped.begin(), skipped.end(), a)) --a;  // frame 0 is never skipped
+    while (std::binary_search(skipped.begin(), skipped.end(), b)) ++b;
+    faces[i] = interpolate_faces(faces[a], faces[b], static_cast<float>(i - a) / static_cast<float>(b - a));
+    if (faces[i].empty()) {
+      retry.push_back(i);
+    } else {
+      ++state.interpolated;
+    }
+  }
+  search_near(retry);
+  search_whole();
   return faces;
 }
 
@@ -522,8 +582,10 @@ std::vector<FaceFrame> VideoFaces::next() {
   auto stage = Clock::now();
   // Several people: every frame is searched whole (the near search follows one face).
   const bool people = options_.max_people > 1;
+  SearchState search{last_whole_frame_, result_.frames_searched_whole, result_.frames_interpolated};
   const auto faces = find_faces(detector_, batch.frames, first, people ? std::nullopt : track_.last(),
-                                options_.detect_every, last_whole_frame_, result_.frames_searched_whole);
+                                options_.detect_every, options_.near_every, search);
+  last_whole_frame_ = search.last_whole_frame;
   result_.detect_seconds += seconds_since(stage);
   std::vector<FaceFrame> frames;
   std::vector<size_t> to_cut, frame_of;  // the frames with a face, and their place in the batch
@@ -691,9 +753,10 @@ class CropProgress {
 
 void log_cropped(const CroppedVideo& video, const std::string& people) {
   spdlog::info(
-      "{}: {} frames ({} searched whole), {} with a face ({} with several{}), {:.1f} frames/s (seconds: decode {:.2f} "
+      "{}: {} frames ({} searched whole, {} interpolated), {} with a face ({} with several{}), {:.1f} frames/s "
+      "(seconds: decode {:.2f} "
       "on its own thread, detect {:.2f}, landmarks {:.2f}, descriptors {:.2f}, crop+write {:.2f})",
-      video.name, video.frames_decoded, video.frames_searched_whole, video.frames_with_face,
+      video.name, video.frames_decoded, video.frames_searched_whole, video.frames_interpolated, video.frames_with_face,
       video.frames_with_several_faces, people, video.frames_decoded / std::max(video.total_seconds, 1e-9),
       video.decode_seconds, video.detect_seconds, video.landmark_seconds, video.descriptor_seconds,
       video.crop_seconds + video.write_seconds);
@@ -841,6 +904,7 @@ FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipeline
   crop.margin = options.pipeline.margin.value_or(
       set_default.margin.value_or(crop.style == CropStyle::kAligned ? 0.0f : 0.1f));
   crop.detect_every = options.detect_every;
+  crop.near_every = options.near_every;
   crop.batch_frames = options.batch_frames;
   crop.jpeg_quality = options.jpeg_quality;
   if (detector == DetectorKind::kYuNet && options.yunet_model.empty()) {
@@ -873,9 +937,9 @@ FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipeline
   }
   finder.threads = options.threads;
   finder.description =
-      fmt::format("{}, {} crops {} px, margin {}, detect every {}, batches of {}, {} thread(s), JPEG {}",
+      fmt::format("{}, {} crops {} px, margin {}, detect every {}, near every {}, batches of {}, {} thread(s), JPEG {}",
                   finder.detector->description(), name_of(kCropStyleNames, crop.style), crop.size, crop.margin,
-                  crop.detect_every, crop.batch_frames, options.threads, crop.jpeg_quality);
+                  crop.detect_every, crop.near_every, crop.batch_frames, options.threads, crop.jpeg_quality);
   if (crop.max_people > 1) finder.description += fmt::format(", up to {} people", crop.max_people);
   if (!crop.face_models.empty()) finder.description += ", " + crop.face_models;
   return finder;
@@ -985,6 +1049,8 @@ void write_crop_record(const fs::path& output, const std::vector<CroppedVideo>& 
                                     {"margin", std::stod(fmt::format("{}", options.margin))},
                                     {"jpeg_quality", options.jpeg_quality},
                                     {"detect_every", options.detect_every},
+                                    {"near_every", options.near_every},
+                                    {"frames_interpolated", video.frames_interpolated},
                                     {"frames_expected", video.frames_expected},
                                     {"frames_decoded", video.frames_decoded},
                                     {"frames_with_face", video.frames_with_face},

@@ -154,6 +154,10 @@ struct CropOptions {
   // With a detector that detects_near(): the whole frame is searched every this many frames
   // (and whenever the tracked face is not found near its last box); 1: every frame.
   int detect_every = 1;
+  // Between those searches only every this many frames of a batch (and its first and last) are
+  // searched near the face; the boxes of the frames between are interpolated where the searched
+  // frames on both sides found the face (and searched where not); 1: every frame is searched.
+  int near_every = 1;
   // With more than 1, up to this many people are followed (PeopleTracker), each with crops of
   // their own; 1 keeps one face per video (FaceTrack).
   int max_people = 1;
@@ -171,7 +175,8 @@ struct CroppedVideo {
   long frames_decoded = 0;
   long frames_with_face = 0;  // with `--faces N`: frames where this person was found
   long frames_with_several_faces = 0;
-  long frames_searched_whole = 0;  // the others were searched only near the tracked face
+  long frames_searched_whole = 0;  // the others were searched only near the tracked face, or interpolated
+  long frames_interpolated = 0;    // boxes interpolated between searched frames (CropOptions::near_every)
   // The shortest and longest time between two decoded frames, from the container's presentation
   // times (0: it gives none).
   double min_frame_interval_ms = 0, max_frame_interval_ms = 0;

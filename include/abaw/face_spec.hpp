@@ -49,6 +49,7 @@ struct FaceFinderOptions {
   int min_face = 40;
   float score_threshold = -1.0f;  // < 0: the detector's default
   int detect_every = 10;
+  int near_every = 2;  // `--near-every`: CropOptions::near_every
   int max_people = 1;  // `crop --faces N`: people followed per video
   int batch_frames = 8;
   int threads = 1;  // LibTorch threads of the face models (`crop --threads`, `run --face-threads`)

@@ -57,6 +57,13 @@ std::function<void()> add_face_options(CLI::App& command, FaceFinderOptions& opt
                   "(a region 1.5 times its side, at 160 pixels; the whole frame again wherever it is not found there); 1: every frame")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  command
+      .add_option("--near-every", options.near_every,
+                  "tiny, between whole-frame searches: search near the face only on every K-th frame and "
+                  "interpolate the box on the frames between, where the searched frames on both sides found "
+                  "the face (elsewhere the frame is searched); 1: every frame")
+      ->check(CLI::Range(1, 8))
+      ->capture_default_str();
   command.add_option("--yunet-model", options.yunet_model, "YuNet ONNX file (2023 layout, 640x640 input)")
       ->check(CLI::ExistingFile);
   command.add_option("--cascade", options.cascade, "Haar cascade XML (default: Debian's frontal-face cascade)")
