@@ -99,6 +99,26 @@ VideoFileSource::VideoFileSource(const std::vector<fs::path>& inputs, FaceFinder
   }
 }
 
+namespace {
+
+// A frame list's (or annotations') rows of the videos `wanted` keeps, each video's entry in
+// `entries` made or extended to the last frame the rows name.
+void keep_listed_rows(TaskRows& task_rows, const std::function<bool(const std::string&)>& wanted,
+                      std::map<std::string, VideoEntry>& entries) {
+  task_rows.rows.erase(std::remove_if(task_rows.rows.begin(), task_rows.rows.end(),
+                                      [&](const FrameRow& row) { return !wanted(row.video); }),
+                       task_rows.rows.end());
+  for (const FrameRow& row : task_rows.rows) {
+    VideoEntry& entry = entries[row.video];
+    entry.name = row.video;
+    long& frames = entry.task_frames[task_rows.task];
+    frames = std::max(frames, row.frame);
+    entry.frames = std::max(entry.frames, frames);
+  }
+}
+
+}  // namespace
+
 VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std::string>& videos) const {
   if (finder_.crop.max_people > 1) return index_people(rows, videos);
   for (const auto& name : videos) VideoName::checked(name, "--only");
@@ -111,16 +131,7 @@ VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std
     task_rows.task = task;
     if (auto listed = listed_rows(rows, task)) {
       task_rows = std::move(*listed);
-      task_rows.rows.erase(std::remove_if(task_rows.rows.begin(), task_rows.rows.end(),
-                                          [&](const FrameRow& row) { return !wanted(row.video); }),
-                           task_rows.rows.end());
-      for (const FrameRow& row : task_rows.rows) {
-        VideoEntry& entry = entries[row.video];
-        entry.name = row.video;
-        long& frames = entry.task_frames[task];
-        frames = std::max(frames, row.frame);
-        entry.frames = std::max(entry.frames, frames);
-      }
+      keep_listed_rows(task_rows, wanted, entries);
     } else {
       // Every frame the video decodes gets a row; the count is known once it has been decoded.
       task_rows.source = RowSource::kCrops;
@@ -224,16 +235,7 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
     task_rows.task = task;
     if (listed[task]) {
       task_rows = std::move(*listed[task]);
-      task_rows.rows.erase(std::remove_if(task_rows.rows.begin(), task_rows.rows.end(),
-                                          [&](const FrameRow& row) { return !wanted(row.video); }),
-                           task_rows.rows.end());
-      for (const FrameRow& row : task_rows.rows) {
-        VideoEntry& entry = entries[row.video];
-        entry.name = row.video;
-        long& frames = entry.task_frames[task];
-        frames = std::max(frames, row.frame);
-        entry.frames = std::max(entry.frames, frames);
-      }
+      keep_listed_rows(task_rows, wanted, entries);
       if (task_rows.rows.empty()) {
         throw Error(ErrorKind::kInput,
                     std::string("no ") + task_name(task) + " rows to predict" +

@@ -1,5 +1,6 @@
 // `crop`: turn plain videos into the Aff-Wild2 crop layout. Every frame is decoded, one face is
-// tracked per video, and a square crop with a margin is written as `<video>/00001.jpg` (1-based);
+// tracked per video (with `--faces N` up to N people, each into a folder of their own), and a
+// square (or aligned) crop with a margin is written as `<video>/00001.jpg` (1-based);
 // frames without a face get no file, as in Aff-Wild2. The frame count and the boxes are written
 // too, so a later `run` knows every frame, gaps included. A video folder only ever holds one crop
 // run: a video is cropped into a hidden staging folder that replaces the old folder when done.

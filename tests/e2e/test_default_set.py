@@ -329,6 +329,18 @@ class RunVideos(unittest.TestCase):
     def submission(self, out):
         return read_bytes(os.path.join(self.work, out, "submission", "EXPR.txt"))
 
+    def assert_same_crops(self, saved, crops, names):
+        """`--save-crops` wrote the crop files, boxes CSVs and frame counts that `crop` wrote."""
+        for name in names:
+            self.assertEqual(sorted(os.listdir(os.path.join(saved, name))), sorted(os.listdir(os.path.join(crops, name))))
+            for crop in os.listdir(os.path.join(crops, name)):
+                self.assertEqual(read_bytes(os.path.join(saved, name, crop)), read_bytes(os.path.join(crops, name, crop)),
+                                 crop)
+            self.assertEqual(read_bytes(os.path.join(saved, name + ".boxes.csv")),
+                             read_bytes(os.path.join(crops, name + ".boxes.csv")))
+        self.assertEqual(read_bytes(os.path.join(saved, "frame_counts.csv")),
+                         read_bytes(os.path.join(crops, "frame_counts.csv")))
+
     def test_same_as_crop_then_run_and_saved_crops_reproduce_it(self):
         crops = os.path.join(self.work, "crops")
         r = tool("crop", "--videos", self.videos, "--output", crops, "--face-models", self.faces)
@@ -345,16 +357,7 @@ class RunVideos(unittest.TestCase):
             frames = sum(int(line.split(",")[1]) for line in f.readlines()[1:])
         self.assertEqual(direct.decode().count("\n"), frames + 1)
         # The saved crops are the files `crop` writes, and `run --crops` on them predicts the same.
-        for clip in self.CLIPS:
-            name = os.path.splitext(clip)[0]
-            self.assertEqual(sorted(os.listdir(os.path.join(saved, name))), sorted(os.listdir(os.path.join(crops, name))))
-            for crop in os.listdir(os.path.join(crops, name)):
-                self.assertEqual(read_bytes(os.path.join(saved, name, crop)), read_bytes(os.path.join(crops, name, crop)),
-                                 crop)
-            self.assertEqual(read_bytes(os.path.join(saved, name + ".boxes.csv")),
-                             read_bytes(os.path.join(crops, name + ".boxes.csv")))
-        self.assertEqual(read_bytes(os.path.join(saved, "frame_counts.csv")),
-                         read_bytes(os.path.join(crops, "frame_counts.csv")))
+        self.assert_same_crops(saved, crops, [os.path.splitext(clip)[0] for clip in self.CLIPS])
         r = tool("run", "--model-set", SET, "--crops", saved, "--output", os.path.join(self.work, "reread"))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.submission("reread"), direct)
@@ -460,15 +463,7 @@ class RunVideos(unittest.TestCase):
         rows = [line.split(",")[0] for line in direct.decode().splitlines()[1:]]
         self.assertEqual(rows, ["pair_left/%05d.jpg" % i for i in range(1, 91)] +
                          ["pair_right/%05d.jpg" % i for i in range(1, 91)])
-        for name in ("pair_left", "pair_right"):
-            self.assertEqual(sorted(os.listdir(os.path.join(saved, name))), sorted(os.listdir(os.path.join(crops, name))))
-            for crop in os.listdir(os.path.join(crops, name)):
-                self.assertEqual(read_bytes(os.path.join(saved, name, crop)), read_bytes(os.path.join(crops, name, crop)),
-                                 crop)
-            self.assertEqual(read_bytes(os.path.join(saved, name + ".boxes.csv")),
-                             read_bytes(os.path.join(crops, name + ".boxes.csv")))
-        self.assertEqual(read_bytes(os.path.join(saved, "frame_counts.csv")),
-                         read_bytes(os.path.join(crops, "frame_counts.csv")))
+        self.assert_same_crops(saved, crops, ["pair_left", "pair_right"])
         # A frame list names people as Aff-Wild2 does; one nobody is fails alone.
         frame_list = os.path.join(self.work, "PAIR_EXPR.txt")
         with open(frame_list, "w") as f:
