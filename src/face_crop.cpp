@@ -203,30 +203,6 @@ struct SearchState {
   long& interpolated;
 };
 
-// The faces of frame `between`, `t` of the way from frame a's faces to frame b's: each face of a
-// that overlaps one of b's by at least half (the same face, moved a little) gives a box between
-// the two, scored as the lower of them. Empty when no face pairs up (a jump, a face lost).
-std::vector<FaceBox> interpolate_faces(const std::vector<FaceBox>& a, const std::vector<FaceBox>& b, float t) {
-  std::vector<FaceBox> faces;
-  for (const FaceBox& from : a) {
-    const FaceBox* to = nullptr;
-    float best = 0.5f;
-    for (const FaceBox& candidate : b) {
-      const float overlap = box_overlap(from.box, candidate.box);
-      if (overlap >= best) {
-        best = overlap;
-        to = &candidate;
-      }
-    }
-    if (!to) continue;
-    auto mix = [t](float x, float y) { return x + (y - x) * t; };
-    faces.push_back({cv::Rect2f(mix(from.box.x, to->box.x), mix(from.box.y, to->box.y),
-                                mix(from.box.width, to->box.width), mix(from.box.height, to->box.height)),
-                     std::min(from.score, to->score)});
-  }
-  return faces;
-}
-
 // The faces of a batch of frames `first`, `first + 1`, ...: where the detector can look near the
 // tracked face cheaply, the whole frame is searched every `detect_every` frames, and in between
 // only near the face on every `near_every`-th frame of the batch (and its last), the boxes of the
@@ -306,6 +282,27 @@ float box_overlap(const cv::Rect2f& a, const cv::Rect2f& b) {
   const float intersection = (a & b).area();
   const float united = a.area() + b.area() - intersection;
   return united > 0 ? intersection / united : 0.0f;
+}
+
+std::vector<FaceBox> interpolate_faces(const std::vector<FaceBox>& a, const std::vector<FaceBox>& b, float t) {
+  std::vector<FaceBox> faces;
+  for (const FaceBox& from : a) {
+    const FaceBox* to = nullptr;
+    float best = 0.5f;
+    for (const FaceBox& candidate : b) {
+      const float overlap = box_overlap(from.box, candidate.box);
+      if (overlap >= best) {
+        best = overlap;
+        to = &candidate;
+      }
+    }
+    if (!to) continue;
+    auto mix = [t](float x, float y) { return x + (y - x) * t; };
+    faces.push_back({cv::Rect2f(mix(from.box.x, to->box.x), mix(from.box.y, to->box.y),
+                                mix(from.box.width, to->box.width), mix(from.box.height, to->box.height)),
+                     std::min(from.score, to->score)});
+  }
+  return faces;
 }
 
 std::unique_ptr<FaceDetector> make_haar_detector(const fs::path& cascade_file, int min_face) {

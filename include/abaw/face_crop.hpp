@@ -31,6 +31,12 @@ struct FaceBox {
 // Intersection over union of two boxes (0 when both are empty).
 float box_overlap(const cv::Rect2f& a, const cv::Rect2f& b);
 
+// The faces of a frame `t` (0..1) of the way from one searched frame's faces `a` to a later
+// one's `b` (`--near-every`): each face of `a` that overlaps one of `b` by at least half (the same
+// face, moved a little) gives the box between the two, scored as the lower of them. Empty when
+// no face pairs up (a jump, a face lost): that frame is then searched.
+std::vector<FaceBox> interpolate_faces(const std::vector<FaceBox>& a, const std::vector<FaceBox>& b, float t);
+
 // A face detector: Haar cascade (no model download), a YuNet ONNX file, or face-api's
 // TinyFaceDetector (face_models.hpp).
 class FaceDetector {

@@ -117,9 +117,10 @@ TEST_F(RunParser, VideosInsteadOfCropsWithFaceOptions) {
     parse_args(app, args);
   };
   run({"--videos", (dir_ / "clips").string(), (dir_ / "clips/a.mp4").string(), "--style", "aligned", "--size",
-       "96", "--save-crops", (dir_ / "saved").string(), "--faces", "2"});
+       "96", "--save-crops", (dir_ / "saved").string(), "--faces", "2", "--near-every", "3"});
   EXPECT_EQ(options.video_inputs.size(), 2u);
   EXPECT_EQ(options.faces.max_people, 2);
+  EXPECT_EQ(options.faces.near_every, 3);
   EXPECT_EQ(options.faces.pipeline.style, CropStyle::kAligned);
   EXPECT_EQ(options.faces.pipeline.size, 96);
   EXPECT_FALSE(options.faces.pipeline.detector.has_value());  // unset: the manifest's, else tiny
@@ -141,6 +142,7 @@ TEST_F(RunParser, VideosInsteadOfCropsWithFaceOptions) {
   EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--detector", "mtcnn"}), CLI::ValidationError);
   EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--faces", "0"}), CLI::ValidationError);
   EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--faces", "17"}), CLI::ValidationError);
+  EXPECT_THROW(run({"--videos", (dir_ / "clips").string(), "--near-every", "0"}), CLI::ValidationError);
 }
 
 // `merge` shares run's rows options: a repeated task is refused there too (it kept the last).

@@ -1,8 +1,10 @@
-// `crop --faces N`: PeopleTracker keeps each person's identity through a swap of places, a
-// person leaving and coming back, a false detection and a turned head, and the folders are named
-// as Aff-Wild2 names them. Descriptors here are made-up points: people far apart (1.0), a
-// person's frames close together, as face-api's descriptors of real faces are
-// (tests/e2e/test_face_models.py); the real thing runs in tests/e2e/test_crop.py.
+// Following faces through a video. `--near-every`: boxes interpolated between searched frames.
+// `--faces N`: PeopleTracker keeps each person's identity through a swap of places, a person
+// leaving and coming back, a false detection and a turned head, and the folders are named as
+// Aff-Wild2 names them. Descriptors here are made-up points: people far apart (1.0), a person's
+// frames close together, as face-api's descriptors of real faces are
+// (tests/e2e/test_face_models.py); real clips run in tests/e2e/test_face_models.py (`crop`) and
+// tests/e2e/test_default_set.py (`run --videos`).
 #include "abaw/face_crop.hpp"
 
 #include <gtest/gtest.h>
@@ -96,6 +98,21 @@ TEST(PeopleTracker, ATurnedHeadInPlaceStaysTheSamePerson) {
   EXPECT_EQ(tracker.assign(40, {{kRight, 0.9f}}, {descriptor(0, 0.7f)}), std::vector<int>{0});
   // Someone else entirely: nobody's.
   EXPECT_EQ(tracker.assign(41, {{kRight, 0.9f}}, {descriptor(3)}), std::vector<int>{-1});
+}
+
+TEST(InterpolateFaces, BoxesBetweenTheSameFaceOnBothSides) {
+  const std::vector<FaceBox> a{{cv::Rect2f(100, 100, 50, 50), 0.9f}, {cv::Rect2f(400, 100, 60, 60), 0.8f}};
+  // b: the first face moved by 8 pixels and grown by 4, the second gone, a new one elsewhere.
+  const std::vector<FaceBox> b{{cv::Rect2f(700, 300, 50, 50), 0.95f}, {cv::Rect2f(108, 100, 54, 54), 0.7f}};
+  const std::vector<FaceBox> between = interpolate_faces(a, b, 0.25f);
+  ASSERT_EQ(between.size(), 1u);
+  EXPECT_FLOAT_EQ(between[0].box.x, 102.0f);
+  EXPECT_FLOAT_EQ(between[0].box.y, 100.0f);
+  EXPECT_FLOAT_EQ(between[0].box.width, 51.0f);
+  EXPECT_FLOAT_EQ(between[0].score, 0.7f);  // the lower of the two
+  // A jump (less than half overlapping) or a face lost on one side: nothing to interpolate.
+  EXPECT_TRUE(interpolate_faces(a, {{cv::Rect2f(140, 100, 50, 50), 0.9f}}, 0.5f).empty());
+  EXPECT_TRUE(interpolate_faces(a, {}, 0.5f).empty());
 }
 
 TEST(PeopleTracker, FolderNamesAreAffWild2s) {
