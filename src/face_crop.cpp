@@ -662,6 +662,19 @@ std::vector<FaceFrame> VideoFaces::next() {
   return frames;
 }
 
+std::string person_boxes_csv(const std::vector<FaceFrame>& found, long frames, const CropOptions& options) {
+  std::string csv = boxes_csv_header(options);
+  size_t next = 0;
+  for (long f = 1; f <= frames; ++f) {
+    if (next < found.size() && found[next].number == f) {
+      csv += boxes_csv_line(found[next++], options);
+    } else {
+      csv += boxes_csv_line(FaceFrame{f, -1, std::nullopt, {}, {}}, options);
+    }
+  }
+  return csv;
+}
+
 cv::Mat cut_face(const cv::Mat& bgr, const FaceFrame& face, const CropOptions& options) {
   if (options.style == CropStyle::kAligned) return aligned_crop(bgr, face.points, options.size, options.margin);
   return square_crop(bgr, face.face->box, options.margin, options.size);
@@ -859,8 +872,8 @@ std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detec
   const auto start = Clock::now();
   VideoFaces faces(video, detector, options);
   const std::string name = faces.counts().name;
-  std::map<int, std::unique_ptr<CropFolderWriter>> writers;        // by person
-  std::map<int, std::vector<std::pair<long, std::string>>> lines;  // by person: frame, boxes line
+  std::map<int, std::unique_ptr<CropFolderWriter>> writers;  // by person
+  std::map<int, std::vector<FaceFrame>> found_on;            // by person: where they were found, no crop
   CropProgress progress(start);
   double write_seconds = 0;
   {
@@ -873,8 +886,8 @@ std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detec
           writer = std::make_unique<CropFolderWriter>(
               options.output, VideoName::checked(name + "_person" + std::to_string(frame.person + 1), video.string()));
         }
-        lines[frame.person].emplace_back(frame.number, faces.boxes_line(frame));
         crops.add(*writer, frame.number, std::move(frame.crop));
+        found_on[frame.person].push_back(std::move(frame));
       }
       progress.update(faces.counts());
     }
@@ -888,9 +901,7 @@ std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detec
   if (people.empty()) {
     // Nobody stayed long enough to count: the video's folder is written empty, as with one face.
     CropFolderWriter writer(options.output, VideoName::checked(name, video.string()));
-    std::string boxes = faces.boxes_header();
-    for (long f = 1; f <= frames; ++f) boxes += faces.boxes_line(FaceFrame{f, -1, std::nullopt, {}, {}});
-    writer.commit(boxes);
+    writer.commit(person_boxes_csv({}, frames, options));
     results.push_back(faces.counts());
     results.back().frames_with_face = 0;
     if (faces.counts().frames_with_face > 0) {
@@ -901,15 +912,8 @@ std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detec
   }
   for (size_t k = 0; k < people.size(); ++k) {
     const auto& [person, folder] = people[k];
-    std::string boxes = faces.boxes_header();
-    long f = 1;
-    for (const auto& [number, line] : lines[person]) {
-      for (; f < number; ++f) boxes += faces.boxes_line(FaceFrame{f, -1, std::nullopt, {}, {}});
-      boxes += line;
-      f = number + 1;
-    }
-    for (; f <= frames; ++f) boxes += faces.boxes_line(FaceFrame{f, -1, std::nullopt, {}, {}});
-    writers[person]->commit(boxes, VideoName::checked(folder, video.string()));
+    writers[person]->commit(person_boxes_csv(found_on[person], frames, options),
+                            VideoName::checked(folder, video.string()));
     CroppedVideo result = faces.counts();
     result.name = folder;
     result.frames_with_face = found[person].frames;

@@ -496,16 +496,7 @@ CroppedVideo VideoFileSource::stream_person(const VideoEntry& video, size_t batc
   counts.write_seconds = write_seconds;
   counts.total_seconds += seconds_since(start);
   if (writer) {
-    std::string boxes = boxes_csv_header(finder_.crop);
-    size_t at = 0;
-    for (long f = 1; f <= counts.frames_decoded; ++f) {
-      if (at < found.size() && found[at].number == f) {
-        boxes += boxes_csv_line(found[at++], finder_.crop);
-      } else {
-        boxes += boxes_csv_line(FaceFrame{f, -1, std::nullopt, {}, {}}, finder_.crop);
-      }
-    }
-    writer->commit(boxes);
+    writer->commit(person_boxes_csv(found, counts.frames_decoded, finder_.crop));
     write_frame_counts(*save_crops_, {counts});
     write_crop_record(*save_crops_, {counts}, finder_.crop);
   }

@@ -214,6 +214,10 @@ struct FaceFrame {
 std::string boxes_csv_header(const CropOptions& options);
 std::string boxes_csv_line(const FaceFrame& frame, const CropOptions& options);
 
+// The boxes CSV of one person followed with `--faces N`: a line for each of the video's `frames`,
+// from `found` (the frames where they were found, in order) or empty.
+std::string person_boxes_csv(const std::vector<FaceFrame>& found, long frames, const CropOptions& options);
+
 // One video's frames, streamed: decoded on a thread of their own (at most two batches ahead, so
 // memory stays bounded however long the video), then `batch_frames` at a time the faces found,
 // one face tracked (FaceTrack) and its crop cut. `crop` writes these crops as files; `run
