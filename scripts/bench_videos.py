@@ -11,8 +11,9 @@ more than the wall time), its peak resident memory, and the same for `crop` foll
     /usr/bin/python3 scripts/bench_videos.py                 # liveportrait_s18 and _d6
     /usr/bin/python3 scripts/bench_videos.py --long 30       # also a 30-minute video: peak memory
 
---long N concatenates the shared clips (scaled to 480x480, 30 frames/s) into an N-minute video
-with OpenCV and reports peak memory of one run on it against one on a single clip.
+--long N concatenates the shared clips (scaled to 480x480, 30 frames/s) with OpenCV, once and
+over and over into an N-minute video, and reports the peak memory of one run on each against one
+on a single clip: memory flat with a video's length shows as equal peaks for the same content.
 
 Needs OpenCV's Python module for --long (Debian's /usr/bin/python3). The numbers are
 measured on this machine's CPUs; set OPENBLAS_CORETYPE as the machine needs (these: Haswell).
@@ -59,12 +60,15 @@ def read(path):
 
 
 def make_long_video(path, minutes):
+    """The clips, scaled to 480x480, one after the other and again until `minutes` at 30 frames/s
+    (0: each clip once). Returns the frame count."""
     import cv2
     clips = sorted(os.path.join(CLIPS, f) for f in os.listdir(CLIPS) if f.endswith(".mp4"))
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (480, 480))
     if not writer.isOpened():
         raise SystemExit("error: OpenCV cannot write mp4v here")
-    frames, target = 0, int(minutes * 60 * 30)
+    frames, target = 0, int(minutes * 60 * 30) if minutes > 0 else sys.maxsize
+    once = minutes <= 0
     while frames < target:
         for clip in clips:
             capture = cv2.VideoCapture(clip)
@@ -75,6 +79,8 @@ def make_long_video(path, minutes):
                 ok, frame = capture.read()
             if frames >= target:
                 break
+        if once:
+            break
     writer.release()
     return frames
 
@@ -125,12 +131,15 @@ def main(argv=None):
             print(f"| {name} | {frames} | {frames / wall:.0f} | {split} | {summary['peak_rss_mb']:.0f} | "
                   f"{frames / wall2:.0f} | {'yes' if same else 'NO'} |", flush=True)
         if args.long > 0:
-            long_video = os.path.join(work, "long.mp4")
+            # The same content once and over and over: memory flat with length means equal peaks.
+            once_video, long_video = os.path.join(work, "once.mp4"), os.path.join(work, "long.mp4")
+            make_long_video(once_video, 0)
             frames = make_long_video(long_video, args.long)
-            print(f"\n{args.long:g}-minute video: {frames} frames (480x480, 30 frames/s)")
+            print(f"\nthe clips once (once.mp4) and for {args.long:g} minutes (long.mp4, {frames} frames), "
+                  "480x480, 30 frames/s")
             print("| video | frames | wall (s) | frames/s | peak RSS (MB) |")
             print("|---|---|---|---|---|")
-            for video in (args.videos[-1], long_video):
+            for video in (args.videos[-1], once_video, long_video):
                 out = os.path.join(work, "memory")
                 shutil.rmtree(out, ignore_errors=True)
                 wall = timed([args.tool, "run", "--model-set", args.model_set, "--videos", video, "--output", out,

@@ -4,7 +4,8 @@
 
 #include <cstring>
 #include <fstream>
-#include <iterator>
+#include <algorithm>
+#include <vector>
 
 #include "abaw/error.hpp"
 #include "abaw/frame_names.hpp"
@@ -23,29 +24,28 @@ void put(std::string& out, const T& value) {
   out.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
-// Reads fixed-size values from a byte buffer; any read past the end marks it truncated.
+// Reads fixed-size values from a file, `left` bytes at most; any read past them marks it truncated.
 class Reader {
  public:
-  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  Reader(std::istream& in, uint64_t left) : in_(in), left_(left) {}
   template <typename T>
   bool get(T* value) {
-    if (offset_ + sizeof(T) > bytes_.size()) return false;
-    std::memcpy(value, bytes_.data() + offset_, sizeof(T));
-    offset_ += sizeof(T);
+    return get_bytes(value, sizeof(T));
+  }
+  bool get_bytes(void* out, uint64_t size) {
+    if (size > left_ || !in_.read(static_cast<char*>(out), static_cast<std::streamsize>(size))) return false;
+    left_ -= size;
     return true;
   }
-  bool get_bytes(void* out, size_t size) {
-    if (size > bytes_.size() - offset_) return false;
-    std::memcpy(out, bytes_.data() + offset_, size);
-    offset_ += size;
-    return true;
-  }
-  size_t offset() const { return offset_; }
+  uint64_t left() const { return left_; }
 
  private:
-  const std::string& bytes_;
-  size_t offset_ = 0;
+  std::istream& in_;
+  uint64_t left_;
 };
+
+// Rows read or written per piece: the entry of a long video is never whole in memory.
+constexpr size_t kRowsPerPiece = 1024;
 
 }  // namespace
 
@@ -108,17 +108,36 @@ uint64_t crop_files_key(const VideoEntry& video) {
   return hash;
 }
 
-std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64_t input_key,
+std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64_t input_key, FeatureRows rows,
                                                  bool crops_unknown) const {
   const fs::path file = file_for(video);
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto reject = [&](const std::string& why) -> std::optional<CachedFeatures> {
     spdlog::warn("{}: {}; recomputing", file.string(), why);
     return std::nullopt;
   };
-  Reader r(bytes);
+  // The checksum first, a piece at a time: nothing of a corrupt entry is believed.
+  uint64_t sum = fnv1a(nullptr, 0), stored_sum = 0, size = 0;
+  {
+    std::vector<char> piece(1 << 20);
+    std::vector<char> last;  // the final 8 bytes seen so far
+    while (in.read(piece.data(), static_cast<std::streamsize>(piece.size())) || in.gcount() > 0) {
+      const size_t got = static_cast<size_t>(in.gcount());
+      last.insert(last.end(), piece.begin(), piece.begin() + static_cast<long>(got));
+      if (last.size() > sizeof stored_sum) {
+        const size_t settled = last.size() - sizeof stored_sum;
+        sum = fnv1a(last.data(), settled, sum);
+        last.erase(last.begin(), last.begin() + static_cast<long>(settled));
+      }
+      size += got;
+    }
+    if (last.size() < sizeof stored_sum) return reject("truncated");
+    std::memcpy(&stored_sum, last.data(), sizeof stored_sum);
+  }
+  in.clear();
+  in.seekg(0);
+  Reader r(in, size - sizeof stored_sum);
   char magic[8];
   uint32_t version = 0, dim = 0;
   uint64_t encoder = 0, crops = 0, count = 0;
@@ -127,10 +146,7 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64
   if (!r.get(&version) || version != kVersion) return reject("cache format version differs");
   if (!r.get(&encoder) || !r.get(&crops) || !r.get(&dim) || !r.get(&frames) || !r.get(&count))
     return reject("truncated");
-  if (bytes.size() < sizeof(uint64_t)) return reject("truncated");
-  uint64_t stored_sum = 0;
-  std::memcpy(&stored_sum, bytes.data() + bytes.size() - sizeof stored_sum, sizeof stored_sum);
-  if (fnv1a(bytes.data(), bytes.size() - sizeof stored_sum) != stored_sum) return reject("checksum mismatch (corrupt)");
+  if (sum != stored_sum) return reject("checksum mismatch (corrupt)");
   if (encoder != encoder_key_ || dim != static_cast<uint32_t>(feature_dim_)) {
     spdlog::info("{}: made by another encoder or preprocessing; recomputing", file.string());
     return std::nullopt;
@@ -141,7 +157,7 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64
   }
   CachedFeatures features;
   features.frames = static_cast<long>(frames);
-  if (count > bytes.size()) return reject("truncated");  // before allocating per crop
+  if (count > r.left()) return reject("truncated");  // before allocating per crop
   features.readable.resize(count);
   features.crop_frames.resize(count);
   for (uint64_t i = 0; i < count; ++i) {
@@ -150,15 +166,31 @@ std::optional<CachedFeatures> FeatureCache::load(const VideoEntry& video, uint64
     if (!crops_unknown && frame != video.crops[i].frame) return reject("frame numbers differ from the crops");
     features.crop_frames[i] = static_cast<long>(frame);
   }
-  features.rows.resize(count * dim);
-  if (!r.get_bytes(features.rows.data(), features.rows.size() * sizeof(float))) return reject("truncated");
-  if (r.offset() + sizeof stored_sum != bytes.size()) return reject("unexpected trailing bytes");
+  if (count * dim * sizeof(float) != r.left()) {
+    return reject(count * dim * sizeof(float) > r.left() ? "truncated" : "unexpected trailing bytes");
+  }
+  features.rows = std::move(rows);
+  features.rows.resize(count);
+  std::vector<float> piece(kRowsPerPiece * dim);
+  for (uint64_t first = 0; first < count; first += kRowsPerPiece) {
+    const uint64_t n = std::min<uint64_t>(kRowsPerPiece, count - first);
+    if (!r.get_bytes(piece.data(), n * dim * sizeof(float))) return reject("truncated");
+    for (uint64_t i = 0; i < n; ++i) features.rows.set(first + i, piece.data() + i * dim);
+  }
   return features;
 }
 
-void FeatureCache::store(const VideoEntry& video, uint64_t input_key, const CachedFeatures& features) const {
+void FeatureCache::store(const VideoEntry& video, uint64_t input_key, const FeatureRows& rows,
+                         const std::vector<uint8_t>& readable) const {
+  // Checksummed: a cut entry is recomputed, so a process kill is all it must survive.
+  AtomicFile file(file_for(video), Durability::kProcessKill);
+  uint64_t sum = fnv1a(nullptr, 0);
+  auto write = [&](const std::string& bytes) {
+    sum = fnv1a(bytes.data(), bytes.size(), sum);
+    file.write(bytes);
+  };
   std::string out;
-  out.reserve(64 + video.crops.size() * 9 + features.rows.size() * sizeof(float));
+  out.reserve(64 + video.crops.size() * 9);
   out.append(kMagic, 8);
   put(out, kVersion);
   put(out, encoder_key_);
@@ -168,11 +200,23 @@ void FeatureCache::store(const VideoEntry& video, uint64_t input_key, const Cach
   put(out, static_cast<uint64_t>(video.crops.size()));
   for (size_t i = 0; i < video.crops.size(); ++i) {
     put(out, static_cast<int64_t>(video.crops[i].frame));
-    put(out, features.readable[i]);
+    put(out, readable[i]);
   }
-  out.append(reinterpret_cast<const char*>(features.rows.data()), features.rows.size() * sizeof(float));
-  put(out, fnv1a(out.data(), out.size()));
-  write_file_atomically(file_for(video), out, Durability::kProcessKill);  // checksummed: a cut entry is recomputed
+  write(out);
+  const size_t dim = static_cast<size_t>(feature_dim_);
+  std::vector<float> row(dim);
+  for (size_t first = 0; first < rows.size(); first += kRowsPerPiece) {
+    out.clear();
+    for (size_t r = first; r < std::min(rows.size(), first + kRowsPerPiece); ++r) {
+      rows.get(r, row.data());
+      out.append(reinterpret_cast<const char*>(row.data()), dim * sizeof(float));
+    }
+    write(out);
+  }
+  out.clear();
+  put(out, sum);
+  file.write(out);
+  file.commit();
 }
 
 }  // namespace abaw

@@ -26,6 +26,7 @@
 #include "abaw/video_index.hpp"
 #include "abaw/windows.hpp"
 #include "abaw/writers.hpp"
+#include "abaw/feature_rows.hpp"
 #include "ordered_queue.hpp"
 #include "progress.hpp"
 
@@ -57,7 +58,7 @@ struct RunStats {
 
 // The encoder's output for one video, filled batch by batch until the video is complete.
 struct VideoFeatures {
-  std::vector<float> rows;        // crops.size() x feature_dim
+  FeatureRows rows;               // crops.size() rows (see Run::feature_rows)
   std::vector<uint8_t> readable;  // per crop
   long unreadable = 0;
   std::string error;  // set when the video already failed (e.g. NaN features)
@@ -305,6 +306,11 @@ class Run {
   std::string video_key(const VideoEntry& video) const;
   std::vector<std::string> video_keys_;  // per video, computed once: it stats every crop file
   bool resume_video(size_t index);
+  // Empty rows for one video's features, spilling to the output folder past the memory limit.
+  FeatureRows feature_rows() const {
+    return FeatureRows(manifest_.encoder.feature_dim, options_.output,
+                       static_cast<size_t>(options_.features_in_memory_mib) << 20);
+  }
 
   const RunOptions& options_;
   const OutputLayout layout_{options_.output};
@@ -345,7 +351,8 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
     VideoFeatures& features = features_[video];
     // A streamed video's crops grow batch by batch.
     if (features.readable.size() < index_.videos[video].crops.size()) {
-      features.rows.resize(index_.videos[video].crops.size() * manifest_.encoder.feature_dim, 0.0f);
+      if (features.rows.dim() == 0) features.rows = feature_rows();
+      features.rows.resize(index_.videos[video].crops.size());
       features.readable.resize(index_.videos[video].crops.size(), 0);
     }
     if (batch.errors[i].empty()) {
@@ -382,7 +389,7 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
       }
       continue;
     }
-    std::copy_n(rows + g * dim, dim, features.rows.data() + crop * dim);
+    features.rows.set(crop, rows + g * dim);
     features.readable[crop] = 1;
   }
   stats_.seconds.encode += seconds_since(encode_start);
@@ -412,14 +419,15 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
                 source_.location(video).string());
   }
 
-  // The sequence the heads see: every frame, or only frames with a crop.
+  // The sequence the heads see: every frame, or only frames with a crop. Each position takes the
+  // feature row of a crop, or zeros (-1); windows are filled from it one at a time, so that a
+  // long video never holds its whole sequence (see --features-in-memory).
   const long length = compact ? present_count : frames;
-  torch::Tensor sequence_features = torch::zeros({length, dim});
-  float* out = sequence_features.data_ptr<float>();
+  std::vector<long> sequence_rows(length, -1);
   if (compact) {
     long r = 0;
     for (long t = 0; t < frames; ++t) {
-      if (present[t]) std::copy_n(&features.rows[row_of_frame[t] * dim], dim, out + (r++) * dim);
+      if (present[t]) sequence_rows[r++] = row_of_frame[t];
     }
   } else if (present_count > 0) {
     std::vector<long> source(frames);
@@ -429,9 +437,17 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
       for (long t = 0; t < frames; ++t) source[t] = present[t] ? t : -1;
     }
     for (long t = 0; t < frames; ++t) {
-      if (source[t] >= 0) std::copy_n(&features.rows[row_of_frame[source[t]] * dim], dim, out + t * dim);
+      if (source[t] >= 0) sequence_rows[t] = row_of_frame[source[t]];
     }
   }
+  auto window_features = [&](const Window& window) {
+    torch::Tensor values = torch::zeros({window.size(), dim});
+    float* out = values.data_ptr<float>();
+    for (long t = window.begin; t < window.end; ++t) {
+      if (sequence_rows[t] >= 0) features.rows.get(sequence_rows[t], out + (t - window.begin) * dim);
+    }
+    return values;
+  };
 
   auto heads_start = Clock::now();
   std::map<Task, WindowMerger> mergers;
@@ -443,7 +459,7 @@ void Run::predict_tasks(const VideoEntry& video, const VideoFeatures& features, 
     throw_if_stop_requested();
     progress.advance(window.end - std::max(window.begin, progress_frame));  // windows may overlap
     progress_frame = std::max(progress_frame, window.end);
-    auto scores = models.run_heads(sequence_features.narrow(0, window.begin, window.size()), tasks);
+    auto scores = models.run_heads(window_features(window), tasks);
     for (Task task : tasks) {
       const torch::Tensor& s = scores.at(task);
       if (!torch::isfinite(s).all().item<bool>()) {
@@ -545,10 +561,9 @@ void Run::finish_video(size_t index, ModelSet& models) {
     if (!features.error.empty()) throw Error(ErrorKind::kRuntime, features.error);
     if (cache_ && !cached_[index]) {
       if (features.readable.empty()) features.readable.assign(video.crops.size(), 0);  // no crops at all
-      CachedFeatures entry;
-      entry.rows = features.rows;
-      entry.readable = features.readable;
-      cache_->store(video, source_.input_key(video), entry);
+      if (features.rows.dim() == 0) features.rows = feature_rows();
+      features.rows.resize(video.crops.size());
+      cache_->store(video, source_.input_key(video), features.rows, features.readable);
     }
     // Tasks that list this video, grouped by frame count so each group shares head calls.
     std::map<long, std::vector<Task>> groups;
@@ -675,7 +690,7 @@ void Run::reuse_earlier_work() {
       if (resumed_[v]) continue;
       VideoEntry& video = index_.videos[v];
       if (!video.folder_error.empty()) continue;
-      auto hit = cache_->load(video, source_.input_key(video), source_.streams());
+      auto hit = cache_->load(video, source_.input_key(video), feature_rows(), source_.streams());
       if (!hit) continue;
       cached_[v] = 1;
       if (source_.streams()) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "abaw/feature_rows.hpp"
 #include "abaw/manifest.hpp"
 #include "abaw/video_index.hpp"
 
@@ -38,7 +39,7 @@ uint64_t encoder_key(const Manifest& manifest, uint64_t encoder_file_hash);
 
 // Features of one video as the pipeline keeps them: one row per crop, in crop order.
 struct CachedFeatures {
-  std::vector<float> rows;        // crops x feature_dim
+  FeatureRows rows;               // one per crop
   std::vector<uint8_t> readable;  // per crop; 0: the crop could not be decoded
   long frames = 0;                // the video's frame count when stored (VideoEntry::frames)
   std::vector<long> crop_frames;  // per crop: its frame number (filled by load)
@@ -51,14 +52,18 @@ class FeatureCache {
   FeatureCache(std::filesystem::path folder, uint64_t encoder_key, int feature_dim);
 
   // The entry for `video` when present, complete and made by this encoder from input with this
-  // `input_key`; otherwise nothing (a stale or corrupt entry is logged with the reason). The
-  // stored frame numbers must be video.crops' unless `crops_unknown` (a streamed video: its crops
-  // are known only from the entry).
-  std::optional<CachedFeatures> load(const VideoEntry& video, uint64_t input_key, bool crops_unknown = false) const;
+  // `input_key`; otherwise nothing (a stale or corrupt entry is logged with the reason). Its rows
+  // go into `rows` (empty, of feature_dim floats; where they spill is theirs to say), read a
+  // piece at a time, so that a long video's entry is never whole in memory. The stored frame
+  // numbers must be video.crops' unless `crops_unknown` (a streamed video: its crops are known
+  // only from the entry).
+  std::optional<CachedFeatures> load(const VideoEntry& video, uint64_t input_key, FeatureRows rows,
+                                     bool crops_unknown = false) const;
 
-  // Writes the entry for `video` (its frames and crops), made from input with `input_key`,
-  // atomically.
-  void store(const VideoEntry& video, uint64_t input_key, const CachedFeatures& features) const;
+  // Writes the entry for `video` (its frames and crops; per crop its row and whether it was
+  // readable), made from input with `input_key`, atomically, a piece of the rows at a time.
+  void store(const VideoEntry& video, uint64_t input_key, const FeatureRows& rows,
+             const std::vector<uint8_t>& readable) const;
 
   const std::filesystem::path& folder() const { return folder_; }
   uint64_t encoder_key() const { return encoder_key_; }

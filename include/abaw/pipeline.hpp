@@ -29,6 +29,7 @@ struct RunOptions {
   std::optional<long> window;
   std::optional<long> stride;
   std::optional<std::filesystem::path> features;  // encoder output cache folder (--features)
+  long features_in_memory_mib = 16;  // of one video's features; the rest waits in a file in `output`
   bool resume = false;  // reuse the outputs of videos an earlier run finished with the same key
   int shard_index = 1;  // --shard K/N: this run handles the videos at positions K-1, K-1+N, ...
   int shard_count = 1;  // (name order); with N > 1 only raw outputs are written (see `merge`)

@@ -54,6 +54,12 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   run->add_option("--features", options.features,
                   "Feature cache folder: the encoder's output per video is stored there and reused by later "
                   "runs with the same encoder and crops (another head or post-processing skips the encoder)");
+  run->add_option("--features-in-memory", options.features_in_memory_mib,
+                  "MiB of one video's features kept in memory; the rest waits in an unnamed file in the output "
+                  "folder, so memory does not grow with a video's length (feature_dim x 4 bytes per frame: 16 MiB "
+                  "holds 16000 frames of the default set, 5400 of a ViT-L/14). 0: always in the file")
+      ->check(CLI::Range(0L, 1L << 30))
+      ->capture_default_str();
   run->add_flag("--resume", options.resume,
                 "Reuse the outputs of videos a previous run into the same --output finished with the same "
                 "model files, settings and crops; compute the rest, then write the submissions");

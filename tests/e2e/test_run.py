@@ -97,6 +97,11 @@ def read_json(path):
         return json.load(f)
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def read_lines(path):
     with open(path, newline="") as f:
         return f.read().split("\n")
@@ -387,22 +392,37 @@ class FeatureCache(Case):
         shutil.rmtree(crops, ignore_errors=True)
         shutil.copytree(fixture("crops"), crops)
 
-        def run(name, set_dir):
+        def run(name, set_dir, *extra, cache=cache):
             out = self.out(name)
             result = tool("run", "--model-set", set_dir, "--crops", crops, "--output", out, "--features", cache,
-                          *frame_list_args())
+                          *frame_list_args(), *extra)
             self.assertEqual(result.returncode, 0, result.stderr)
             return out, result, read_json(os.path.join(out, "run.json"))
 
         first, _, summary = run("first", model_set("plain"))
         self.assertEqual(summary["frames"]["from_feature_cache"], 0)
         self.assertEqual(len([f for f in os.listdir(cache) if f.endswith(".features")]), 6)
-        second, _, summary = run("second", model_set("plain"))
+        # Read back into features kept in a file (--features-in-memory 0): the same submissions.
+        second, _, summary = run("second", model_set("plain"), "--features-in-memory", "0")
         self.assertEqual(summary["frames"]["from_feature_cache"], summary["frames"]["crops"])
         self.assertEqual(summary["frames"]["decoded"], 0)
         for task in ("VA", "EXPR", "AU"):
             self.assertEqual(read_lines(os.path.join(first, "submission", task + ".txt")),
                              read_lines(os.path.join(second, "submission", task + ".txt")))
+        # Computed with every video's features in a file: the same entries, byte for byte, the same
+        # raw scores, and no file left in the output folder.
+        spilled_cache = os.path.join(WORK, "feature-cache-spilled")
+        shutil.rmtree(spilled_cache, ignore_errors=True)
+        spilled, _, summary = run("spilled", model_set("plain"), "--features-in-memory", "0", cache=spilled_cache)
+        self.assertEqual(summary["frames"]["from_feature_cache"], 0)
+        for entry in sorted(os.listdir(cache)):
+            self.assertEqual(read_bytes(os.path.join(cache, entry)), read_bytes(os.path.join(spilled_cache, entry)),
+                             entry)
+        self.assertEqual(sorted(os.listdir(spilled)), sorted(os.listdir(first)))
+        for folder, _, files in os.walk(os.path.join(first, "raw")):
+            for name in files:
+                path = os.path.join(folder, name)
+                self.assertEqual(read_bytes(path), read_bytes(os.path.join(spilled, os.path.relpath(path, first))), path)
 
         # Another post-processing of the same encoder: the cache is used, the result is the
         # reference's for that set.

@@ -49,6 +49,14 @@ TEST_F(RunParser, Defaults) {
   EXPECT_FALSE(options_.compute.pack_batches);
   EXPECT_TRUE(options_.rows.tasks.empty());
   EXPECT_FALSE(options_.window.has_value());
+  EXPECT_EQ(options_.features_in_memory_mib, 16);
+}
+
+TEST_F(RunParser, FeaturesInMemory) {
+  parse({"--features-in-memory", "0"});
+  EXPECT_EQ(options_.features_in_memory_mib, 0);
+  EXPECT_THROW(parse({"--features-in-memory", "-1"}), CLI::ValidationError);
+  EXPECT_THROW(parse({"--features-in-memory", "lots"}), CLI::ValidationError);
 }
 
 TEST_F(RunParser, TasksFrameListsAnnotationsAndVideos) {
