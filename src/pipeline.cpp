@@ -103,6 +103,11 @@ class StopOnSignals {
 // set: without trimming the resident set grew ~170 MB over 50 videos, all of it free memory glibc
 // kept; trimming after every video instead made runs 5-60% longer.
 constexpr size_t kHeapGrowthLimitBytes = size_t{256} << 20;
+// The same for videos decoded in the run: the face detector's batches change shape from batch to
+// batch (frames searched whole or near the face), and the heap fragments steadily. With 256 MB a
+// 30-minute video peaked anywhere up to 800 MB against ~530 MB for its first 2.6 minutes; with 64
+// MB it peaked at 530 MB against 485 MB, in the same time (scripts/README.md, `bench_videos.py --long`).
+constexpr size_t kStreamingHeapGrowthLimitBytes = size_t{64} << 20;
 
 std::string hex(uint64_t value) {
   char buffer[17];
@@ -383,9 +388,9 @@ void Run::encode_batch(DecodedBatch& batch, ModelSet& models) {
     VideoFeatures& features = features_[video];
     if (!row_finite[g]) {
       if (features.error.empty()) {
-        features.error = "the encoder produced NaN/Inf for frame " +
-                         std::to_string(index_.videos[video].crops[crop].frame) + " (" +
-                         index_.videos[video].crops[crop].path.string() + ")";
+        const CropFile& file = index_.videos[video].crops[crop];
+        features.error = "the encoder produced NaN/Inf for frame " + std::to_string(file.frame) + " (" +
+                         (file.path.empty() ? source_.location(index_.videos[video]) : file.path).string() + ")";
       }
       continue;
     }
@@ -596,7 +601,8 @@ RunResult Run::execute(Clock::time_point start) {
   // video after the crops were read.
   models.self_check(std::min<long>(manifest_.sequence.window, 16));
   stats_.seconds.load = seconds_since(stage);
-  heap_trimmer_ = HeapTrimmer(kHeapGrowthLimitBytes);  // growth counts from the loaded models
+  // Growth counts from the loaded models.
+  heap_trimmer_ = HeapTrimmer(source_.streams() ? kStreamingHeapGrowthLimitBytes : kHeapGrowthLimitBytes);
 
   stage = Clock::now();
   plan_videos();
@@ -694,7 +700,7 @@ void Run::reuse_earlier_work() {
       if (!hit) continue;
       cached_[v] = 1;
       if (source_.streams()) {
-        for (long frame : hit->crop_frames) video.crops.push_back({frame, source_.location(video)});
+        for (long frame : hit->crop_frames) video.crops.push_back({frame, {}});  // see stream_and_predict
         for (auto& [task, frames] : video.task_frames) {
           if (frames == 0) frames = hit->frames;
         }
@@ -773,7 +779,9 @@ size_t Run::stream_and_predict(ModelSet& models) {
           DecodedBatch batch;
           for (CropFile& crop : streamed.crops) {
             batch.items.emplace_back(v, video.crops.size());
-            video.crops.push_back(std::move(crop));
+            // A streamed crop has no file of its own to keep: its path (the video's, ~0.4 KB with
+            // its parsed parts) would make memory grow with the video's length.
+            video.crops.push_back({crop.frame, {}});
           }
           batch.images = std::move(streamed.images.images);
           batch.errors = std::move(streamed.images.errors);
