@@ -812,6 +812,7 @@ size_t Run::encode_and_predict() {
 
 size_t Run::stream_and_predict() {
   const size_t batch_size = static_cast<size_t>(options_.compute.batch_size);
+  std::set<fs::path> files_streamed;
   size_t finished = 0;
   for (size_t v = 0; v < index_.videos.size() && !g_stop_requested; ++v) {
     VideoEntry& video = index_.videos[v];
@@ -845,7 +846,8 @@ size_t Run::stream_and_predict() {
           heap_trimmer_.trim_if_grown();
           progress->advance(video.crops.back().frame - before);
         });
-        stats_.video_frames_decoded += counts.frames_decoded;
+        // Once per file: with --faces N each person streams the same file (its seconds count once too).
+        if (files_streamed.insert(source_.location(video)).second) stats_.video_frames_decoded += counts.frames_decoded;
         stats_.video_decode += counts.decode_seconds;
         stats_.face_detect += counts.detect_seconds;
         stats_.face_landmarks += counts.landmark_seconds;

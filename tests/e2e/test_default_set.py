@@ -464,6 +464,8 @@ class RunVideos(unittest.TestCase):
         self.assertEqual(rows, ["pair_left/%05d.jpg" % i for i in range(1, 91)] +
                          ["pair_right/%05d.jpg" % i for i in range(1, 91)])
         self.assert_same_crops(saved, crops, ["pair_left", "pair_right"])
+        with open(os.path.join(self.work, "pair-direct", "run.json")) as f:
+            self.assertEqual(json.load(f)["video_stages"]["frames_decoded"], 90)  # the file's, once
         # A frame list names people as Aff-Wild2 does; one nobody is fails alone.
         frame_list = os.path.join(self.work, "PAIR_EXPR.txt")
         with open(frame_list, "w") as f:
