@@ -648,8 +648,8 @@ RunResult Run::execute(Clock::time_point start) {
 }
 
 RunResult Run::execute_stages(Clock::time_point start) {
-  // From videos, the models load while the first frames are decoded and their faces found: 0.2 s
-  // of a 2.4 s run of the default set on a 282-frame clip. A crop folder's run waits for them, so
+  // From videos, the models load while the first frames are decoded and their faces found: 0.16
+  // s of a 2.4 s run of the default set on a 282-frame clip. A crop folder's run waits for them, so
   // that a model set failing its checks stops it before any crop is read.
   start_loading_models();
   if (!source_.streams()) models();
@@ -830,8 +830,9 @@ size_t Run::stream_and_predict() {
           DecodedBatch batch;
           for (CropFile& crop : streamed.crops) {
             batch.items.emplace_back(v, video.crops.size());
-            // A streamed crop has no file of its own to keep: its path (the video's, ~0.4 KB with
-            // its parsed parts) would make memory grow with the video's length.
+            // A streamed crop's path (the video file's, or the saved JPEG's with --save-crops) is
+            // not needed past here: kept with its parsed parts (~0.4 KB), it made memory grow
+            // with the video's length.
             video.crops.push_back({crop.frame, {}});
           }
           batch.images = std::move(streamed.images.images);
