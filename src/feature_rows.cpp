@@ -20,6 +20,20 @@ Error spill_error(const std::string& what, const fs::path& where) {
   return Error(ErrorKind::kOutput, "features spill file: " + what + ": " + std::strerror(errno), where.string());
 }
 
+// Writes `size` bytes at `offset`, however many calls it takes; false on an error (errno says).
+bool write_all(int fd, const void* data, size_t size, off_t offset) {
+  const char* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = ::pwrite(fd, bytes, size, offset);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return false;
+    bytes += written;
+    offset += written;
+    size -= static_cast<size_t>(written);
+  }
+  return true;
+}
+
 }  // namespace
 
 FeatureRows::FeatureRows(int dim, fs::path spill_folder, size_t memory_limit_bytes)
@@ -51,15 +65,8 @@ void FeatureRows::spill() {
   fd_ = ::mkstemp(name.data());
   if (fd_ < 0) throw spill_error("cannot create it", spill_folder_);
   ::unlink(name.c_str());  // the open descriptor keeps it; nothing is left if the run is killed
-  const char* bytes = reinterpret_cast<const char*>(memory_.data());
-  size_t left = memory_.size() * sizeof(float);
-  off_t offset = 0;
-  while (left > 0) {
-    const ssize_t written = ::pwrite(fd_, bytes + offset, left, offset);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) throw spill_error("cannot write it", spill_folder_);
-    offset += written;
-    left -= static_cast<size_t>(written);
+  if (!write_all(fd_, memory_.data(), memory_.size() * sizeof(float), 0)) {
+    throw spill_error("cannot write it", spill_folder_);
   }
   std::vector<float>().swap(memory_);
 }
@@ -85,16 +92,8 @@ void FeatureRows::set(size_t row, const float* values) {
     std::copy_n(values, dim_, memory_.data() + row * dim_);
     return;
   }
-  const char* bytes = reinterpret_cast<const char*>(values);
-  size_t left = dim_ * sizeof(float);
-  off_t offset = static_cast<off_t>(row * dim_ * sizeof(float));
-  while (left > 0) {
-    const ssize_t written = ::pwrite(fd_, bytes, left, offset);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) throw spill_error("cannot write it", spill_folder_);
-    bytes += written;
-    offset += written;
-    left -= static_cast<size_t>(written);
+  if (!write_all(fd_, values, dim_ * sizeof(float), static_cast<off_t>(row * dim_ * sizeof(float)))) {
+    throw spill_error("cannot write it", spill_folder_);
   }
 }
 

@@ -12,7 +12,7 @@ namespace abaw {
 
 class FeatureRows {
  public:
-  // No rows and nowhere to spill to: holds rows in memory whatever their size.
+  // A placeholder of width 0 (dim() == 0) until rows of a real width are assigned.
   FeatureRows() = default;
   // Rows of `dim` floats, in memory while they take at most `memory_limit_bytes`, then in a file
   // created in `spill_folder` and unlinked at once (a killed run leaves nothing behind).
