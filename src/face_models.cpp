@@ -19,24 +19,30 @@ using nlohmann::json;
 namespace abaw {
 namespace {
 
-// A float32 [N, 3, S, S] RGB 0..255 batch from same-sized BGR 8-bit images.
-torch::Tensor rgb_batch(const std::vector<cv::Mat>& squares) {
+// A float32 [N, 3, S, S] RGB 0..255 batch from same-sized BGR 8-bit images, laid out in memory as
+// `layout` says.
+torch::Tensor rgb_batch(const std::vector<cv::Mat>& squares, torch::MemoryFormat layout) {
   const int side = squares.front().rows;
   torch::Tensor batch = torch::empty({static_cast<long>(squares.size()), side, side, 3}, torch::kUInt8);
   for (size_t i = 0; i < squares.size(); ++i) {
     cv::Mat target(side, side, CV_8UC3, batch[static_cast<long>(i)].data_ptr<uint8_t>());
     cv::cvtColor(squares[i], target, cv::COLOR_BGR2RGB);
   }
-  return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous();
+  return batch.permute({0, 3, 1, 2}).to(torch::kFloat32).contiguous(layout);
 }
 
-// Runs `module` on the batch of `squares` and returns its float32 output on the CPU, checked
-// against `expected` (-1: any size). Throws Error(kModel) naming `file` and both shapes.
+// Runs `module` on the batch of `squares` (in memory as `layout`) and returns its float32 output on
+// the CPU, checked against `expected` (-1: any size). Throws Error(kModel) naming `file` and both
+// shapes.
 torch::Tensor run_checked(torch::jit::script::Module& module, const std::vector<cv::Mat>& squares, torch::Device device,
-                          const fs::path& file, const char* what, const std::vector<int64_t>& expected) {
+                          const fs::path& file, const char* what, const std::vector<int64_t>& expected,
+                          torch::MemoryFormat layout = torch::MemoryFormat::Contiguous) {
   torch::Tensor output;
   try {
-    output = module.forward({rgb_batch(squares).to(device)}).toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
+    output = module.forward({rgb_batch(squares, layout).to(device)})
+                 .toTensor()
+                 .to(torch::kCPU, torch::kFloat32)
+                 .contiguous();
   } catch (const std::exception& e) {
     throw Error(ErrorKind::kModel, std::string(what) + " failed: " + torch_error_line(e), file.string());
   }
@@ -180,8 +186,10 @@ std::vector<std::vector<FaceBox>> FaceModels::detect_in_regions(const std::vecto
     }
     squares.push_back(square);
   }
-  const torch::Tensor output = run_checked(detector_, squares, device_, config_.folder / config_.detector_file,
-                                           "face detector", {static_cast<int64_t>(frames.size()), -1, 5});
+  // Channels last: the detector runs on NHWC data (its first step), and the frames already are.
+  const torch::Tensor output =
+      run_checked(detector_, squares, device_, config_.folder / config_.detector_file, "face detector",
+                  {static_cast<int64_t>(frames.size()), -1, 5}, torch::MemoryFormat::ChannelsLast);
   for (size_t i = 0; i < frames.size(); ++i) {
     const torch::Tensor rows = output[static_cast<long>(i)];
     const float* data = rows.data_ptr<float>();
