@@ -3,6 +3,7 @@
 // crop, bench, and the top-level help) is handed to the model-commands module built beside it, so
 // only those pay for loading LibTorch.
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -50,5 +51,13 @@ int main(int argc, char** argv) {
                  module.c_str(), ec ? ec.message().c_str() : dlerror());
     return abaw::kExitRuntime;
   }
-  return models_main(argc, argv);
+  const int code = models_main(argc, argv);
+#if defined(__SANITIZE_ADDRESS__)
+  return code;  // LeakSanitizer checks at exit
+#else
+  // Every output is complete and renamed into place by now. What exit() would still run is the
+  // static destructors of LibTorch, OpenCV and their libraries: ~0.1 s of a 2 s run, for nothing.
+  std::fflush(nullptr);
+  _exit(code);
+#endif
 }
