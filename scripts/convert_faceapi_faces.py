@@ -304,6 +304,16 @@ RECOGNITION_LAYERS = [
 ]
 
 
+def max_pool3_valid(x: torch.Tensor) -> torch.Tensor:
+    """F.max_pool2d(x, 3, stride=2) as the larger of strided views, rows then columns: the same
+    values, without the indices max_pool2d computes (11 % of this net's time)."""
+    rows = (x.shape[2] - 3) // 2 + 1
+    cols = (x.shape[3] - 3) // 2 + 1
+    r = torch.maximum(torch.maximum(x[:, :, 0:2 * rows - 1:2], x[:, :, 1:2 * rows:2]), x[:, :, 2:2 * rows + 1:2])
+    return torch.maximum(torch.maximum(r[:, :, :, 0:2 * cols - 1:2], r[:, :, :, 1:2 * cols:2]),
+                         r[:, :, :, 2:2 * cols + 1:2])
+
+
 class FaceRecognitionNet(nn.Module):
     """[N, 3, 150, 150] RGB 0..255 -> [N, 128] face descriptor."""
 
@@ -316,7 +326,7 @@ class FaceRecognitionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv32_down((x - self.mean) / 255.0)
-        x = F.max_pool2d(x, kernel_size=3, stride=2)  # tf.maxPool(x, 3, 2, 'valid')
+        x = max_pool3_valid(x)  # tf.maxPool(x, 3, 2, 'valid')
         x = self.layers(x)
         return self.fc(x.mean(dim=[2, 3]))
 
