@@ -122,15 +122,30 @@ def leaky(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.10000000149011612, inplace=True)
 
 
+def max_pool_valid(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """F.max_pool2d(x, kernel, stride) ('valid') as the larger of strided views, over rows and then
+    over columns: the same values, several times faster than max_pool2d, which also computes the
+    indices of the maxima (2x2 on [8, 16, 222, 222]: 5x)."""
+    rows = (x.shape[2] - kernel) // stride + 1
+    cols = (x.shape[3] - kernel) // stride + 1
+    span_rows = (rows - 1) * stride + 1
+    span_cols = (cols - 1) * stride + 1
+    by_rows = x[:, :, 0:span_rows:stride]
+    for k in range(1, kernel):
+        by_rows = torch.maximum(by_rows, x[:, :, k:k + span_rows:stride])
+    out = by_rows[:, :, :, 0:span_cols:stride]
+    for k in range(1, kernel):
+        out = torch.maximum(out, by_rows[:, :, :, k:k + span_cols:stride])
+    return out
+
+
 def max_pool_same(x: torch.Tensor, stride: int) -> torch.Tensor:
     """tf.maxPool(x, [2, 2], stride, 'same'): output ceil(size / stride), the missing pixels
     (at most one) after the input, never chosen."""
     h = x.shape[2]
     w = x.shape[3]
     if stride == 2 and h % 2 == 0 and w % 2 == 0:
-        # The larger of four strided views: 5x faster than max_pool2d, which also computes indices.
-        top = torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
-        return torch.maximum(top, torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+        return max_pool_valid(x, 2, 2)
     if stride == 2:  # ceil_mode's last window on an odd side takes the one pixel left: no padded copy
         return F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
     pad_h = max((h + stride - 1) // stride * stride - stride + 2 - h, 0)
@@ -304,16 +319,6 @@ RECOGNITION_LAYERS = [
 ]
 
 
-def max_pool3_valid(x: torch.Tensor) -> torch.Tensor:
-    """F.max_pool2d(x, 3, stride=2) as the larger of strided views, rows then columns: the same
-    values, without the indices max_pool2d computes (11 % of this net's time)."""
-    rows = (x.shape[2] - 3) // 2 + 1
-    cols = (x.shape[3] - 3) // 2 + 1
-    r = torch.maximum(torch.maximum(x[:, :, 0:2 * rows - 1:2], x[:, :, 1:2 * rows:2]), x[:, :, 2:2 * rows + 1:2])
-    return torch.maximum(torch.maximum(r[:, :, :, 0:2 * cols - 1:2], r[:, :, :, 1:2 * cols:2]),
-                         r[:, :, :, 2:2 * cols + 1:2])
-
-
 class FaceRecognitionNet(nn.Module):
     """[N, 3, 150, 150] RGB 0..255 -> [N, 128] face descriptor."""
 
@@ -326,7 +331,7 @@ class FaceRecognitionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv32_down((x - self.mean) / 255.0)
-        x = max_pool3_valid(x)  # tf.maxPool(x, 3, 2, 'valid')
+        x = max_pool_valid(x, 3, 2)  # tf.maxPool(x, 3, 2, 'valid')
         x = self.layers(x)
         return self.fc(x.mean(dim=[2, 3]))
 
