@@ -32,6 +32,7 @@
 #include "abaw/error.hpp"
 #include "abaw/face_models.hpp"
 #include "abaw/frame_names.hpp"
+#include "abaw/runtime.hpp"
 #include "abaw/writers.hpp"
 #include "ordered_queue.hpp"
 #include "progress.hpp"
@@ -1026,6 +1027,12 @@ FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipeline
                                           options.score_threshold < 0 ? 0.6f : options.score_threshold, options.min_face);
   } else {
     finder.detector = make_haar_detector(options.cascade, options.min_face);
+  }
+  if (detector != DetectorKind::kTiny) {
+    // The cascade and cv::dnn run on OpenCV's thread pool, which configure_runtime limits to one
+    // thread for the resizes beside LibTorch. These detectors are the slowest stage by far (the
+    // decoder idles beside them), so they get every usable CPU.
+    cv::setNumThreads(usable_cpu_count());
   }
   finder.threads = options.threads;
   finder.description =
