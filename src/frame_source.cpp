@@ -8,6 +8,7 @@
 #include <limits>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
@@ -17,7 +18,9 @@
 #include "abaw/feature_cache.hpp"
 #include "abaw/error.hpp"
 #include "abaw/frame_names.hpp"
+#include "abaw/output_layout.hpp"
 #include "abaw/runtime.hpp"
+#include "abaw/writers.hpp"
 #include "ordered_queue.hpp"
 #include "progress.hpp"
 
@@ -34,8 +37,11 @@ CropFolderSource::CropFolderSource(fs::path folder, PreprocessSpec spec, Preproc
       pinned_(pinned),
       max_image_pixels_(max_image_pixels) {}
 
-VideoIndex CropFolderSource::index(const RowsOptions& rows, const std::vector<std::string>& videos) const {
-  return build_video_index(IndexRequest{folder_, rows, videos});
+VideoIndex CropFolderSource::index(const RowsOptions& rows, const std::vector<std::string>& videos,
+                                   Shard shard) const {
+  VideoIndex index = build_video_index(IndexRequest{folder_, rows, videos});
+  keep_shard(index, shard);
+  return index;
 }
 
 DecodedImages CropFolderSource::decode(const VideoIndex& index, const std::vector<CropItem>& items) const {
@@ -74,14 +80,16 @@ CroppedVideo FrameSource::stream(const VideoEntry& video, size_t, const std::fun
 
 VideoFileSource::VideoFileSource(const std::vector<fs::path>& inputs, FaceFinder& finder,
                                  std::optional<fs::path> save_crops, PreprocessSpec spec, PreprocessPlace place,
-                                 bool pinned, std::function<bool()> stop_requested)
+                                 bool pinned, std::function<bool()> stop_requested,
+                                 std::optional<PeoplePassStore> people_store)
     : inputs_(inputs),
       finder_(finder),
       save_crops_(std::move(save_crops)),
       spec_(std::move(spec)),
       place_(place),
       pinned_(pinned),
-      stop_requested_(std::move(stop_requested)) {
+      stop_requested_(std::move(stop_requested)),
+      people_store_(std::move(people_store)) {
   for (const fs::path& file : list_video_files(inputs)) {
     const std::string problem = video_name_problem(file.stem().string());
     if (problem.empty()) {
@@ -117,10 +125,95 @@ void keep_listed_rows(TaskRows& task_rows, const std::function<bool(const std::s
   }
 }
 
+// A people pass as OutputLayout::people_pass keeps it: the key, the video's counts (not its
+// seconds, spent by the run that made it) and each person's frames (number, tracker index, box,
+// score, and `with_points` the five alignment points), floats exact.
+json people_pass_json(const std::string& key, const CroppedVideo& counts, const std::vector<PersonFaces>& people,
+                      bool with_points) {
+  json found = json::array();
+  for (const PersonFaces& person : people) {
+    json frames = json::array();
+    for (const FaceFrame& frame : person.frames) {
+      const FaceBox& face = *frame.face;
+      json line = {frame.number, frame.person, face.box.x, face.box.y, face.box.width, face.box.height, face.score};
+      for (const cv::Point2f& point : frame.points) {
+        if (!with_points) break;
+        line.push_back(point.x);
+        line.push_back(point.y);
+      }
+      frames.push_back(std::move(line));
+    }
+    found.push_back({{"name", person.name}, {"frames", std::move(frames)}});
+  }
+  return {{"key", key},
+          {"frames_expected", counts.frames_expected},
+          {"frames_decoded", counts.frames_decoded},
+          {"frames_with_face", counts.frames_with_face},
+          {"frames_with_several_faces", counts.frames_with_several_faces},
+          {"frames_searched_whole", counts.frames_searched_whole},
+          {"frames_interpolated", counts.frames_interpolated},
+          {"min_frame_interval_ms", counts.min_frame_interval_ms},
+          {"max_frame_interval_ms", counts.max_frame_interval_ms},
+          {"people", std::move(found)}};
+}
+
+// The people pass kept in `file` when its key is `key`; nothing when there is none, or another
+// key. Throws Error(kInput) naming the file when it cannot be parsed.
+std::optional<std::vector<PersonFaces>> read_people_pass(const fs::path& file, const std::string& key,
+                                                         CroppedVideo& counts) {
+  std::ifstream in(file);
+  if (!in) return std::nullopt;
+  try {
+    const json kept = json::parse(in);
+    if (kept.at("key").get<std::string>() != key) return std::nullopt;
+    counts.frames_expected = kept.at("frames_expected").get<long>();
+    counts.frames_decoded = kept.at("frames_decoded").get<long>();
+    counts.frames_with_face = kept.at("frames_with_face").get<long>();
+    counts.frames_with_several_faces = kept.at("frames_with_several_faces").get<long>();
+    counts.frames_searched_whole = kept.at("frames_searched_whole").get<long>();
+    counts.frames_interpolated = kept.at("frames_interpolated").get<long>();
+    counts.min_frame_interval_ms = kept.at("min_frame_interval_ms").get<double>();
+    counts.max_frame_interval_ms = kept.at("max_frame_interval_ms").get<double>();
+    std::vector<PersonFaces> people;
+    for (const json& person : kept.at("people")) {
+      PersonFaces faces{person.at("name").get<std::string>(), {}};
+      VideoName::checked(faces.name, file.string());
+      long previous = 0;
+      for (const json& line : person.at("frames")) {
+        constexpr size_t kWithPoints = 7 + 2 * std::tuple_size<decltype(FaceFrame::points)>::value;
+        if (!line.is_array() || (line.size() != 7 && line.size() != kWithPoints)) {
+          throw Error(ErrorKind::kInput, "a frame of " + faces.name + " has " + std::to_string(line.size()) +
+                                             " numbers", file.string());
+        }
+        FaceFrame frame;
+        frame.number = line[0].get<long>();
+        if (frame.number <= previous || frame.number > counts.frames_decoded) {
+          throw Error(ErrorKind::kInput, "frame " + std::to_string(frame.number) + " of " + faces.name +
+                                             " is out of order or past the video's frames", file.string());
+        }
+        previous = frame.number;
+        frame.person = line[1].get<int>();
+        frame.face = FaceBox{cv::Rect2f(line[2].get<float>(), line[3].get<float>(), line[4].get<float>(),
+                                        line[5].get<float>()),
+                             line[6].get<float>()};
+        for (size_t i = 0; i < frame.points.size() && line.size() == kWithPoints; ++i) {
+          frame.points[i] = cv::Point2f(line[7 + 2 * i].get<float>(), line[8 + 2 * i].get<float>());
+        }
+        faces.frames.push_back(std::move(frame));
+      }
+      people.push_back(std::move(faces));
+    }
+    return people;
+  } catch (const json::exception& e) {
+    throw Error(ErrorKind::kInput, std::string("not a people pass this version wrote: ") + e.what(), file.string());
+  }
+}
+
 }  // namespace
 
-VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std::string>& videos) const {
-  if (finder_.crop.max_people > 1) return index_people(rows, videos);
+VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std::string>& videos,
+                                  Shard shard) const {
+  if (finder_.crop.max_people > 1) return index_people(rows, videos, shard);
   for (const auto& name : videos) VideoName::checked(name, "--only");
   const std::set<std::string> subset(videos.begin(), videos.end());
   auto wanted = [&](const std::string& video) { return subset.empty() || subset.count(video) > 0; };
@@ -171,10 +264,43 @@ VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std
     index.videos.push_back(std::move(entry));
   }
   if (index.videos.empty()) throw Error(ErrorKind::kInput, "no videos to run");
+  keep_shard(index, shard);
   return index;
 }
 
-VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vector<std::string>& videos) const {
+std::vector<PersonFaces> VideoFileSource::pass_people(const std::string& name, const fs::path& file,
+                                                     CroppedVideo& counts) const {
+  std::optional<fs::path> kept;
+  std::string key;
+  if (people_store_) {
+    kept = OutputLayout{people_store_->output}.people_pass(VideoName::checked(name));
+    key = fmt::format("{:016x}", file_key(file, fnv1a(finder_.description.data(), finder_.description.size())));
+  }
+  if (kept && people_store_->reuse) {
+    try {
+      if (auto people = read_people_pass(*kept, key, counts)) {
+        counts.name = name;
+        counts.source = file;
+        counts.detector = finder_.detector->description();
+        spdlog::info("{}: its people pass is reused from {}", name, kept->string());
+        return *people;
+      }
+    } catch (const Error& e) {
+      spdlog::warn("--resume: {}; the people pass runs again", e.what());
+    }
+    counts = CroppedVideo{};
+  }
+  auto stopped = [&] { return stop_requested_ && stop_requested_(); };
+  std::vector<PersonFaces> people = find_people(file, *finder_.detector, finder_.crop, counts, stopped);
+  if (kept && !stopped()) {
+    // Per file and checked when read, like the done markers: a rename survives a killed process.
+    write_file_atomically(*kept, people_pass_json(key, counts, people, finder_.crop.style == CropStyle::kAligned).dump() + "\n", Durability::kProcessKill);
+  }
+  return people;
+}
+
+VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vector<std::string>& videos,
+                                         Shard shard) const {
   for (const auto& name : videos) VideoName::checked(name, "--only");
   const std::set<std::string> subset(videos.begin(), videos.end());
   auto wanted = [&](const std::string& name) { return subset.empty() || subset.count(name) > 0; };
@@ -196,18 +322,44 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
     auto it = asked.lower_bound(file);
     return it != asked.end() && (*it == file || it->rfind(file + "_", 0) == 0);
   };
+  // The file an entry's name comes from: the longest video file name it starts with ("": none).
+  auto file_of = [&](const std::string& name) {
+    std::string file;
+    for (const auto& [stem, path] : files_) {
+      if ((name == stem || name.rfind(stem + "_", 0) == 0) && stem.size() > file.size()) file = stem;
+    }
+    return file;
+  };
+  // A shard takes whole files: the files needed, and listed names without one, in name order.
+  std::set<std::string> units;
+  for (const auto& [name, file] : files_) {
+    if (needed(name)) units.insert(name);
+  }
+  for (const std::string& name : asked) {
+    if (file_of(name).empty()) units.insert(name);
+  }
+  std::set<std::string> shard_units;
+  size_t position = 0;
+  for (const std::string& unit : units) {
+    if (shard.holds(position++)) shard_units.insert(unit);
+  }
+  auto in_shard = [&](const std::string& name) {
+    const std::string file = file_of(name);
+    return shard_units.count(file.empty() ? name : file) > 0;
+  };
+  auto wanted_here = [&](const std::string& name) { return wanted(name) && in_shard(name); };
   std::map<std::string, std::string> failed;  // video file name -> why
   size_t done = 0, files = static_cast<size_t>(std::count_if(files_.begin(), files_.end(), [&](const auto& f) {
-                     return needed(f.first);
+                     return needed(f.first) && shard_units.count(f.first) > 0;
                    }));
   auto stopped = [&] { return stop_requested_ && stop_requested_(); };
   for (const auto& [name, file] : files_) {
-    if (!needed(name)) continue;
+    if (!needed(name) || shard_units.count(name) == 0) continue;
     if (stopped()) break;
     spdlog::info("people pass, video {}/{}: {}", ++done, files, file.string());
     try {
       CroppedVideo counts;
-      std::vector<PersonFaces> found = find_people(file, *finder_.detector, finder_.crop, counts, stopped);
+      std::vector<PersonFaces> found = pass_people(name, file, counts);
       if (stopped()) break;  // an unfinished pass names nobody
       // Nobody: the video keeps its own name, every frame missing, as `crop --faces N` writes it.
       if (found.empty()) found.push_back({name, {}});
@@ -235,8 +387,8 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
     task_rows.task = task;
     if (listed[task]) {
       task_rows = std::move(*listed[task]);
-      keep_listed_rows(task_rows, wanted, entries);
-      if (task_rows.rows.empty()) {
+      keep_listed_rows(task_rows, wanted_here, entries);
+      if (task_rows.rows.empty() && shard.count <= 1) {
         throw Error(ErrorKind::kInput,
                     std::string("no ") + task_name(task) + " rows to predict" +
                         (subset.empty() ? "" : " for the selected videos"),
@@ -255,7 +407,7 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
     index.rows[task] = std::move(task_rows);
   }
   for (const auto& name : videos) {
-    if (!entries.count(name)) {
+    if (!entries.count(name) && in_shard(name)) {
       throw Error(ErrorKind::kInput, "video '" + name + "' is neither a person found in the videos nor in a frame list");
     }
   }
@@ -269,11 +421,7 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
   for (auto& [name, entry] : entries) {
     entry.has_folder = people_.count(name) > 0;
     if (!entry.has_folder) {
-      // The longest video file name the entry's name starts with: the file it would come from.
-      std::string file;
-      for (const auto& [stem, path] : files_) {
-        if ((name == stem || name.rfind(stem + "_", 0) == 0) && stem.size() > file.size()) file = stem;
-      }
+      const std::string file = file_of(name);
       if (file.empty()) {
         entry.folder_error = "no video file for " + name + " among --videos (listed in a frame list or annotations)";
       } else if (failed.count(file)) {
@@ -290,7 +438,7 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
     }
     index.videos.push_back(std::move(entry));
   }
-  if (index.videos.empty()) throw Error(ErrorKind::kInput, "no videos to run");
+  if (index.videos.empty() && shard.count <= 1) throw Error(ErrorKind::kInput, "no videos to run");
   return index;
 }
 
@@ -301,11 +449,14 @@ DecodedImages VideoFileSource::decode(const VideoIndex& index, const std::vector
 }
 
 uint64_t VideoFileSource::input_key(const VideoEntry& video) const {
-  const fs::path file = location(video);
   uint64_t key = fnv1a(finder_.description.data(), finder_.description.size());
   if (finder_.crop.max_people > 1) key = fnv1a(video.name.str().data(), video.name.str().size(), key);
   const std::string saved = save_crops_ ? fs::absolute(*save_crops_).string() : "";
   key = fnv1a(saved.data(), saved.size(), key);
+  return file_key(location(video), key);
+}
+
+uint64_t VideoFileSource::file_key(const fs::path& file, uint64_t key) {
   struct stat info {};
   if (::stat(file.c_str(), &info) != 0) return key;  // opening it fails the video
   const int64_t fields[3] = {static_cast<int64_t>(info.st_size), static_cast<int64_t>(info.st_mtim.tv_sec),

@@ -16,6 +16,10 @@ std::filesystem::path OutputLayout::done_marker(const VideoName& video) const {
   return video_path(root / "state", video, ".done");
 }
 
+std::filesystem::path OutputLayout::people_pass(const VideoName& file) const {
+  return video_path(root / "state", file, ".people.json");
+}
+
 std::filesystem::path OutputLayout::summary() const { return root / "run.json"; }
 
 }  // namespace abaw

@@ -680,22 +680,9 @@ RunResult Run::execute_stages(Clock::time_point start) {
 void Run::plan_videos() {
   RowsOptions rows = options_.rows;
   rows.tasks = tasks_;
-  index_ = source_.index(rows, options_.videos);
+  // Deterministic and balanced by count: every shard computes the same sorted list.
+  index_ = source_.index(rows, options_.videos, Shard{options_.shard_index, options_.shard_count});
   if (options_.shard_count > 1) {
-    // Deterministic and balanced by count: every shard computes the same sorted list.
-    std::vector<VideoEntry> mine;
-    std::set<std::string> names;
-    for (size_t v = 0; v < index_.videos.size(); ++v) {
-      if (static_cast<int>(v % options_.shard_count) != options_.shard_index - 1) continue;
-      names.insert(index_.videos[v].name);
-      mine.push_back(std::move(index_.videos[v]));
-    }
-    index_.videos = std::move(mine);
-    for (auto& [task, rows] : index_.rows) {
-      rows.rows.erase(std::remove_if(rows.rows.begin(), rows.rows.end(),
-                                     [&](const FrameRow& row) { return names.count(row.video) == 0; }),
-                      rows.rows.end());
-    }
     spdlog::info("shard {}/{}: {} videos", options_.shard_index, options_.shard_count, index_.videos.size());
   }
   for (const auto& failed : source_.failed_inputs()) stats_.failures.push_back(failed);
@@ -983,7 +970,8 @@ RunResult run_pipeline(const RunOptions& options) {
     spdlog::info("faces: {}", finder.description);
     source = std::make_unique<VideoFileSource>(options.video_inputs, finder, options.save_crops,
                                                manifest.encoder.preprocess, resolved.compute.preprocess_on,
-                                               device.is_cuda(), [] { return g_stop_requested.load(); });
+                                               device.is_cuda(), [] { return g_stop_requested.load(); },
+                                               VideoFileSource::PeoplePassStore{options.output, options.resume});
   } else {
     source = std::make_unique<CropFolderSource>(options.crops, manifest.encoder.preprocess,
                                                 resolved.compute.preprocess_on, device.is_cuda(),

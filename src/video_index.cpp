@@ -306,4 +306,21 @@ VideoIndex build_video_index(const IndexRequest& request) {
   return index;
 }
 
+void keep_shard(VideoIndex& index, Shard shard) {
+  if (shard.count <= 1) return;
+  std::vector<VideoEntry> mine;
+  std::set<std::string> names;
+  for (size_t v = 0; v < index.videos.size(); ++v) {
+    if (!shard.holds(v)) continue;
+    names.insert(index.videos[v].name);
+    mine.push_back(std::move(index.videos[v]));
+  }
+  index.videos = std::move(mine);
+  for (auto& [task, rows] : index.rows) {
+    rows.rows.erase(std::remove_if(rows.rows.begin(), rows.rows.end(),
+                                   [&](const FrameRow& row) { return names.count(row.video) == 0; }),
+                    rows.rows.end());
+  }
+}
+
 }  // namespace abaw

@@ -36,8 +36,10 @@ class FrameSource {
   virtual ~FrameSource() = default;
 
   // The videos, their frame counts and crops, and each task's rows (`rows.tasks` are the tasks
-  // to index; `videos` a subset, empty for all). Throws Error(kInput) as build_video_index does.
-  virtual VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos) const = 0;
+  // to index; `videos` a subset, empty for all), of `shard`'s part (keep_shard, unless the source
+  // says otherwise). Throws Error(kInput) as build_video_index does.
+  virtual VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos,
+                           Shard shard) const = 0;
 
   // Decodes and preprocesses `items` of `index` as one encoder batch (see decode_batch). A frame
   // that cannot be read gets its error and never throws. Called from several decode threads at
@@ -77,7 +79,7 @@ class CropFolderSource : public FrameSource {
   CropFolderSource(std::filesystem::path folder, PreprocessSpec spec, PreprocessPlace place, bool pinned,
                    long long max_image_pixels);
 
-  VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos) const override;
+  VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const override;
   DecodedImages decode(const VideoIndex& index, const std::vector<CropItem>& items) const override;
   // crop_files_key: frame numbers, sizes and modification times.
   uint64_t input_key(const VideoEntry& video) const override;
@@ -105,23 +107,35 @@ class CropFolderSource : public FrameSource {
 // video has been seen. So index() first runs the people pass (find_people) over every video file
 // the rows may need, keeping each person's boxes and points; stream() then decodes the file again
 // for each person and cuts that person's crops (cut_face), the crops `crop --faces N` writes.
+// A shard then holds whole video files (all their people), and only passes over its own; what the
+// pass found in a file can be kept (PeoplePassStore), so that a resumed run skips it.
 class VideoFileSource : public FrameSource {
  public:
+  // Where the people pass keeps what it found in each video file: `state/<file>.people.json`
+  // under --output (OutputLayout::people_pass), with a key of the file and the face pipeline.
+  struct PeoplePassStore {
+    std::filesystem::path output;  // --output
+    bool reuse = false;            // --resume: a file whose kept pass has its key is not passed again
+  };
+
   // `inputs`: video files and folders (list_video_files). `finder` must outlive the source.
   // `save_crops`: also write the crops, boxes, frame_counts.csv and crop.json there, as `crop`
   // does. `place` must be resolved; `pinned` pins batches for copies to a GPU. Throws as
   // list_video_files; a file whose stem is not a valid video name is logged and rejected().
   // `stop_requested`, when given, is asked during the people pass (several people), which runs
-  // before anything is encoded: true ends it early.
+  // before anything is encoded: true ends it early. `people_store`: keep (and reuse) the people
+  // pass there; none: neither.
   VideoFileSource(const std::vector<std::filesystem::path>& inputs, FaceFinder& finder,
                   std::optional<std::filesystem::path> save_crops, PreprocessSpec spec, PreprocessPlace place,
-                  bool pinned, std::function<bool()> stop_requested = {});
+                  bool pinned, std::function<bool()> stop_requested = {},
+                  std::optional<PeoplePassStore> people_store = std::nullopt);
 
   // Videos with a frame list or annotations get those rows (a listed video without a file fails
   // alone); a task without them lists every video file, its frame count 0 until decoded. With
   // several people: every person found, or the listed ones (a listed person not found fails
-  // alone, as does a video whose people pass fails).
-  VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos) const override;
+  // alone, as does a video whose people pass fails); a shard takes whole files, by the sorted
+  // list of the files the rows need (a listed name without a file counts as a file of its own).
+  VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const override;
   // Never called: the frames stream. Throws Error(kUsage).
   DecodedImages decode(const VideoIndex& index, const std::vector<CropItem>& items) const override;
   // The file's size, modification time and bytes of its first and last MiB, the face pipeline
@@ -144,7 +158,13 @@ class VideoFileSource : public FrameSource {
     CroppedVideo counts;    // the video's, from the people pass
     bool first_in_file{};  // carries the people pass's seconds into the run's stage times
   };
-  VideoIndex index_people(const RowsOptions& rows, const std::vector<std::string>& videos) const;
+  VideoIndex index_people(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const;
+  // The people pass over `file` (named `name`): kept from an earlier run when people_store_ allows
+  // and its key matches, else find_people (then kept). Empty when stopped.
+  std::vector<PersonFaces> pass_people(const std::string& name, const std::filesystem::path& file,
+                                       CroppedVideo& counts) const;
+  // The key of `file`'s bytes: size, modification time, and its first and last MiB.
+  static uint64_t file_key(const std::filesystem::path& file, uint64_t seed);
   CroppedVideo stream_person(const VideoEntry& video, size_t batch_size,
                              const std::function<void(StreamedBatch&)>& on_batch) const;
   std::map<std::string, std::filesystem::path> files_;  // by video name
@@ -157,6 +177,7 @@ class VideoFileSource : public FrameSource {
   PreprocessPlace place_;
   bool pinned_;
   std::function<bool()> stop_requested_;
+  std::optional<PeoplePassStore> people_store_;
 };
 
 }  // namespace abaw

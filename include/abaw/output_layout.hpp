@@ -21,6 +21,9 @@ struct OutputLayout {
   std::filesystem::path raw_scores(Task task, const VideoName& video) const;
   // `state/<video>.done`: written last for a video; holds the key --resume compares.
   std::filesystem::path done_marker(const VideoName& video) const;
+  // `state/<file>.people.json`: what the people pass (`run --videos --faces N`) found in the
+  // video file named `file`, with its key, for --resume.
+  std::filesystem::path people_pass(const VideoName& file) const;
   // `run.json`.
   std::filesystem::path summary() const;
 };

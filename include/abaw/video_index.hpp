@@ -71,6 +71,18 @@ struct VideoIndex {
   long total_crops() const;
 };
 
+// --shard K/N: which part of a run this process handles. The units are videos, or with `run
+// --videos --faces N` video files (each with all its people); every shard sorts the same list.
+struct Shard {
+  int index = 1;  // K, from 1
+  int count = 1;  // N; 1: the whole run
+  // Whether the unit at `position` of the sorted list is this shard's: positions K-1, K-1+N, ...
+  bool holds(size_t position) const { return count <= 1 || static_cast<int>(position % count) == index - 1; }
+};
+
+// Keeps the videos of `index` at this shard's positions (they are sorted by name), and their rows.
+void keep_shard(VideoIndex& index, Shard shard);
+
 // Builds the index. Throws Error(kInput) for unreadable lists, a subset naming unknown or invalid
 // videos, a crops folder that cannot be listed or holds a folder whose name is not a valid video
 // name (when rows come from the crops), or when no video has a single crop (a wrong --crops

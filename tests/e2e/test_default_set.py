@@ -466,6 +466,45 @@ class RunVideos(unittest.TestCase):
         self.assert_same_crops(saved, crops, ["pair_left", "pair_right"])
         with open(os.path.join(self.work, "pair-direct", "run.json")) as f:
             self.assertEqual(json.load(f)["video_stages"]["frames_decoded"], 90)  # the file's, once
+        # --resume takes the people pass kept in state/, and cuts the same crops from its boxes.
+        direct_run = ["run", "--model-set", SET, "--videos", videos, "--output", os.path.join(self.work, "pair-direct"),
+                      "--face-models", self.faces, "--faces", "2", "--save-crops", saved, "--resume"]
+        os.remove(os.path.join(self.work, "pair-direct", "state", "pair_left.done"))
+        r = tool(*direct_run)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pair: its people pass is reused from", r.stderr)
+        self.assertIn("--resume: 1 of 2 videos already done", r.stderr)
+        self.assertEqual(self.submission("pair-direct"), direct)
+        # A damaged one is said so and passed again.
+        with open(os.path.join(self.work, "pair-direct", "state", "pair.people.json"), "w") as f:
+            f.write('{"key": "')
+        os.remove(os.path.join(self.work, "pair-direct", "state", "pair_right.done"))
+        r = tool(*direct_run)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pair.people.json: not a people pass this version wrote", r.stderr)
+        self.assertIn("the people pass runs again", r.stderr)
+        self.assertEqual(self.submission("pair-direct"), direct)
+        # Shards split video files, each with all its people: a shard passes over its own files only.
+        two_files = os.path.join(self.work, "pair-videos")
+        os.makedirs(two_files)
+        for name in ("pair", "pair2"):
+            shutil.copy(os.path.join(videos, "pair.mp4"), os.path.join(two_files, name + ".mp4"))
+        for k, name in ((1, "pair"), (2, "pair2")):
+            r = tool("run", "--model-set", SET, "--videos", two_files, "--output",
+                     os.path.join(self.work, "pair-shard%d" % k), "--face-models", self.faces, "--faces", "2",
+                     "--shard", "%d/2" % k)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("people pass, video 1/1: " + os.path.join(two_files, name + ".mp4"), r.stderr)
+            self.assertEqual(sorted(os.listdir(os.path.join(self.work, "pair-shard%d" % k, "raw", "EXPR"))),
+                             [name + "_left.csv", name + "_right.csv"])
+        r = tool("merge", "--inputs", os.path.join(self.work, "pair-shard1"), os.path.join(self.work, "pair-shard2"),
+                 "--output", os.path.join(self.work, "pair-merged"), "--model-set", SET)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        copy = direct.replace(b"pair_left/", b"pair2_left/").replace(b"pair_right/", b"pair2_right/")
+        lines = direct.splitlines(keepends=True)
+        copy_lines = copy.splitlines(keepends=True)
+        self.assertEqual(self.submission("pair-merged"),
+                         lines[0] + b"".join(copy_lines[1:]) + b"".join(lines[1:]))  # pair2_* sort first
         # A frame list names people as Aff-Wild2 does; one nobody is fails alone.
         frame_list = os.path.join(self.work, "PAIR_EXPR.txt")
         with open(frame_list, "w") as f:

@@ -93,5 +93,30 @@ TEST(VideoIndex, DuplicateFrameNumbersKeepTheCanonicalName) {
   EXPECT_EQ(crops[0].path.filename(), "00001.jpg");
 }
 
+TEST(VideoIndex, ShardKeepsEveryNthVideoInNameOrderWithItsRows) {
+  ScratchDir dir;
+  for (const char* video : {"a", "b", "c", "d", "e"}) write_text(dir / "crops" / video / "00001.jpg", "x");
+  write_text(dir / "va.txt", std::string(kVaHeader) + "e/00001.jpg,0,0\na/00001.jpg,0,0\nd/00001.jpg,0,0\n" +
+                                 "b/00001.jpg,0,0\nc/00001.jpg,0,0\n");
+  const IndexRequest request{dir / "crops", {{Task::kVA}, {{Task::kVA, dir / "va.txt"}}, {}}, {}};
+  std::vector<std::string> seen;
+  for (int k = 1; k <= 2; ++k) {
+    VideoIndex index = build_video_index(request);
+    keep_shard(index, Shard{k, 2});
+    std::string names, rows;
+    for (const VideoEntry& video : index.videos) names += video.name.str();
+    for (const FrameRow& row : index.rows.at(Task::kVA).rows) rows += row.video.str();
+    seen.push_back(names + "|" + rows);
+  }
+  EXPECT_EQ(seen[0], "ace|eac");  // the rows keep the frame list's order
+  EXPECT_EQ(seen[1], "bd|db");
+  VideoIndex whole = build_video_index(request);
+  keep_shard(whole, Shard{});
+  EXPECT_EQ(whole.videos.size(), 5u);
+  EXPECT_TRUE(Shard{}.holds(7));
+  EXPECT_TRUE(Shard({3, 3}).holds(5));
+  EXPECT_FALSE(Shard({3, 3}).holds(4));
+}
+
 }  // namespace
 }  // namespace abaw
