@@ -1044,6 +1044,14 @@ FaceFinder make_face_finder(const FaceFinderOptions& options, const FacePipeline
   return finder;
 }
 
+int face_model_threads(const FaceFinderOptions& options) {
+  if (options.threads > 0) return options.threads;
+  if (options.threads == 0) return usable_cpu_count();
+  // Measured on 2 CPUs (scripts/README.md, "Several people"): crop --faces 2 at 40-46 frames/s with
+  // 2 threads against 30-38 with 1; one face no faster at 2 threads than at 1.
+  return options.max_people > 1 ? usable_cpu_count() : 1;
+}
+
 std::vector<fs::path> list_video_files(const std::vector<fs::path>& inputs) {
   // Still images are one-frame videos (OpenCV opens them the same way).
   static const std::set<std::string> kExtensions{".mp4", ".avi", ".mov", ".mkv", ".webm", ".jpg", ".jpeg", ".png"};

@@ -946,8 +946,7 @@ RunResult run_pipeline(const RunOptions& options) {
   if (threads == 0 && !options.video_inputs.empty()) {
     // The face models run beside the encoder on threads of their own: an encoder asking for every
     // core beside them made run --videos 35% slower on 2 cores than one core each (measured).
-    const int face_threads = options.faces.threads > 0 ? options.faces.threads : usable_cpu_count();
-    threads = std::max(1, usable_cpu_count() - face_threads);
+    threads = std::max(1, usable_cpu_count() - face_model_threads(options.faces));
   }
   resolved.compute.decode_threads = configure_runtime(threads, options.compute.decode_threads);
   const torch::Device device = resolve_device(options.compute.device);
@@ -965,7 +964,7 @@ RunResult run_pipeline(const RunOptions& options) {
   std::unique_ptr<FrameSource> source;
   if (!options.video_inputs.empty()) {
     FaceFinderOptions faces = options.faces;
-    if (faces.threads == 0) faces.threads = usable_cpu_count();
+    faces.threads = face_model_threads(faces);
     finder = make_face_finder(faces, manifest.faces, device);
     spdlog::info("faces: {}", finder.description);
     source = std::make_unique<VideoFileSource>(options.video_inputs, finder, options.save_crops,

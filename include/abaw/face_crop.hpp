@@ -332,6 +332,13 @@ struct FaceFinder {
   std::string description;
 };
 
+// The LibTorch threads `options` gives the face models: `threads` when set (0: one per usable
+// CPU); unset, one per usable CPU when following several people, where the face descriptor is most
+// of the work, else 1 (decoding and JPEG writing have threads of their own). `crop` and `run
+// --videos` share it, so that both cut the same crops: a convolution's last bits can depend on
+// how many threads split it (aligned crops do differ between 1 and 2).
+int face_model_threads(const FaceFinderOptions& options);
+
 // Loads the detector and face models `options` and `set_default` (a manifest's "faces") ask for,
 // on `device`. Throws Error(kUsage) for yunet without a model file, Error(kModel) for models that
 // cannot be loaded.

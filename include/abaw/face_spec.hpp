@@ -52,7 +52,9 @@ struct FaceFinderOptions {
   int near_every = 2;  // `--near-every`: CropOptions::near_every
   int max_people = 1;  // `crop --faces N`: people followed per video
   int batch_frames = 8;
-  int threads = 1;  // LibTorch threads of the face models (`crop --threads`, `run --face-threads`)
+  // LibTorch threads of the face models (`crop --threads`, `run --face-threads`); 0: one per
+  // usable CPU; unset (< 0): face_model_threads decides.
+  int threads = -1;
   int jpeg_quality = 95;
 };
 

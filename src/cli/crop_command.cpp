@@ -25,17 +25,18 @@ Action add_crop_command(CLI::App& app) {
   cmd->add_option("--output", o->output, "Crop folder: <output>/<video>/00001.jpg ...")->required();
   auto store_face_options = add_face_options(*cmd, o->faces);
   cmd->add_option("--threads", o->faces.threads,
-                  "LibTorch threads for the face models (0: one per usable CPU); decoding has a thread of its own")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
+                  "LibTorch threads for the face models (0: one per usable CPU; default 1, or one per usable CPU "
+                  "with --faces N above 1, where the face descriptor is most of the work); decoding and JPEG "
+                  "writing have threads of their own")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--batch", o->faces.batch_frames, "Frames decoded, detected and cropped together")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_option("--device", o->device, "Where the face models run: auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->callback(store_face_options);
   return [o]() -> int {
+    o->faces.threads = face_model_threads(o->faces);
     configure_runtime(o->faces.threads, 1);
-    if (o->faces.threads == 0) o->faces.threads = usable_cpu_count();
     FaceFinder finder = make_face_finder(o->faces, FacePipelineSpec{}, resolve_device(o->device));
     const std::vector<fs::path> videos = list_video_files({o->videos});
     finder.crop.output = o->output;

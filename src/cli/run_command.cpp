@@ -67,10 +67,10 @@ Action add_run_command(CLI::App& app, RunOptions& options) {
   auto store_face_options = add_face_options(*run, options.faces);
   run->add_option("--face-threads", options.faces.threads,
                   "With --videos: LibTorch threads of the face models, on their own thread beside the encoder's "
-                  "--threads (0: one per usable CPU). Default as `crop --threads`, so both cut the same crops: "
-                  "a convolution's last bits depend on how many threads split it")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
+                  "--threads (0: one per usable CPU). Default as `crop --threads` (1, or one per usable CPU "
+                  "with --faces N above 1), so both cut the same crops: a convolution's last bits depend on how "
+                  "many threads split it")
+      ->check(CLI::Range(0, 1024));
   auto save_crops = std::make_shared<std::string>();
   run->add_option("--save-crops", *save_crops,
                   "With --videos: also write the crops it encoded there, in the layout `crop` writes (crop folders, "

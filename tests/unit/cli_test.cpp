@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "abaw/error.hpp"
+#include "abaw/face_crop.hpp"
+#include "abaw/runtime.hpp"
 #include "cli/commands.hpp"
 #include "test_util.hpp"
 
@@ -133,7 +135,12 @@ TEST_F(RunParser, VideosInsteadOfCropsWithFaceOptions) {
   EXPECT_EQ(options.faces.pipeline.size, 96);
   EXPECT_FALSE(options.faces.pipeline.detector.has_value());  // unset: the manifest's, else tiny
   EXPECT_FALSE(options.faces.pipeline.margin.has_value());
-  EXPECT_EQ(options.faces.threads, 1);  // as `crop --threads`, so both cut the same crops
+  EXPECT_LT(options.faces.threads, 0);  // unset: as `crop --threads`, so both cut the same crops
+  EXPECT_EQ(face_model_threads(options.faces), usable_cpu_count());  // several people
+  options.faces.max_people = 1;
+  EXPECT_EQ(face_model_threads(options.faces), 1);
+  options.faces.threads = 0;
+  EXPECT_EQ(face_model_threads(options.faces), usable_cpu_count());
   EXPECT_EQ(options.save_crops, dir_ / "saved");
   // Either input, never both or none; --save-crops only with videos; old `--videos a,b` names fail
   // with a hint to --only.
