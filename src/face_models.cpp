@@ -117,7 +117,8 @@ FaceModelsConfig load_face_models_config(const fs::path& folder) {
   return config;
 }
 
-FaceModels::FaceModels(const fs::path& folder, torch::Device device, int detector_input_size, float score_threshold)
+FaceModels::FaceModels(const fs::path& folder, torch::Device device, int detector_input_size, float score_threshold,
+                       FaceNets nets)
     : config_(load_face_models_config(folder)),
       device_(device),
       input_size_(detector_input_size > 0 ? detector_input_size : config_.detector_default_input_size),
@@ -129,7 +130,18 @@ FaceModels::FaceModels(const fs::path& folder, torch::Device device, int detecto
   }
   select_graph_executor();
   detector_ = load(config_.detector_file);
-  landmarks_ = load(config_.landmarks_file);
+  if (nets.landmarks) landmarks_ = load(config_.landmarks_file);
+  if (nets.descriptor && !config_.descriptor_file.empty()) descriptor_net();
+}
+
+torch::jit::script::Module& FaceModels::descriptor_net() {
+  if (config_.descriptor_file.empty()) {
+    throw Error(ErrorKind::kModel,
+                "these face models have no face descriptor (remake them with scripts/make_default_model_set.sh)",
+                (config_.folder / kFaceModelsFile).string());
+  }
+  if (!descriptor_) descriptor_ = load(config_.descriptor_file);
+  return *descriptor_;
 }
 
 torch::jit::script::Module FaceModels::load(const std::string& file) {
@@ -245,7 +257,8 @@ std::vector<FaceLandmarks> FaceModels::landmarks(const std::vector<cv::Mat>& fra
   c10::InferenceMode guard;
   std::vector<cv::Rect> regions;
   const std::vector<cv::Mat> squares = face_squares(frames, frame_of, faces, config_.landmarks_input_size, regions);
-  const torch::Tensor output = run_checked(landmarks_, squares, device_, config_.folder / config_.landmarks_file,
+  if (!landmarks_) landmarks_ = load(config_.landmarks_file);
+  const torch::Tensor output = run_checked(*landmarks_, squares, device_, config_.folder / config_.landmarks_file,
                                            "landmark net", {static_cast<int64_t>(faces.size()), 68, 2});
   const float* data = output.data_ptr<float>();
   for (size_t i = 0; i < faces.size(); ++i) {
@@ -267,18 +280,13 @@ std::vector<FaceDescriptor> FaceModels::descriptors(const std::vector<cv::Mat>& 
                                                     const std::vector<cv::Rect2f>& faces) {
   std::vector<FaceDescriptor> result;
   if (faces.empty()) return result;
-  if (config_.descriptor_file.empty()) {
-    throw Error(ErrorKind::kModel,
-                "these face models have no face descriptor (remake them with scripts/make_default_model_set.sh)",
-                (config_.folder / kFaceModelsFile).string());
-  }
-  if (!descriptor_) descriptor_ = load(config_.descriptor_file);
+  torch::jit::script::Module& net = descriptor_net();
   c10::InferenceMode guard;
   std::vector<cv::Rect> regions;
   const std::vector<cv::Mat> squares = face_squares(frames, frame_of, faces, config_.descriptor_input_size, regions);
   const int dim = config_.descriptor_dim;
   const torch::Tensor output =
-      run_checked(*descriptor_, squares, device_, config_.folder / config_.descriptor_file, "face descriptor",
+      run_checked(net, squares, device_, config_.folder / config_.descriptor_file, "face descriptor",
                   {static_cast<int64_t>(faces.size()), dim});
   const float* data = output.data_ptr<float>();
   for (size_t i = 0; i < faces.size(); ++i) result.emplace_back(data + i * dim, data + (i + 1) * dim);

@@ -54,12 +54,21 @@ using FaceLandmarks = std::array<cv::Point2f, 68>;
 using FaceDescriptor = std::vector<float>;
 
 // A face found by the detector, with its landmarks when they were asked for.
+// The nets FaceModels loads with the detector, so that a broken file stops a command before any
+// video; the others load on their first use (a load is ~40 ms of a command's start-up).
+struct FaceNets {
+  bool landmarks = true;
+  bool descriptor = false;
+};
+
 class FaceModels {
  public:
-  // Loads the detector and the landmark net. `detector_input_size` 0: faces.json's default;
-  // otherwise a multiple of its input_multiple, else Error(kUsage). `score_threshold` < 0:
-  // faces.json's. Throws Error(kModel) naming the file when one cannot be loaded.
-  FaceModels(const std::filesystem::path& folder, torch::Device device, int detector_input_size, float score_threshold);
+  // Loads the detector and `nets` (the descriptor when faces.json names one). `detector_input_size`
+  // 0: faces.json's default; otherwise a multiple of its input_multiple, else Error(kUsage).
+  // `score_threshold` < 0: faces.json's. Throws Error(kModel) naming the file when one cannot be
+  // loaded.
+  FaceModels(const std::filesystem::path& folder, torch::Device device, int detector_input_size, float score_threshold,
+             FaceNets nets = {});
 
   const FaceModelsConfig& config() const { return config_; }
   int detector_input_size() const { return input_size_; }
@@ -78,13 +87,13 @@ class FaceModels {
 
   // The landmarks of each face: `faces[i]` is a box in frame `frame_of[i]`. The box (clipped to the
   // frame) is padded to a centred square and resized to the net's input, as face-api does; one
-  // forward pass for all faces.
+  // forward pass for all faces. The net is loaded on the first call unless it already was.
   std::vector<FaceLandmarks> landmarks(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
                                        const std::vector<cv::Rect2f>& faces);
 
   // The descriptor of each face, cut as landmarks() cuts it (at the descriptor's input size);
-  // one forward pass for all faces. The net is loaded on the first call. Throws Error(kModel)
-  // when faces.json names no descriptor or it cannot be loaded.
+  // one forward pass for all faces. The net is loaded on the first call unless it already was.
+  // Throws Error(kModel) when faces.json names no descriptor or it cannot be loaded.
   std::vector<FaceDescriptor> descriptors(const std::vector<cv::Mat>& frames, const std::vector<size_t>& frame_of,
                                           const std::vector<cv::Rect2f>& faces);
 
@@ -99,7 +108,8 @@ class FaceModels {
   int input_size_;
   float score_threshold_;
   torch::jit::script::Module detector_;
-  torch::jit::script::Module landmarks_;
+  torch::jit::script::Module& descriptor_net();
+  std::optional<torch::jit::script::Module> landmarks_;
   std::optional<torch::jit::script::Module> descriptor_;
 };
 
