@@ -285,9 +285,8 @@ std::vector<FaceDescriptor> FaceModels::descriptors(const std::vector<cv::Mat>& 
   std::vector<cv::Rect> regions;
   const std::vector<cv::Mat> squares = face_squares(frames, frame_of, faces, config_.descriptor_input_size, regions);
   const int dim = config_.descriptor_dim;
-  const torch::Tensor output =
-      run_checked(net, squares, device_, config_.folder / config_.descriptor_file, "face descriptor",
-                  {static_cast<int64_t>(faces.size()), dim});
+  const torch::Tensor output = run_checked(net, squares, device_, config_.folder / config_.descriptor_file,
+                                           "face descriptor", {static_cast<int64_t>(faces.size()), dim});
   const float* data = output.data_ptr<float>();
   for (size_t i = 0; i < faces.size(); ++i) result.emplace_back(data + i * dim, data + (i + 1) * dim);
   return result;

@@ -37,8 +37,7 @@ CropFolderSource::CropFolderSource(fs::path folder, PreprocessSpec spec, Preproc
       pinned_(pinned),
       max_image_pixels_(max_image_pixels) {}
 
-VideoIndex CropFolderSource::index(const RowsOptions& rows, const std::vector<std::string>& videos,
-                                   Shard shard) const {
+VideoIndex CropFolderSource::index(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const {
   VideoIndex index = build_video_index(IndexRequest{folder_, rows, videos});
   keep_shard(index, shard);
   return index;
@@ -182,20 +181,22 @@ std::optional<std::vector<PersonFaces>> read_people_pass(const fs::path& file, c
       for (const json& line : person.at("frames")) {
         constexpr size_t kWithPoints = 7 + 2 * std::tuple_size<decltype(FaceFrame::points)>::value;
         if (!line.is_array() || (line.size() != 7 && line.size() != kWithPoints)) {
-          throw Error(ErrorKind::kInput, "a frame of " + faces.name + " has " + std::to_string(line.size()) +
-                                             " numbers", file.string());
+          throw Error(ErrorKind::kInput,
+                      "a frame of " + faces.name + " has " + std::to_string(line.size()) + " numbers", file.string());
         }
         FaceFrame frame;
         frame.number = line[0].get<long>();
         if (frame.number <= previous || frame.number > counts.frames_decoded) {
-          throw Error(ErrorKind::kInput, "frame " + std::to_string(frame.number) + " of " + faces.name +
-                                             " is out of order or past the video's frames", file.string());
+          throw Error(ErrorKind::kInput,
+                      "frame " + std::to_string(frame.number) + " of " + faces.name +
+                          " is out of order or past the video's frames",
+                      file.string());
         }
         previous = frame.number;
         frame.person = line[1].get<int>();
-        frame.face = FaceBox{cv::Rect2f(line[2].get<float>(), line[3].get<float>(), line[4].get<float>(),
-                                        line[5].get<float>()),
-                             line[6].get<float>()};
+        frame.face =
+            FaceBox{cv::Rect2f(line[2].get<float>(), line[3].get<float>(), line[4].get<float>(), line[5].get<float>()),
+                    line[6].get<float>()};
         for (size_t i = 0; i < frame.points.size() && line.size() == kWithPoints; ++i) {
           frame.points[i] = cv::Point2f(line[7 + 2 * i].get<float>(), line[8 + 2 * i].get<float>());
         }
@@ -211,8 +212,7 @@ std::optional<std::vector<PersonFaces>> read_people_pass(const fs::path& file, c
 
 }  // namespace
 
-VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std::string>& videos,
-                                  Shard shard) const {
+VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const {
   if (finder_.crop.max_people > 1) return index_people(rows, videos, shard);
   for (const auto& name : videos) VideoName::checked(name, "--only");
   const std::set<std::string> subset(videos.begin(), videos.end());
@@ -269,7 +269,7 @@ VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std
 }
 
 std::vector<PersonFaces> VideoFileSource::pass_people(const std::string& name, const fs::path& file,
-                                                     CroppedVideo& counts) const {
+                                                      CroppedVideo& counts) const {
   std::optional<fs::path> kept;
   std::string key;
   if (people_store_) {
@@ -294,7 +294,9 @@ std::vector<PersonFaces> VideoFileSource::pass_people(const std::string& name, c
   std::vector<PersonFaces> people = find_people(file, *finder_.detector, finder_.crop, counts, stopped);
   if (kept && !stopped()) {
     // Per file and checked when read, like the done markers: a rename survives a killed process.
-    write_file_atomically(*kept, people_pass_json(key, counts, people, finder_.crop.style == CropStyle::kAligned).dump() + "\n", Durability::kProcessKill);
+    write_file_atomically(
+        *kept, people_pass_json(key, counts, people, finder_.crop.style == CropStyle::kAligned).dump() + "\n",
+        Durability::kProcessKill);
   }
   return people;
 }
@@ -349,7 +351,7 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
   };
   auto wanted_here = [&](const std::string& name) { return wanted(name) && in_shard(name); };
   std::map<std::string, std::string> failed;  // video file name -> why
-  size_t done = 0, files = static_cast<size_t>(std::count_if(files_.begin(), files_.end(), [&](const auto& f) {
+  size_t done = 0, files = static_cast<size_t>(std::count_if(files_.begin(), files_.end(), [&](const auto&f) {
                      return needed(f.first) && shard_units.count(f.first) > 0;
                    }));
   auto stopped = [&] { return stop_requested_ && stop_requested_(); };

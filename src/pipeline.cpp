@@ -967,10 +967,10 @@ RunResult run_pipeline(const RunOptions& options) {
     faces.threads = face_model_threads(faces);
     finder = make_face_finder(faces, manifest.faces, device);
     spdlog::info("faces: {}", finder.description);
-    source = std::make_unique<VideoFileSource>(options.video_inputs, finder, options.save_crops,
-                                               manifest.encoder.preprocess, resolved.compute.preprocess_on,
-                                               device.is_cuda(), [] { return g_stop_requested.load(); },
-                                               VideoFileSource::PeoplePassStore{options.output, options.resume});
+    source = std::make_unique<VideoFileSource>(
+        options.video_inputs, finder, options.save_crops, manifest.encoder.preprocess, resolved.compute.preprocess_on,
+        device.is_cuda(), [] { return g_stop_requested.load(); },
+        VideoFileSource::PeoplePassStore{options.output, options.resume});
   } else {
     source = std::make_unique<CropFolderSource>(options.crops, manifest.encoder.preprocess,
                                                 resolved.compute.preprocess_on, device.is_cuda(),

@@ -53,14 +53,15 @@ using FaceLandmarks = std::array<cv::Point2f, 68>;
 // of 0.6 (euclidean) more often than not; of two people, further apart.
 using FaceDescriptor = std::vector<float>;
 
-// A face found by the detector, with its landmarks when they were asked for.
 // The nets FaceModels loads with the detector, so that a broken file stops a command before any
-// video; the others load on their first use (a load is ~40 ms of a command's start-up).
+// video; the others load on their first use (torch.jit.load of the landmark net: ~55 ms, the
+// descriptor: ~80 ms, of a command's start-up).
 struct FaceNets {
   bool landmarks = true;
   bool descriptor = false;
 };
 
+// A face found by the detector, with its landmarks when they were asked for.
 class FaceModels {
  public:
   // Loads the detector and `nets` (the descriptor when faces.json names one). `detector_input_size`
@@ -102,13 +103,13 @@ class FaceModels {
 
  private:
   torch::jit::script::Module load(const std::string& file);
+  torch::jit::script::Module& descriptor_net();  // loaded on first use; Error(kModel) without one
 
   FaceModelsConfig config_;
   torch::Device device_;
   int input_size_;
   float score_threshold_;
   torch::jit::script::Module detector_;
-  torch::jit::script::Module& descriptor_net();
   std::optional<torch::jit::script::Module> landmarks_;
   std::optional<torch::jit::script::Module> descriptor_;
 };

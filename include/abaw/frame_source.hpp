@@ -38,8 +38,7 @@ class FrameSource {
   // The videos, their frame counts and crops, and each task's rows (`rows.tasks` are the tasks
   // to index; `videos` a subset, empty for all), of `shard`'s part (keep_shard, unless the source
   // says otherwise). Throws Error(kInput) as build_video_index does.
-  virtual VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos,
-                           Shard shard) const = 0;
+  virtual VideoIndex index(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const = 0;
 
   // Decodes and preprocesses `items` of `index` as one encoder batch (see decode_batch). A frame
   // that cannot be read gets its error and never throws. Called from several decode threads at
