@@ -269,36 +269,45 @@ VideoIndex VideoFileSource::index(const RowsOptions& rows, const std::vector<std
 }
 
 std::vector<PersonFaces> VideoFileSource::pass_people(const std::string& name, const fs::path& file,
-                                                      CroppedVideo& counts) const {
-  std::optional<fs::path> kept;
-  std::string key;
-  if (people_store_) {
-    kept = OutputLayout{people_store_->output}.people_pass(VideoName::checked(name));
-    key = fmt::format("{:016x}", file_key(file, fnv1a(finder_.description.data(), finder_.description.size())));
-  }
-  if (kept && people_store_->reuse) {
+                                                     CroppedVideo& counts) const {
+  if (!people_store_) return find_people(file, *finder_.detector, finder_.crop, counts, stop_requested_);
+  const VideoName video = VideoName::checked(name);
+  const fs::path in_output = OutputLayout{people_store_->output}.people_pass(video);
+  std::optional<fs::path> in_cache;
+  if (people_store_->features) in_cache = video_path(*people_store_->features, video, ".people.json");
+  const std::string key =
+      fmt::format("{:016x}", file_key(file, fnv1a(finder_.description.data(), finder_.description.size())));
+  std::vector<fs::path> readable;
+  if (people_store_->reuse) readable.push_back(in_output);
+  if (in_cache) readable.push_back(*in_cache);
+  for (const fs::path& kept : readable) {
     try {
-      if (auto people = read_people_pass(*kept, key, counts)) {
+      if (auto people = read_people_pass(kept, key, counts)) {
         counts.name = name;
         counts.source = file;
         counts.detector = finder_.detector->description();
-        spdlog::info("{}: its people pass is reused from {}", name, kept->string());
+        spdlog::info("{}: its people pass is reused from {}", name, kept.string());
+        if (kept != in_output) write_people_pass(in_output, key, counts, *people);
         return *people;
       }
     } catch (const Error& e) {
-      spdlog::warn("--resume: {}; the people pass runs again", e.what());
+      spdlog::warn("{}; the people pass runs again", e.what());
     }
     counts = CroppedVideo{};
   }
-  auto stopped = [&] { return stop_requested_ && stop_requested_(); };
-  std::vector<PersonFaces> people = find_people(file, *finder_.detector, finder_.crop, counts, stopped);
-  if (kept && !stopped()) {
-    // Per file and checked when read, like the done markers: a rename survives a killed process.
-    write_file_atomically(
-        *kept, people_pass_json(key, counts, people, finder_.crop.style == CropStyle::kAligned).dump() + "\n",
-        Durability::kProcessKill);
+  std::vector<PersonFaces> people = find_people(file, *finder_.detector, finder_.crop, counts, stop_requested_);
+  if (!stop_requested_ || !stop_requested_()) {  // an unfinished pass is not kept
+    write_people_pass(in_output, key, counts, people);
+    if (in_cache) write_people_pass(*in_cache, key, counts, people);
   }
   return people;
+}
+
+void VideoFileSource::write_people_pass(const fs::path& file, const std::string& key, const CroppedVideo& counts,
+                                        const std::vector<PersonFaces>& people) const {
+  // Per file and checked when read, like the done markers: a rename survives a killed process.
+  const json kept = people_pass_json(key, counts, people, finder_.crop.style == CropStyle::kAligned);
+  write_file_atomically(file, kept.dump() + "\n", Durability::kProcessKill);
 }
 
 VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vector<std::string>& videos,

@@ -970,7 +970,7 @@ RunResult run_pipeline(const RunOptions& options) {
     source = std::make_unique<VideoFileSource>(
         options.video_inputs, finder, options.save_crops, manifest.encoder.preprocess, resolved.compute.preprocess_on,
         device.is_cuda(), [] { return g_stop_requested.load(); },
-        VideoFileSource::PeoplePassStore{options.output, options.resume});
+        VideoFileSource::PeoplePassStore{options.output, options.resume, options.features});
   } else {
     source = std::make_unique<CropFolderSource>(options.crops, manifest.encoder.preprocess,
                                                 resolved.compute.preprocess_on, device.is_cuda(),

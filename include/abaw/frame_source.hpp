@@ -111,10 +111,13 @@ class CropFolderSource : public FrameSource {
 class VideoFileSource : public FrameSource {
  public:
   // Where the people pass keeps what it found in each video file: `state/<file>.people.json`
-  // under --output (OutputLayout::people_pass), with a key of the file and the face pipeline.
+  // under --output (OutputLayout::people_pass), and `<file>.people.json` in the feature cache,
+  // with a key of the file and the face pipeline. A file whose kept pass has its key is not
+  // passed again: from the feature cache always, from --output with --resume.
   struct PeoplePassStore {
-    std::filesystem::path output;  // --output
-    bool reuse = false;            // --resume: a file whose kept pass has its key is not passed again
+    std::filesystem::path output;                   // --output
+    bool reuse = false;                             // --resume
+    std::optional<std::filesystem::path> features;  // --features
   };
 
   // `inputs`: video files and folders (list_video_files). `finder` must outlive the source.
@@ -158,10 +161,12 @@ class VideoFileSource : public FrameSource {
     bool first_in_file{};  // carries the people pass's seconds into the run's stage times
   };
   VideoIndex index_people(const RowsOptions& rows, const std::vector<std::string>& videos, Shard shard) const;
-  // The people pass over `file` (named `name`): kept from an earlier run when people_store_ allows
+  // The people pass over `file` (named `name`): kept from an earlier run where people_store_ allows
   // and its key matches, else find_people (then kept). Empty when stopped.
   std::vector<PersonFaces> pass_people(const std::string& name, const std::filesystem::path& file,
                                        CroppedVideo& counts) const;
+  void write_people_pass(const std::filesystem::path& file, const std::string& key, const CroppedVideo& counts,
+                         const std::vector<PersonFaces>& people) const;
   // The key of `file`'s bytes: size, modification time, and its first and last MiB.
   static uint64_t file_key(const std::filesystem::path& file, uint64_t seed);
   CroppedVideo stream_person(const VideoEntry& video, size_t batch_size,

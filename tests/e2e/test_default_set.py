@@ -485,6 +485,14 @@ class RunVideos(unittest.TestCase):
         log = resume_without("pair_right.done")
         self.assertIn("pair.people.json: not a people pass this version wrote", log)
         self.assertIn("the people pass runs again", log)
+        # A feature cache keeps the pass too: a run into another folder then neither passes nor encodes.
+        features = os.path.join(self.work, "pair-features")
+        for k in (1, 2):
+            r = tool("run", "--model-set", SET, "--videos", videos, "--output", os.path.join(self.work, "pair-f%d" % k),
+                     "--face-models", self.faces, "--faces", "2", "--features", features)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.submission("pair-f%d" % k), direct)
+        self.assertIn("pair: its people pass is reused from " + os.path.join(features, "pair.people.json"), r.stderr)
         # Shards split video files, each with all its people: a shard passes over its own files only.
         two_files = os.path.join(self.work, "pair-videos")
         os.makedirs(two_files)
