@@ -327,13 +327,8 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
       for (const FrameRow& row : listed[task]->rows) asked.insert(row.video);
     }
   }
+  // The file an entry's name comes from: the longest video file name it starts with ("": none);
   // `v` can hold `v`, `v_left`, `v_right`, `v_face1`, ...
-  auto needed = [&](const std::string& file) {
-    if (every_file) return true;
-    auto it = asked.lower_bound(file);
-    return it != asked.end() && (*it == file || it->rfind(file + "_", 0) == 0);
-  };
-  // The file an entry's name comes from: the longest video file name it starts with ("": none).
   auto file_of = [&](const std::string& name) {
     std::string file;
     for (const auto& [stem, path] : files_) {
@@ -344,17 +339,20 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
   // A shard takes whole files: the files needed, and listed names without one, in name order.
   std::set<std::string> units;
   for (const auto& [name, file] : files_) {
-    if (needed(name)) units.insert(name);
+    if (every_file) units.insert(name);
   }
   for (const std::string& name : asked) {
-    if (file_of(name).empty()) units.insert(name);
+    const std::string file = file_of(name);
+    units.insert(file.empty() ? name : file);
   }
+  auto needed = [&](const std::string& file) { return units.count(file) > 0; };
   std::set<std::string> shard_units;
   size_t position = 0;
   for (const std::string& unit : units) {
     if (shard.holds(position++)) shard_units.insert(unit);
   }
   auto in_shard = [&](const std::string& name) {
+    if (shard.count <= 1) return true;
     const std::string file = file_of(name);
     return shard_units.count(file.empty() ? name : file) > 0;
   };

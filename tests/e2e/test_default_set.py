@@ -509,6 +509,15 @@ class RunVideos(unittest.TestCase):
         r = tool("merge", "--inputs", os.path.join(self.work, "pair-shard1"), os.path.join(self.work, "pair-shard2"),
                  "--output", os.path.join(self.work, "pair-merged"), "--model-set", SET)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # A frame list naming people of both files (pair_right sorts after pair2_left) gets both.
+        listed = os.path.join(self.work, "PAIRS_EXPR.txt")
+        with open(listed, "w") as f:
+            f.write(EXPR_HEADER + "\npair_right/00001.jpg\npair2_left/00002.jpg\n")
+        r = tool("run", "--model-set", SET, "--videos", two_files, "--output", os.path.join(self.work, "pairs-listed"),
+                 "--face-models", self.faces, "--faces", "2", "--frame-list", "expr=" + listed)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = self.submission("pairs-listed").decode().splitlines()[1:]
+        self.assertEqual([row.split(",")[0] for row in rows], ["pair_right/00001.jpg", "pair2_left/00002.jpg"])
         copy = direct.replace(b"pair_left/", b"pair2_left/").replace(b"pair_right/", b"pair2_right/")
         lines = direct.splitlines(keepends=True)
         copy_lines = copy.splitlines(keepends=True)
