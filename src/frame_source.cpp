@@ -336,34 +336,33 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
     }
     return file;
   };
-  // A shard takes whole files: the files needed, and listed names without one, in name order.
+  // The units a shard takes, in name order: the files needed (whole, with all their people), and
+  // listed names without a file.
   std::set<std::string> units;
-  for (const auto& [name, file] : files_) {
-    if (every_file) units.insert(name);
+  if (every_file) {
+    for (const auto& [name, file] : files_) units.insert(name);
   }
   for (const std::string& name : asked) {
     const std::string file = file_of(name);
     units.insert(file.empty() ? name : file);
   }
-  auto needed = [&](const std::string& file) { return units.count(file) > 0; };
-  std::set<std::string> shard_units;
+  std::set<std::string> mine;  // this shard's units
   size_t position = 0;
   for (const std::string& unit : units) {
-    if (shard.holds(position++)) shard_units.insert(unit);
+    if (shard.holds(position++)) mine.insert(unit);
   }
   auto in_shard = [&](const std::string& name) {
     if (shard.count <= 1) return true;
     const std::string file = file_of(name);
-    return shard_units.count(file.empty() ? name : file) > 0;
+    return mine.count(file.empty() ? name : file) > 0;
   };
   auto wanted_here = [&](const std::string& name) { return wanted(name) && in_shard(name); };
   std::map<std::string, std::string> failed;  // video file name -> why
-  size_t done = 0, files = static_cast<size_t>(std::count_if(files_.begin(), files_.end(), [&](const auto&f) {
-                     return needed(f.first) && shard_units.count(f.first) > 0;
-                   }));
+  size_t done = 0, files = 0;
+  for (const std::string& unit : mine) files += files_.count(unit);
   auto stopped = [&] { return stop_requested_ && stop_requested_(); };
   for (const auto& [name, file] : files_) {
-    if (!needed(name) || shard_units.count(name) == 0) continue;
+    if (mine.count(name) == 0) continue;
     if (stopped()) break;
     spdlog::info("people pass, video {}/{}: {}", ++done, files, file.string());
     try {
