@@ -14,10 +14,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 // No multiply-add in this file may be contracted into a fused one, whatever -march the project is
 // built with: Pillow's coefficients must round as its baseline x86-64 build (no FMA) computes them,
@@ -463,6 +468,56 @@ void torch_vertical(const Src* src, size_t row_size, int row_offset, const Taps<
   }
 }
 
+// One axis of an area shrink of `source_size` pixels to `size`: output index o averages source
+// pixels index[begin[o] .. begin[o + 1]) with weights weight[...], made as OpenCV's
+// computeResizeAreaTab makes them (same expressions, in double, each weight rounded to float).
+struct AreaTaps {
+  std::vector<int> begin;
+  std::vector<int> index;
+  std::vector<float> weight;
+};
+
+// Four floats as one SIMD value (GCC and Clang vector extension; SSE on x86-64, NEON on ARM).
+typedef float Float4 __attribute__((vector_size(16)));
+
+// The first `channels` values of `sum` as cv::saturate_cast<uchar> makes them: rounded half to
+// even, clipped to 0..255.
+inline void store_rounded(Float4 sum, int channels, uint8_t* out) {
+#if defined(__SSE2__)
+  // cvtps2dq rounds as the MXCSR says, half to even by default (cvRound's own instruction); the
+  // two saturating packs clip to int16 and then to 0..255.
+  const __m128i rounded = _mm_cvtps_epi32(reinterpret_cast<__m128>(sum));
+  const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(rounded, rounded), _mm_setzero_si128());
+  uint8_t four[16];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(four), bytes);
+  std::memcpy(out, four, static_cast<size_t>(channels));
+#else
+  for (int c = 0; c < channels; ++c) out[c] = static_cast<uint8_t>(std::clamp(std::lrint(sum[c]), 0L, 255L));
+#endif
+}
+
+AreaTaps area_taps(int source_size, int size) {
+  const double scale = 1.0 / (static_cast<double>(size) / source_size);  // cv::resize's scale_x
+  AreaTaps taps;
+  taps.begin.push_back(0);
+  auto add = [&taps](int index, double weight) {
+    taps.index.push_back(index);
+    taps.weight.push_back(static_cast<float>(weight));
+  };
+  for (int o = 0; o < size; ++o) {
+    const double from = o * scale;
+    const double to = from + scale;
+    const double cell = std::min(scale, source_size - from);
+    const int last = std::min(static_cast<int>(std::floor(to)), source_size - 1);
+    const int first = std::min(static_cast<int>(std::ceil(from)), last);
+    if (first - from > 1e-3) add(first - 1, (first - from) / cell);
+    for (int i = first; i < last; ++i) add(i, 1.0 / cell);
+    if (to - last > 1e-3) add(last, std::min(std::min(to - last, 1.0), cell) / cell);
+    taps.begin.push_back(static_cast<int>(taps.index.size()));
+  }
+  return taps;
+}
+
 }  // namespace
 
 ImageU8 pil_resize(const ImageU8& image, int width, int height, ResampleFilter filter) {
@@ -531,6 +586,69 @@ std::vector<float> torch_resize(const ImageU8& image, int width, int height, Res
   torch_horizontal_any(channels, image.pixels.data(), image.width, first_row, end_row, horizontal, temp.get());
   torch_vertical(temp.get(), out_row, first_row, vertical, out.data());
   return out;
+}
+
+void area_shrink_square(const ImageU8View& image, int left, int top, int side, int size, uint8_t* out) {
+  const int channels = image.channels;
+  if (!image.pixels || !out || image.width < 1 || image.height < 1 || channels < 1 || channels > 4 ||
+      image.row_bytes < static_cast<size_t>(image.width) * channels || size < 1 || side <= size) {
+    throw std::invalid_argument("area_shrink_square: invalid image view, side " + std::to_string(side) + " or size " +
+                                std::to_string(size));
+  }
+  const AreaTaps taps = area_taps(side, size);  // the same for both axes of a square
+  // The square's columns that lie inside the image; the others stay 0 in `row`.
+  const int inside_begin = std::clamp(-left, 0, side);
+  const int inside_end = std::clamp(image.width - left, inside_begin, side);
+  const size_t inside_values = static_cast<size_t>(inside_end - inside_begin) * channels;
+  // Four floats past the last pixel: the horizontal pass reads 4 values per pixel, whatever
+  // `channels`, and uses the first `channels`.
+  std::vector<float> row(static_cast<size_t>(side) * channels + 4);
+  std::vector<const uint8_t*> row_sources;
+  std::vector<float> row_weights;
+  for (int oy = 0; oy < size; ++oy) {
+    // Vertical first: one output row's weighted sum of whole source rows (vectorised).
+    // Rows are added two at a time: half the loads and stores of the sums.
+    std::fill(row.begin(), row.end(), 0.0f);
+    std::vector<const uint8_t*>& sources = row_sources;
+    std::vector<float>& weights = row_weights;
+    sources.clear();
+    weights.clear();
+    for (int t = taps.begin[oy]; t < taps.begin[oy + 1]; ++t) {
+      const int y = top + taps.index[t];
+      if (y < 0 || y >= image.height) continue;
+      sources.push_back(image.pixels + y * image.row_bytes + static_cast<size_t>(left + inside_begin) * channels);
+      weights.push_back(taps.weight[t]);
+    }
+    float* const acc = row.data() + static_cast<size_t>(inside_begin) * channels;
+    size_t k = 0;
+    for (; k + 1 < sources.size(); k += 2) {
+      const uint8_t* a = sources[k];
+      const uint8_t* b = sources[k + 1];
+      const float wa = weights[k], wb = weights[k + 1];
+      for (size_t i = 0; i < inside_values; ++i) {
+        acc[i] += wa * static_cast<float>(a[i]) + wb * static_cast<float>(b[i]);
+      }
+    }
+    if (k < sources.size()) {
+      const uint8_t* a = sources[k];
+      const float wa = weights[k];
+      for (size_t i = 0; i < inside_values; ++i) acc[i] += wa * static_cast<float>(a[i]);
+    }
+    // Then across: an output pixel's taps are consecutive source pixels, summed with all of a
+    // pixel's channels in one 4-float vector (one load and one multiply-add per tap instead of one
+    // per channel).
+    uint8_t* dst = out + static_cast<size_t>(oy) * size * channels;
+    for (int ox = 0; ox < size; ++ox) {
+      Float4 sum = {0, 0, 0, 0};
+      const float* pixel = row.data() + static_cast<size_t>(taps.index[taps.begin[ox]]) * channels;
+      for (int t = taps.begin[ox]; t < taps.begin[ox + 1]; ++t, pixel += channels) {
+        Float4 values;
+        std::memcpy(&values, pixel, sizeof values);
+        sum += taps.weight[t] * values;
+      }
+      store_rounded(sum, channels, dst + ox * channels);
+    }
+  }
 }
 
 }  // namespace abaw
