@@ -1,6 +1,7 @@
-// Pillow's and torch's resize, reproduced: see resample.hpp. Both are separable: per axis a table of
-// taps (source indices and weights for each output index) computed once, then a horizontal pass
-// into an intermediate image and a vertical pass out of it.
+// Pillow's and torch's resize, reproduced, and OpenCV's area shrink of a square, to +-1: see
+// resample.hpp. All are separable: per axis a table of taps (source indices and weights for each
+// output index) computed once, then two passes, horizontal first for Pillow and torch (as they
+// do), vertical first for the area shrink (whole rows at a time, for speed).
 //
 // Sources followed (expressions are kept in the same order and types, since the point is equal
 // results, not just similar ones; torch's from Debian's pytorch 1.13.1 source package):
