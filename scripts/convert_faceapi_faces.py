@@ -193,12 +193,14 @@ class TinyFaceDetector(nn.Module):
         # on NHWC data (measured on 2 CPU cores, 224 x 224: 2.4 ms per frame instead of 10).
         x = x.contiguous(memory_format=torch.channels_last)
         x = (x - self.mean) / 255.0
-        x = max_pool_same(leaky(self.conv0(x)), 2)
-        x = max_pool_same(leaky(self.conv1(x)), 2)
-        x = max_pool_same(leaky(self.conv2(x)), 2)
-        x = max_pool_same(leaky(self.conv3(x)), 2)
-        x = max_pool_same(leaky(self.conv4(x)), 2)
-        x = max_pool_same(leaky(self.conv5(x)), 1)
+        # face-api pools after each leaky ReLU; the ReLU runs after the pooling here, on a quarter
+        # of the values: the same result, as the ReLU never reorders two values.
+        x = leaky(max_pool_same(self.conv0(x), 2))
+        x = leaky(max_pool_same(self.conv1(x), 2))
+        x = leaky(max_pool_same(self.conv2(x), 2))
+        x = leaky(max_pool_same(self.conv3(x), 2))
+        x = leaky(max_pool_same(self.conv4(x), 2))
+        x = leaky(max_pool_same(self.conv5(x), 1))
         return self.conv8(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
