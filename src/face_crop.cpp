@@ -466,8 +466,8 @@ cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int
                         std::max(1, static_cast<int>(std::lround(side))));
   if (square.width > size && bgr.depth() == CV_8U) {
     cv::Mat out(size, size, bgr.type());
-    area_shrink_square({bgr.data, bgr.cols, bgr.rows, bgr.channels(), bgr.step}, square.x, square.y, square.width, size,
-                       out.data);
+    area_shrink({bgr.data, bgr.cols, bgr.rows, bgr.channels(), bgr.step}, square.x, square.y, square.width,
+                square.height, size, size, out.data);
     return out;
   }
   const cv::Rect inside = square & cv::Rect(0, 0, bgr.cols, bgr.rows);

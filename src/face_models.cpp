@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "abaw/error.hpp"
+#include "abaw/resample.hpp"
 #include "abaw/runtime.hpp"
 
 namespace fs = std::filesystem;
@@ -236,11 +237,20 @@ std::vector<cv::Mat> face_squares(const std::vector<cv::Mat>& frames, const std:
     region &= cv::Rect(0, 0, frame.cols, frame.rows);
     if (region.area() == 0) region = cv::Rect(0, 0, std::min(frame.cols, 1), std::min(frame.rows, 1));
     const int longer = std::max(region.width, region.height);
-    cv::Mat padded(longer, longer, CV_8UC3, cv::Scalar::all(0));
-    frame(region).copyTo(
-        padded(cv::Rect((longer - region.width) / 2, (longer - region.height) / 2, region.width, region.height)));
+    const int pad_left = (longer - region.width) / 2, pad_top = (longer - region.height) / 2;
     cv::Mat square;
-    cv::resize(padded, square, cv::Size(side, side), 0, 0, longer > 2 * side ? cv::INTER_AREA : cv::INTER_LINEAR);
+    if (longer > 2 * side && frame.type() == CV_8UC3) {
+      // The same square without the padded copy: a view of the region alone, so that the padding
+      // reads as black (area_shrink: cv::resize's INTER_AREA to +-1, several times faster).
+      square.create(side, side, CV_8UC3);
+      const cv::Mat inside = frame(region);
+      area_shrink({inside.data, inside.cols, inside.rows, 3, inside.step}, -pad_left, -pad_top, longer, longer, side,
+                  side, square.data);
+    } else {
+      cv::Mat padded(longer, longer, CV_8UC3, cv::Scalar::all(0));
+      frame(region).copyTo(padded(cv::Rect(pad_left, pad_top, region.width, region.height)));
+      cv::resize(padded, square, cv::Size(side, side), 0, 0, longer > 2 * side ? cv::INTER_AREA : cv::INTER_LINEAR);
+    }
     squares.push_back(square);
     regions.push_back(region);
   }
@@ -455,7 +465,13 @@ cv::Mat aligned_crop(const cv::Mat& bgr, const std::array<cv::Point2f, 5>& point
     if (region.width > 1 && region.height > 1) {
       const cv::Size shrunk(std::max(1, static_cast<int>(std::lround(region.width * zoom))),
                             std::max(1, static_cast<int>(std::lround(region.height * zoom))));
-      cv::resize(bgr(region), source, shrunk, 0, 0, cv::INTER_AREA);
+      if (bgr.depth() == CV_8U && bgr.channels() <= 4) {
+        source = cv::Mat(shrunk, bgr.type());  // area_shrink: cv::resize's INTER_AREA to +-1, faster
+        area_shrink({bgr.data, bgr.cols, bgr.rows, bgr.channels(), bgr.step}, region.x, region.y, region.width,
+                    region.height, shrunk.width, shrunk.height, source.data);
+      } else {
+        cv::resize(bgr(region), source, shrunk, 0, 0, cv::INTER_AREA);
+      }
       const double fx = static_cast<double>(region.width) / shrunk.width;
       const double fy = static_cast<double>(region.height) / shrunk.height;
       // A shrunk pixel x' is frame pixel region.tl + x' * f (area resizing's pixel centres agree).

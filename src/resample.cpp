@@ -1,4 +1,4 @@
-// Pillow's and torch's resize, reproduced, and OpenCV's area shrink of a square, to +-1: see
+// Pillow's and torch's resize, reproduced, and OpenCV's area shrink, to +-1: see
 // resample.hpp. All are separable: per axis a table of taps (source indices and weights for each
 // output index) computed once, then two passes, horizontal first for Pillow and torch (as they
 // do), vertical first for the area shrink (whole rows at a time, for speed).
@@ -469,8 +469,8 @@ void torch_vertical(const Src* src, size_t row_size, int row_offset, const Taps<
   }
 }
 
-// One axis of an area shrink of `source_size` pixels to `size`: output index o averages source
-// pixels index[begin[o] .. begin[o + 1]) with weights weight[...], made as OpenCV's
+// One axis of an area shrink of `source_size` pixels to `size`: output index o averages the
+// consecutive source pixels index[begin[o] .. begin[o + 1]) with weights weight[...], made as OpenCV's
 // computeResizeAreaTab makes them (same expressions, in double, each weight rounded to float).
 struct AreaTaps {
   std::vector<int> begin;
@@ -589,36 +589,38 @@ std::vector<float> torch_resize(const ImageU8& image, int width, int height, Res
   return out;
 }
 
-void area_shrink_square(const ImageU8View& image, int left, int top, int side, int size, uint8_t* out) {
+void area_shrink(const ImageU8View& image, int left, int top, int width, int height, int out_width, int out_height,
+                 uint8_t* out) {
   const int channels = image.channels;
   if (!image.pixels || !out || image.width < 1 || image.height < 1 || channels < 1 || channels > 4 ||
-      image.row_bytes < static_cast<size_t>(image.width) * channels || size < 1 || side <= size) {
-    throw std::invalid_argument("area_shrink_square: invalid image view, side " + std::to_string(side) + " or size " +
-                                std::to_string(size));
+      image.row_bytes < static_cast<size_t>(image.width) * channels || out_width < 1 || out_height < 1 ||
+      out_width > width || out_height > height) {
+    throw std::invalid_argument("area_shrink: invalid image view, or " + std::to_string(width) + " x " +
+                                std::to_string(height) + " to " + std::to_string(out_width) + " x " +
+                                std::to_string(out_height));
   }
-  const AreaTaps taps = area_taps(side, size);  // the same for both axes of a square
-  // The square's columns that lie inside the image; the others stay 0 in `row`.
-  const int inside_begin = std::clamp(-left, 0, side);
-  const int inside_end = std::clamp(image.width - left, inside_begin, side);
+  const AreaTaps across = area_taps(width, out_width);
+  const AreaTaps down = area_taps(height, out_height);
+  // The rectangle's columns that lie inside the image; the others stay 0 in `row`.
+  const int inside_begin = std::clamp(-left, 0, width);
+  const int inside_end = std::clamp(image.width - left, inside_begin, width);
   const size_t inside_values = static_cast<size_t>(inside_end - inside_begin) * channels;
   // Four floats past the last pixel: the horizontal pass reads 4 values per pixel, whatever
   // `channels`, and uses the first `channels`.
-  std::vector<float> row(static_cast<size_t>(side) * channels + 4);
-  std::vector<const uint8_t*> row_sources;
-  std::vector<float> row_weights;
-  for (int oy = 0; oy < size; ++oy) {
-    // Vertical first: one output row's weighted sum of whole source rows (vectorised).
-    // Rows are added two at a time: half the loads and stores of the sums.
+  std::vector<float> row(static_cast<size_t>(width) * channels + 4);
+  std::vector<const uint8_t*> sources;
+  std::vector<float> weights;
+  for (int oy = 0; oy < out_height; ++oy) {
+    // Vertical first: one output row's weighted sum of whole source rows (vectorised), rows added
+    // two at a time (half the loads and stores of the sums).
     std::fill(row.begin(), row.end(), 0.0f);
-    std::vector<const uint8_t*>& sources = row_sources;
-    std::vector<float>& weights = row_weights;
     sources.clear();
     weights.clear();
-    for (int t = taps.begin[oy]; t < taps.begin[oy + 1]; ++t) {
-      const int y = top + taps.index[t];
+    for (int t = down.begin[oy]; t < down.begin[oy + 1]; ++t) {
+      const int y = top + down.index[t];
       if (y < 0 || y >= image.height) continue;
       sources.push_back(image.pixels + y * image.row_bytes + static_cast<size_t>(left + inside_begin) * channels);
-      weights.push_back(taps.weight[t]);
+      weights.push_back(down.weight[t]);
     }
     float* const acc = row.data() + static_cast<size_t>(inside_begin) * channels;
     size_t k = 0;
@@ -638,14 +640,14 @@ void area_shrink_square(const ImageU8View& image, int left, int top, int side, i
     // Then across: an output pixel's taps are consecutive source pixels, summed with all of a
     // pixel's channels in one 4-float vector (one load and one multiply-add per tap instead of one
     // per channel).
-    uint8_t* dst = out + static_cast<size_t>(oy) * size * channels;
-    for (int ox = 0; ox < size; ++ox) {
+    uint8_t* dst = out + static_cast<size_t>(oy) * out_width * channels;
+    for (int ox = 0; ox < out_width; ++ox) {
       Float4 sum = {0, 0, 0, 0};
-      const float* pixel = row.data() + static_cast<size_t>(taps.index[taps.begin[ox]]) * channels;
-      for (int t = taps.begin[ox]; t < taps.begin[ox + 1]; ++t, pixel += channels) {
+      const float* pixel = row.data() + static_cast<size_t>(across.index[across.begin[ox]]) * channels;
+      for (int t = across.begin[ox]; t < across.begin[ox + 1]; ++t, pixel += channels) {
         Float4 values;
         std::memcpy(&values, pixel, sizeof values);
-        sum += taps.weight[t] * values;
+        sum += across.weight[t] * values;
       }
       store_rounded(sum, channels, dst + ox * channels);
     }

@@ -7,8 +7,8 @@
 // - torch_resize: torch.nn.functional.interpolate(x, size, mode="bilinear" | "bicubic",
 //   align_corners=False, antialias=False | True) on float32 pixels 0..255, to float rounding
 //   (torch 1.13's CPU kernels; see torch_resize for the measured difference).
-// - area_shrink_square: OpenCV's cv::resize(INTER_AREA) of a square, to +-1, several times faster
-//   at the ratios face crops shrink by.
+// - area_shrink: OpenCV's cv::resize(INTER_AREA) of a rectangle to a size no larger, to +-1,
+//   several times faster at the ratios face crops shrink by.
 //
 // Plain C++17, no OpenCV or torch: callers wrap their own buffers in ImageU8.
 #pragma once
@@ -81,17 +81,19 @@ struct ImageU8View {
   size_t row_bytes = 0;
 };
 
-// The `side` x `side` square whose top-left pixel is (`left`, `top`) of `image`, shrunk to `size` x
-// `size` (side > size) into `out` (size * size * channels bytes, rows contiguous); the square may
-// reach outside the image, whose pixels there count as 0. Each output pixel is the mean of the
+// The `width` x `height` rectangle whose top-left pixel is (`left`, `top`) of `image`, shrunk to
+// `out_width` x `out_height` (no larger on either axis) into `out` (rows of out_width * channels
+// bytes, contiguous); the rectangle may reach outside the image, whose pixels there count as 0
+// (pass a view of part of a frame to black out the rest). Each output pixel is the mean of the
 // source area it covers, partly covered pixels weighted by the part covered: the weights of
 // OpenCV's cv::resize(INTER_AREA) (imgproc/src/resize.cpp, computeResizeAreaTab), so the result is
-// that of cropping into a zeroed canvas and calling cv::resize, except that the sums run in another
-// order (columns of rows, not rows of columns) and a pixel may come out 1 apart
-// (tests/unit/resample_test.cpp). Why not cv::resize: at ratios that are not whole numbers it walks
-// per-pixel tables one value at a time (0.7-1 ms for 330-600 px to 112 px); the vertical pass here
-// runs over whole rows, which the compiler vectorises. Throws std::invalid_argument on a `size`
-// below 1 or not below `side`, or an invalid view.
-void area_shrink_square(const ImageU8View& image, int left, int top, int side, int size, uint8_t* out);
+// that of cutting the rectangle into a zeroed canvas and calling cv::resize, except that the sums
+// run in another order (columns of rows, not rows of columns) and a value may come out 1 apart
+// (tests/unit/resample_test.cpp). Why not cv::resize: at ratios that are not whole numbers it
+// walks per-pixel tables one value at a time (0.7-1 ms for 330-600 px to 112 px); the vertical
+// pass here runs over whole rows, which the compiler vectorises. Throws std::invalid_argument on
+// an output size below 1 or above the rectangle's, or an invalid view.
+void area_shrink(const ImageU8View& image, int left, int top, int width, int height, int out_width, int out_height,
+                 uint8_t* out);
 
 }  // namespace abaw

@@ -198,34 +198,39 @@ TEST(Resample, RejectsInvalidArguments) {
   EXPECT_THROW(pil_resize(ImageU8{}, 2, 2, ResampleFilter::kBilinear), std::invalid_argument);
 }
 
-// area_shrink_square against what it replaces: cut into a zeroed canvas, cv::resize(INTER_AREA).
-// Sizes around the shrink ratios of face crops (whole and fractional), squares inside, across and
-// outside the image's edges, 1 and 3 channels, an image that is a view into a larger one.
+// area_shrink against what it replaces: cut into a zeroed canvas, cv::resize(INTER_AREA). Sizes
+// around the shrink ratios of face crops (whole and fractional), squares and other rectangles
+// (one axis kept), inside, across and outside the image's edges, 1 and 3 channels, an image that
+// is a view into a larger one.
 TEST(Resample, AreaShrinkIsOpenCVsInterAreaToOne) {
   std::mt19937 rng(17);
   size_t values = 0, differing = 0;
-  for (int round = 0; round < 60; ++round) {
+  for (int round = 0; round < 80; ++round) {
     const int channels = round % 3 == 0 ? 1 : 3;
     const cv::Mat whole(240 + static_cast<int>(rng() % 200), 260 + static_cast<int>(rng() % 200), CV_8UC(channels));
     cv::randu(whole, 0, 256);
     const cv::Mat image = whole(cv::Rect(3, 5, whole.cols - 9, whole.rows - 7));  // row_bytes > width
-    const int size = round % 4 == 0 ? 112 : 16 + static_cast<int>(rng() % 100);
-    const int side = size + 1 + static_cast<int>(rng() % 400);
-    const int left = static_cast<int>(rng() % (image.cols + side)) - side / 2 - side / 4;
-    const int top = static_cast<int>(rng() % (image.rows + side)) - side / 2 - side / 4;
-    const cv::Rect square(left, top, side, side);
-    const cv::Rect inside = square & cv::Rect(0, 0, image.cols, image.rows);
-    cv::Mat canvas(side, side, image.type(), cv::Scalar::all(0));
-    if (inside.area() > 0) image(inside).copyTo(canvas(inside - square.tl()));
+    const int out_width = round % 4 == 0 ? 112 : 16 + static_cast<int>(rng() % 100);
+    const int out_height = round % 2 == 0 ? out_width : 16 + static_cast<int>(rng() % 100);
+    const int width = out_width + (round % 5 == 1 ? 0 : 1 + static_cast<int>(rng() % 400));
+    const int height = round % 2 == 0 && round % 5 != 1 ? width : out_height + static_cast<int>(rng() % 400);
+    const int left = static_cast<int>(rng() % (image.cols + width)) - width / 2 - width / 4;
+    const int top = static_cast<int>(rng() % (image.rows + height)) - height / 2 - height / 4;
+    const cv::Rect rectangle(left, top, width, height);
+    const cv::Rect inside = rectangle & cv::Rect(0, 0, image.cols, image.rows);
+    cv::Mat canvas(height, width, image.type(), cv::Scalar::all(0));
+    if (inside.area() > 0) image(inside).copyTo(canvas(inside - rectangle.tl()));
     cv::Mat expected;
-    cv::resize(canvas, expected, cv::Size(size, size), 0, 0, cv::INTER_AREA);
-    cv::Mat got(size, size, image.type());
-    area_shrink_square({image.data, image.cols, image.rows, channels, image.step}, left, top, side, size, got.data);
+    cv::resize(canvas, expected, cv::Size(out_width, out_height), 0, 0, cv::INTER_AREA);
+    cv::Mat got(out_height, out_width, image.type());
+    area_shrink({image.data, image.cols, image.rows, channels, image.step}, left, top, width, height, out_width,
+                out_height, got.data);
     cv::Mat difference;
     cv::absdiff(got, expected, difference);
     double worst = 0;
     cv::minMaxLoc(difference.reshape(1), nullptr, &worst);
-    ASSERT_LE(worst, 1) << "side " << side << " size " << size << " at " << left << "," << top;
+    ASSERT_LE(worst, 1) << width << " x " << height << " to " << out_width << " x " << out_height << " at " << left
+                        << "," << top;
     values += difference.total() * channels;
     differing += static_cast<size_t>(cv::countNonZero(difference.reshape(1)));
   }
@@ -236,11 +241,12 @@ TEST(Resample, AreaShrinkRejectsInvalidArguments) {
   const std::vector<uint8_t> pixels(12 * 10 * 3);
   std::vector<uint8_t> out(8 * 8 * 3);
   const ImageU8View view{pixels.data(), 12, 10, 3, 36};
-  EXPECT_THROW(area_shrink_square(view, 0, 0, 8, 8, out.data()), std::invalid_argument);  // not a shrink
-  EXPECT_THROW(area_shrink_square(view, 0, 0, 16, 0, out.data()), std::invalid_argument);
-  EXPECT_THROW(area_shrink_square({pixels.data(), 12, 10, 3, 35}, 0, 0, 16, 8, out.data()), std::invalid_argument);
-  EXPECT_THROW(area_shrink_square({nullptr, 12, 10, 3, 36}, 0, 0, 16, 8, out.data()), std::invalid_argument);
-  EXPECT_NO_THROW(area_shrink_square(view, -100, -100, 16, 8, out.data()));  // all outside: black
+  EXPECT_THROW(area_shrink(view, 0, 0, 8, 8, 9, 8, out.data()), std::invalid_argument);  // not a shrink
+  EXPECT_THROW(area_shrink(view, 0, 0, 16, 16, 0, 8, out.data()), std::invalid_argument);
+  EXPECT_THROW(area_shrink({pixels.data(), 12, 10, 3, 35}, 0, 0, 16, 16, 8, 8, out.data()), std::invalid_argument);
+  EXPECT_THROW(area_shrink({nullptr, 12, 10, 3, 36}, 0, 0, 16, 16, 8, 8, out.data()), std::invalid_argument);
+  std::fill(out.begin(), out.end(), 7);
+  EXPECT_NO_THROW(area_shrink(view, -100, -100, 16, 16, 8, 8, out.data()));  // all outside: black
   EXPECT_EQ(std::count(out.begin(), out.end(), 0), static_cast<long>(out.size()));
 }
 
