@@ -55,6 +55,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 import torch
@@ -179,6 +180,22 @@ class Conv(nn.Module):
         return self.conv(tf_same_pad(x, 3, self.stride))
 
 
+# oneDNN (MKLDNN) in this torch: the 1x1 convolutions of the exports call it directly on the CPU.
+ONEDNN = torch.backends.mkldnn.is_available()
+
+
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                   onednn: bool) -> torch.Tensor:
+    """A 1x1 convolution (stride 1, no padding). On the CPU through oneDNN itself where `onednn`:
+    for fewer than 16 images on one thread ATen picks its own im2col + GEMM kernel for 1x1
+    convolutions instead, which ran 1.3-3x slower than oneDNN's on the detector's and the landmark
+    net's shapes (channels-last, 1 thread: 5 frames of 79 x 79 x 16 -> 32, 1594 against 402 us).
+    Elsewhere (CUDA) the usual convolution."""
+    if onednn and x.device.type == "cpu":
+        return torch.mkldnn_convolution(x, weight, bias, [0, 0], [1, 1], [1, 1], 1)
+    return F.conv2d(x, weight, bias)
+
+
 class SeparableConv(nn.Module):
     """tf.separableConv2d(x, depthwise 3x3, pointwise 1x1, stride 1 or 2, 'same') + bias. At
     stride 2 (even input sides) the depthwise kernel is 4x4, its first row and column zero
@@ -190,9 +207,10 @@ class SeparableConv(nn.Module):
         self.depthwise = nn.Conv2d(cin, cin, 3 if stride == 1 else 4, stride=stride, padding=1, groups=cin,
                                    bias=False)
         self.pointwise = nn.Conv2d(cin, cout, 1, bias=True)
+        self.onednn = ONEDNN
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(self.depthwise(x))
+        return pointwise_conv(self.depthwise(x), self.pointwise.weight, self.pointwise.bias, self.onednn)
 
 
 class DenseBlock4(nn.Module):
