@@ -174,7 +174,8 @@ class SeparableConvSame(nn.Module):
 
 
 class TinyFaceDetector(nn.Module):
-    """[N, 3, S, S] RGB 0..255 -> [N, (S/32)^2 * 5, 5] (x0, y0, x1, y1, score), input pixels."""
+    """[N, 3, S, S] RGB 0..255 -> [N, (S/32)^2 * 5, 5] (x0, y0, x1, y1, score), input pixels.
+    conv0 takes the raw pixels: load_detector folds face-api's (x - mean) / 255 into its weights."""
 
     def __init__(self):
         super().__init__()
