@@ -616,7 +616,7 @@ void area_shrink(const ImageU8View& image, int left, int top, int width, int hei
     std::fill(row.begin(), row.end(), 0.0f);
     sources.clear();
     weights.clear();
-    for (int t = down.begin[oy]; t < down.begin[oy + 1]; ++t) {
+    for (int t = down.begin[oy]; t < down.begin[oy + 1] && inside_values > 0; ++t) {
       const int y = top + down.index[t];
       if (y < 0 || y >= image.height) continue;
       sources.push_back(image.pixels + y * image.row_bytes + static_cast<size_t>(left + inside_begin) * channels);
