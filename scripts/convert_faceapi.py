@@ -188,7 +188,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
                    onednn: bool) -> torch.Tensor:
     """A 1x1 convolution (stride 1, no padding). On the CPU through oneDNN itself where `onednn`:
     for fewer than 16 images on one thread ATen picks its own im2col + GEMM kernel for 1x1
-    convolutions instead, which ran 1.3-3x slower than oneDNN's on the detector's and the landmark
+    convolutions instead, which ran 1.3-4x slower than oneDNN's on the detector's and the landmark
     net's shapes (channels-last, 1 thread: 5 frames of 79 x 79 x 16 -> 32, 1594 against 402 us).
     Elsewhere (CUDA) the usual convolution."""
     if onednn and x.device.type == "cpu":
