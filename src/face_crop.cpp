@@ -32,7 +32,6 @@
 #include "abaw/error.hpp"
 #include "abaw/face_models.hpp"
 #include "abaw/frame_names.hpp"
-#include "abaw/resample.hpp"
 #include "abaw/runtime.hpp"
 #include "abaw/writers.hpp"
 #include "ordered_queue.hpp"
@@ -464,17 +463,12 @@ cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int
   const cv::Rect square(static_cast<int>(std::lround(cx - side / 2)), static_cast<int>(std::lround(cy - side / 2)),
                         std::max(1, static_cast<int>(std::lround(side))),
                         std::max(1, static_cast<int>(std::lround(side))));
-  if (square.width > size && bgr.depth() == CV_8U) {
-    cv::Mat out(size, size, bgr.type());
-    area_shrink({bgr.data, bgr.cols, bgr.rows, bgr.channels(), bgr.step}, square.x, square.y, square.width,
-                square.height, size, size, out.data);
-    return out;
-  }
+  if (square.width > size) return shrink_by_area(bgr, square, cv::Size(size, size));
   const cv::Rect inside = square & cv::Rect(0, 0, bgr.cols, bgr.rows);
   cv::Mat canvas(square.size(), bgr.type(), cv::Scalar::all(0));
   if (inside.area() > 0) bgr(inside).copyTo(canvas(inside - square.tl()));
   cv::Mat out;
-  cv::resize(canvas, out, cv::Size(size, size), 0, 0, square.width > size ? cv::INTER_AREA : cv::INTER_CUBIC);
+  cv::resize(canvas, out, cv::Size(size, size), 0, 0, cv::INTER_CUBIC);
   return out;
 }
 

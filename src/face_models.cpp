@@ -237,21 +237,17 @@ std::vector<cv::Mat> face_squares(const std::vector<cv::Mat>& frames, const std:
     region &= cv::Rect(0, 0, frame.cols, frame.rows);
     if (region.area() == 0) region = cv::Rect(0, 0, std::min(frame.cols, 1), std::min(frame.rows, 1));
     const int longer = std::max(region.width, region.height);
-    const int pad_left = (longer - region.width) / 2, pad_top = (longer - region.height) / 2;
-    cv::Mat square;
-    if (longer > 2 * side && frame.type() == CV_8UC3) {
-      // The same square without the padded copy: a view of the region alone, so that the padding
-      // reads as black (area_shrink: cv::resize's INTER_AREA to +-1, several times faster).
-      square.create(side, side, CV_8UC3);
-      const cv::Mat inside = frame(region);
-      area_shrink({inside.data, inside.cols, inside.rows, 3, inside.step}, -pad_left, -pad_top, longer, longer, side,
-                  side, square.data);
+    // The square around the region alone, so that the padding reads as black, not as the frame.
+    const cv::Rect square((region.width - longer) / 2, (region.height - longer) / 2, longer, longer);
+    if (longer > 2 * side) {
+      squares.push_back(shrink_by_area(frame(region), square, cv::Size(side, side)));
     } else {
-      cv::Mat padded(longer, longer, CV_8UC3, cv::Scalar::all(0));
-      frame(region).copyTo(padded(cv::Rect(pad_left, pad_top, region.width, region.height)));
-      cv::resize(padded, square, cv::Size(side, side), 0, 0, longer > 2 * side ? cv::INTER_AREA : cv::INTER_LINEAR);
+      cv::Mat padded(longer, longer, frame.type(), cv::Scalar::all(0));
+      frame(region).copyTo(padded(cv::Rect(-square.x, -square.y, region.width, region.height)));
+      cv::Mat resized;
+      cv::resize(padded, resized, cv::Size(side, side), 0, 0, cv::INTER_LINEAR);
+      squares.push_back(resized);
     }
-    squares.push_back(square);
     regions.push_back(region);
   }
   return squares;
@@ -443,6 +439,21 @@ cv::Matx23d alignment_transform(const FaceLandmarks& landmarks, int size, float 
   return alignment_transform(five_points(landmarks), size, margin);
 }
 
+cv::Mat shrink_by_area(const cv::Mat& image, const cv::Rect& rect, cv::Size size) {
+  if (image.depth() == CV_8U && image.channels() <= 4) {
+    cv::Mat out(size, image.type());
+    area_shrink({image.data, image.cols, image.rows, image.channels(), image.step}, rect.x, rect.y, rect.width,
+                rect.height, size.width, size.height, out.data);
+    return out;
+  }
+  const cv::Rect inside = rect & cv::Rect(0, 0, image.cols, image.rows);
+  cv::Mat canvas(rect.size(), image.type(), cv::Scalar::all(0));
+  if (inside.area() > 0) image(inside).copyTo(canvas(inside - rect.tl()));
+  cv::Mat out;
+  cv::resize(canvas, out, size, 0, 0, cv::INTER_AREA);
+  return out;
+}
+
 cv::Mat aligned_crop(const cv::Mat& bgr, const FaceLandmarks& landmarks, int size, float margin) {
   return aligned_crop(bgr, five_points(landmarks), size, margin);
 }
@@ -465,13 +476,7 @@ cv::Mat aligned_crop(const cv::Mat& bgr, const std::array<cv::Point2f, 5>& point
     if (region.width > 1 && region.height > 1) {
       const cv::Size shrunk(std::max(1, static_cast<int>(std::lround(region.width * zoom))),
                             std::max(1, static_cast<int>(std::lround(region.height * zoom))));
-      if (bgr.depth() == CV_8U && bgr.channels() <= 4) {
-        source = cv::Mat(shrunk, bgr.type());  // area_shrink: cv::resize's INTER_AREA to +-1, faster
-        area_shrink({bgr.data, bgr.cols, bgr.rows, bgr.channels(), bgr.step}, region.x, region.y, region.width,
-                    region.height, shrunk.width, shrunk.height, source.data);
-      } else {
-        cv::resize(bgr(region), source, shrunk, 0, 0, cv::INTER_AREA);
-      }
+      source = shrink_by_area(bgr, region, shrunk);
       const double fx = static_cast<double>(region.width) / shrunk.width;
       const double fy = static_cast<double>(region.height) / shrunk.height;
       // A shrunk pixel x' is frame pixel region.tl + x' * f (area resizing's pixel centres agree).

@@ -145,8 +145,8 @@ inline constexpr int kMaxPeople = 16;
 std::vector<std::string> person_folder_names(const std::string& video, size_t people);
 
 // The square crop around `box`: side = max(w, h) * (1 + margin), centred, parts outside the
-// frame filled black, resized to `size` x `size`: shrunk by area averaging (area_shrink,
-// OpenCV's INTER_AREA to +-1 for 8-bit frames), enlarged bicubically.
+// frame filled black, resized to `size` x `size`: shrunk by area averaging (shrink_by_area),
+// enlarged bicubically.
 cv::Mat square_crop(const cv::Mat& bgr, const cv::Rect2f& box, float margin, int size);
 
 class FaceModels;

@@ -117,6 +117,29 @@ TEST(FaceGeometry, AlignedCropPutsThePointsOnTheTemplate) {
   expect_dots_on_template(15.0, 3.0, 224, 0.25f);  // other size and a margin
 }
 
+// Both paths of shrink_by_area against a black canvas and cv::resize(INTER_AREA): 8-bit frames
+// (area_shrink, to +-1) and others (cv::resize itself, exactly), the rectangle partly outside.
+TEST(FaceGeometry, ShrinkByAreaIsInterAreaOnABlackCanvas) {
+  for (const int type : {CV_8UC3, CV_16UC3}) {
+    cv::Mat frame(120, 160, type);
+    cv::randu(frame, 0, type == CV_8UC3 ? 256 : 65536);
+    const cv::Rect rect(-30, 50, 150, 131);
+    cv::Mat canvas(rect.size(), type, cv::Scalar::all(0));
+    const cv::Rect inside = rect & cv::Rect(0, 0, frame.cols, frame.rows);
+    frame(inside).copyTo(canvas(inside - rect.tl()));
+    cv::Mat expected;
+    cv::resize(canvas, expected, cv::Size(40, 37), 0, 0, cv::INTER_AREA);
+    const cv::Mat got = shrink_by_area(frame, rect, cv::Size(40, 37));
+    ASSERT_EQ(got.type(), type);
+    ASSERT_EQ(got.size(), cv::Size(40, 37));
+    cv::Mat difference;
+    cv::absdiff(got, expected, difference);
+    double worst = 0;
+    cv::minMaxLoc(difference.reshape(1), nullptr, &worst);
+    EXPECT_LE(worst, type == CV_8UC3 ? 1 : 0);
+  }
+}
+
 TEST(FaceModels, MissingOrBadDescriptionsSayWhatToDo) {
   testing::ScratchDir dir;
   try {
