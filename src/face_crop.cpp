@@ -365,13 +365,24 @@ float descriptor_distance(const std::vector<float>& a, const std::vector<float>&
 
 }  // namespace
 
-std::vector<int> PeopleTracker::assign(long frame, const std::vector<FaceBox>& faces,
-                                       const std::vector<std::vector<float>>& descriptors) {
+void PeopleTracker::drop_stale(long frame) {
   for (Person& person : people_) {
     if (!person.dropped && person.frames < kConfirmFrames && frame - person.last_frame > kTentativeGap) {
       person.dropped = true;
     }
   }
+}
+
+void PeopleTracker::carry(long frame, const std::vector<FaceBox>& faces, const std::vector<int>& who) {
+  drop_stale(frame);
+  for (size_t f = 0; f < faces.size(); ++f) {
+    if (who.at(f) >= 0) update(people_.at(static_cast<size_t>(who[f])), frame, faces[f], nullptr);
+  }
+}
+
+std::vector<int> PeopleTracker::assign(long frame, const std::vector<FaceBox>& faces,
+                                       const std::vector<std::vector<float>>& descriptors) {
+  drop_stale(frame);
   std::vector<int> who(faces.size(), -1);
   std::vector<bool> taken(people_.size(), false);
   struct Pair {
@@ -429,24 +440,48 @@ std::vector<int> PeopleTracker::assign(long frame, const std::vector<FaceBox>& f
     if (who[f] >= 0) taken[static_cast<size_t>(who[f])] = true;
   }
   for (size_t f = 0; f < faces.size(); ++f) {
-    if (who[f] >= 0) update(people_[static_cast<size_t>(who[f])], frame, faces[f], descriptors[f]);
+    if (who[f] >= 0) update(people_[static_cast<size_t>(who[f])], frame, faces[f], &descriptors[f]);
   }
   return who;
 }
 
-void PeopleTracker::update(Person& person, long frame, const FaceBox& face, const std::vector<float>& descriptor) {
+void PeopleTracker::update(Person& person, long frame, const FaceBox& face, const std::vector<float>* descriptor) {
   ++person.frames;
   person.last_frame = frame;
   person.last_box = face.box;
   person.sum_centre_x += face.box.x + face.box.width / 2;
+  if (!descriptor) return;
+  ++person.described;
   if (person.descriptor.empty()) {
-    person.descriptor = descriptor;
+    person.descriptor = *descriptor;
     return;
   }
-  // The running mean over every frame the person was found on: one odd frame moves it little.
-  for (size_t i = 0; i < person.descriptor.size() && i < descriptor.size(); ++i) {
-    person.descriptor[i] += (descriptor[i] - person.descriptor[i]) / static_cast<float>(person.frames);
+  // The running mean over every descriptor of the person: one odd frame moves it little.
+  for (size_t i = 0; i < person.descriptor.size() && i < descriptor->size(); ++i) {
+    person.descriptor[i] += ((*descriptor)[i] - person.descriptor[i]) / static_cast<float>(person.described);
   }
+}
+
+std::vector<int> continued_faces(const std::vector<FaceBox>& previous, const std::vector<FaceBox>& current) {
+  std::vector<int> links(current.size(), -1);
+  auto near = [](const FaceBox& a, const FaceBox& b) { return box_overlap(a.box, b.box) >= kNearOverlap; };
+  for (size_t c = 0; c < current.size(); ++c) {
+    int link = -1;
+    bool plain = true;
+    for (size_t p = 0; p < previous.size() && plain; ++p) {
+      const float overlap = box_overlap(current[c].box, previous[p].box);
+      if (overlap < kNearOverlap) continue;
+      plain = link < 0 && overlap >= kContinuedOverlap;
+      link = static_cast<int>(p);
+    }
+    if (!plain || link < 0) continue;
+    for (size_t other = 0; other < current.size() && plain; ++other) {
+      if (other == c) continue;
+      plain = !near(current[c], current[other]) && !near(previous[static_cast<size_t>(link)], current[other]);
+    }
+    if (plain) links[c] = link;
+  }
+  return links;
 }
 
 std::vector<std::string> person_folder_names(const std::string& video, size_t people) {
@@ -594,43 +629,11 @@ std::vector<FaceFrame> VideoFaces::next() {
   std::vector<FaceFrame> frames;
   std::vector<size_t> to_cut, frame_of;  // the frames with a face, and their place in the batch
   if (people) {
-    std::vector<size_t> face_frame;
-    std::vector<cv::Rect2f> boxes;
-    for (size_t i = 0; i < faces.size(); ++i) {
-      for (const FaceBox& face : faces[i]) {
-        face_frame.push_back(i);
-        boxes.push_back(face.box);
-      }
-    }
-    stage = Clock::now();
-    const std::vector<FaceDescriptor> descriptors = options_.face_nets->descriptors(batch.frames, face_frame, boxes);
-    result_.descriptor_seconds += seconds_since(stage);
-    size_t next_descriptor = 0;
-    for (size_t i = 0; i < faces.size(); ++i) {
-      if (faces[i].size() > 1) ++result_.frames_with_several_faces;
-      const std::vector<FaceDescriptor> of_frame(descriptors.begin() + static_cast<long>(next_descriptor),
-                                                 descriptors.begin() + static_cast<long>(next_descriptor + faces[i].size()));
-      next_descriptor += faces[i].size();
-      const std::vector<int> who = people_.assign(first + static_cast<long>(i), faces[i], of_frame);
-      bool anyone = false;
-      for (size_t j = 0; j < who.size(); ++j) {
-        if (who[j] < 0) continue;
-        FaceFrame frame;
-        frame.number = first + static_cast<long>(i);
-        frame.person = who[j];
-        frame.face = faces[i][j];
-        to_cut.push_back(frames.size());
-        frame_of.push_back(i);
-        frames.push_back(std::move(frame));
-        anyone = true;
-      }
-      if (anyone) {
-        ++result_.frames_with_face;
-      } else {  // the frame still has its entry: an empty batch means the end of the video
-        frames.emplace_back();
-        frames.back().number = first + static_cast<long>(i);
-        frames.back().person = -1;
-      }
+    frames = follow_people(batch.frames, faces, first);
+    for (size_t i = 0; i < frames.size(); ++i) {
+      if (frames[i].person < 0) continue;
+      to_cut.push_back(i);
+      frame_of.push_back(static_cast<size_t>(frames[i].number - first));
     }
   } else {
     frames.resize(batch.frames.size());
@@ -662,6 +665,111 @@ std::vector<FaceFrame> VideoFaces::next() {
   }
   result_.crop_seconds += seconds_since(stage);
   return frames;
+}
+
+std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& frames,
+                                                 const std::vector<std::vector<FaceBox>>& faces, long first) {
+  const size_t count = faces.size();
+  std::vector<std::vector<int>> links(count);  // continued_faces of each frame
+  for (size_t i = 0; i < count; ++i) links[i] = continued_faces(i == 0 ? previous_faces_ : faces[i - 1], faces[i]);
+  auto all_linked = [&](size_t i) {
+    return std::all_of(links[i].begin(), links[i].end(), [](int link) { return link >= 0; });
+  };
+  std::vector<std::optional<std::vector<FaceDescriptor>>> described(count);
+  auto describe = [&](const std::vector<size_t>& which) {
+    std::vector<size_t> face_frame;
+    std::vector<cv::Rect2f> boxes;
+    for (size_t i : which) {
+      for (const FaceBox& face : faces[i]) {
+        face_frame.push_back(i);
+        boxes.push_back(face.box);
+      }
+    }
+    std::vector<FaceDescriptor> found;
+    if (!boxes.empty()) {
+      const auto stage = Clock::now();
+      found = options_.face_nets->descriptors(frames, face_frame, boxes);
+      result_.descriptor_seconds += seconds_since(stage);
+      result_.faces_described += static_cast<long>(boxes.size());
+    }
+    auto next = found.begin();
+    for (size_t i : which) {
+      described[i].emplace(next, next + static_cast<long>(faces[i].size()));
+      next += static_cast<long>(faces[i].size());
+    }
+  };
+  std::vector<size_t> wanted;  // in one call, so the descriptor net sees them as one batch
+  for (size_t i = 0; i < count; ++i) {
+    if (!faces[i].empty() && (!all_linked(i) || i + 1 == count)) wanted.push_back(i);
+  }
+  describe(wanted);
+  const PeopleTracker tracker_before = people_;
+  const CroppedVideo counts_before = result_;
+  while (true) {
+    std::vector<FaceFrame> out;
+    std::vector<int> before = previous_people_;  // the people of the frame before
+    bool carried = false, contradicted = false;
+    for (size_t i = 0; i < count && !contradicted; ++i) {
+      const long number = first + static_cast<long>(i);
+      std::vector<int> inherited(faces[i].size(), -1);
+      for (size_t j = 0; j < faces[i].size(); ++j) {
+        if (links[i][j] >= 0) inherited[j] = before[static_cast<size_t>(links[i][j])];
+      }
+      const bool carriable =
+          all_linked(i) && std::all_of(inherited.begin(), inherited.end(), [](int p) { return p >= 0; });
+      std::vector<int> who;
+      if (carriable && !described[i]) {
+        people_.carry(number, faces[i], inherited);
+        who = inherited;
+        carried = carried || !faces[i].empty();
+      } else {
+        if (!described[i]) describe({i});  // a face carried over from nobody
+        who = people_.assign(number, faces[i], *described[i]);
+        for (size_t j = 0; j < who.size(); ++j)
+          contradicted = contradicted || (inherited[j] >= 0 && who[j] != inherited[j]);
+        contradicted = contradicted && carried;
+      }
+      if (faces[i].size() > 1) ++result_.frames_with_several_faces;
+      result_.faces_found += static_cast<long>(faces[i].size());
+      bool anyone = false;
+      for (size_t j = 0; j < who.size(); ++j) {
+        if (who[j] < 0) continue;
+        FaceFrame frame;
+        frame.number = number;
+        frame.person = who[j];
+        frame.face = faces[i][j];
+        out.push_back(std::move(frame));
+        anyone = true;
+      }
+      if (anyone) {
+        ++result_.frames_with_face;
+      } else {  // the frame still has its entry: an empty batch means the end of the video
+        out.emplace_back();
+        out.back().number = number;
+        out.back().person = -1;
+      }
+      before = std::move(who);
+    }
+    if (contradicted) {  // a carried face was someone else's: every face is matched by descriptor
+      const double seconds = result_.descriptor_seconds;
+      const long described_faces = result_.faces_described;
+      people_ = tracker_before;
+      result_ = counts_before;
+      result_.descriptor_seconds = seconds;
+      result_.faces_described = described_faces;
+      std::vector<size_t> rest;
+      for (size_t i = 0; i < count; ++i) {
+        if (!described[i]) rest.push_back(i);
+      }
+      describe(rest);
+      continue;
+    }
+    if (count > 0) {
+      previous_faces_ = faces.back();
+      previous_people_ = std::move(before);
+    }
+    return out;
+  }
 }
 
 std::string person_boxes_csv(const std::vector<FaceFrame>& found, long frames, const CropOptions& options) {
@@ -930,8 +1038,9 @@ std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detec
     result.write_seconds = all.write_seconds;
     result.total_seconds = all.total_seconds;
   }
-  log_cropped(all, fmt::format("; {} of up to {} people followed: {}", people.size(), options.max_people,
-                               summary.empty() ? "none" : summary));
+  log_cropped(
+      all, fmt::format("; {} of up to {} people followed: {}; descriptors for {} of {} faces", people.size(),
+                       options.max_people, summary.empty() ? "none" : summary, all.faces_described, all.faces_found));
   return results;
 }
 

@@ -98,6 +98,8 @@ class FaceTrack {
 //     within kLooseDistance (someone coming back looking different), else it is nobody's.
 // A new person counts once seen on kConfirmFrames frames; one that is not seen again within
 // kTentativeGap frames before that is dropped (a false detection), freeing its place.
+// Frames where every face plainly continues a face of the frame before (continued_faces) can be
+// carried over without descriptors (carry); VideoFaces checks such frames against descriptors.
 class PeopleTracker {
  public:
   static constexpr float kMatchDistance = 0.6f;  // face-api's FaceMatcher threshold
@@ -115,6 +117,7 @@ class PeopleTracker {
     double sum_centre_x = 0;  // of the face boxes, for mean_centre_x()
     cv::Rect2f last_box;
     std::vector<float> descriptor;  // mean of the descriptors matched so far
+    long described = 0;             // frames whose descriptor is in that mean
     bool dropped = false;           // a false detection, let go before it was confirmed
     bool confirmed() const { return !dropped && frames >= kConfirmFrames; }
     double mean_centre_x() const { return frames > 0 ? sum_centre_x / frames : 0; }
@@ -127,14 +130,30 @@ class PeopleTracker {
   std::vector<int> assign(long frame, const std::vector<FaceBox>& faces,
                           const std::vector<std::vector<float>>& descriptors);
 
+  // Records frame `frame` (in increasing frame order) as `faces` belonging to `who` (indices into
+  // people(), -1 for nobody; people not dropped, at most one face each), as assign() would record
+  // them, but without descriptors: the people's mean descriptors stay as they are.
+  void carry(long frame, const std::vector<FaceBox>& faces, const std::vector<int>& who);
+
   // Everyone followed so far, in order of first appearance (dropped ones included, marked).
   const std::vector<Person>& people() const { return people_; }
 
  private:
-  void update(Person& person, long frame, const FaceBox& face, const std::vector<float>& descriptor);
+  // Drops the tentative people not seen for kTentativeGap frames before `frame`.
+  void drop_stale(long frame);
+  // `descriptor` null: the frame was carried.
+  void update(Person& person, long frame, const FaceBox& face, const std::vector<float>* descriptor);
   int max_people_;
   std::vector<Person> people_;
 };
+
+// For each face of `current`, the index of the face of `previous` (the frame before) that it
+// plainly continues, or -1: its box overlaps that face's by kContinuedOverlap or more (IoU) and no
+// other face of either frame by kNearOverlap or more, and that face overlaps no other face of
+// `current` by kNearOverlap or more. Faces that come close to each other continue nothing.
+inline constexpr float kContinuedOverlap = 0.5f;
+inline constexpr float kNearOverlap = 0.1f;
+std::vector<int> continued_faces(const std::vector<FaceBox>& previous, const std::vector<FaceBox>& current);
 
 // The most people `crop --faces N` follows in one video.
 inline constexpr int kMaxPeople = 16;
@@ -185,6 +204,8 @@ struct CroppedVideo {
   long frames_with_several_faces = 0;
   long frames_searched_whole = 0;  // the others were searched only near the tracked face, or interpolated
   long frames_interpolated = 0;    // boxes interpolated between searched frames (CropOptions::near_every)
+  // `--faces N`: the faces found, and those given a descriptor (the others were carried over).
+  long faces_found = 0, faces_described = 0;
   // The shortest and longest time between two decoded frames, from the container's presentation
   // times (0: it gives none).
   double min_frame_interval_ms = 0, max_frame_interval_ms = 0;
@@ -253,11 +274,21 @@ class VideoFaces {
 
  private:
   struct Decoder;
+  // max_people > 1: the faces of a batch matched to people. A frame whose faces all plainly
+  // continue faces of the frame before (continued_faces) takes their people without descriptors,
+  // except a batch's last frame. Every frame that gets descriptors checks the faces it continues:
+  // if one of them turns out to be someone else's (people swapped places), the whole batch is
+  // matched again with every face's descriptor, so a wrong carry does not outlive its batch.
+  std::vector<FaceFrame> follow_people(const std::vector<cv::Mat>& frames,
+                                       const std::vector<std::vector<FaceBox>>& faces, long first);
   CropOptions options_;
   FaceDetector& detector_;
   CroppedVideo result_;
   FaceTrack track_;
   PeopleTracker people_;
+  // max_people > 1: the faces of the last frame matched, and their people (-1: nobody).
+  std::vector<FaceBox> previous_faces_;
+  std::vector<int> previous_people_;
   long last_whole_frame_;
   std::unique_ptr<Decoder> decoder_;
   bool ended_ = false;

@@ -100,6 +100,48 @@ TEST(PeopleTracker, ATurnedHeadInPlaceStaysTheSamePerson) {
   EXPECT_EQ(tracker.assign(41, {{kRight, 0.9f}}, {descriptor(3)}), std::vector<int>{-1});
 }
 
+TEST(PeopleTracker, CarriedFramesCountButLeaveTheDescriptorsAlone) {
+  PeopleTracker tracker(2);
+  tracker.assign(1, {{kLeft, 0.9f}, {kRight, 0.9f}}, {descriptor(0), descriptor(1)});
+  const std::vector<float> mean = tracker.people()[0].descriptor;
+  const cv::Rect2f moved(kLeft.x + 10, kLeft.y, kLeft.width, kLeft.height);
+  for (long frame = 2; frame <= 6; ++frame) tracker.carry(frame, {{moved, 0.9f}, {kRight, 0.9f}}, {0, 1});
+  const PeopleTracker::Person& left = tracker.people()[0];
+  EXPECT_EQ(left.frames, 6);
+  EXPECT_EQ(left.last_frame, 6);
+  EXPECT_EQ(left.last_box, moved);
+  EXPECT_TRUE(left.confirmed());
+  EXPECT_EQ(left.descriptor, mean);
+  EXPECT_EQ(left.described, 1);
+  // The next descriptor weighs as the second of the mean, not the seventh.
+  tracker.assign(7, {{moved, 0.9f}, {kRight, 0.9f}}, {descriptor(0, 0.2f), descriptor(1)});
+  EXPECT_FLOAT_EQ(tracker.people()[0].descriptor[1], 0.1f);
+  // A tentative person carried along is not let go while seen.
+  PeopleTracker late(2);
+  late.assign(1, {{kLeft, 0.9f}}, {descriptor(0)});
+  for (long frame = 2; frame <= 2 + PeopleTracker::kTentativeGap + 5; ++frame) late.carry(frame, {{kLeft, 0.9f}}, {0});
+  EXPECT_FALSE(late.people()[0].dropped);
+}
+
+TEST(ContinuedFaces, OnlyFacesThatPlainlyGoOn) {
+  const FaceBox left{kLeft, 0.9f}, right{kRight, 0.9f};
+  const FaceBox left_moved{cv::Rect2f(kLeft.x + 20, kLeft.y + 10, 200, 200), 0.9f};
+  // Each face continues the one it overlaps, whatever the order.
+  EXPECT_EQ(continued_faces({left, right}, {right, left_moved}), (std::vector<int>{1, 0}));
+  // A new face continues nothing; the others still do. Nothing before: nothing continued.
+  EXPECT_EQ(continued_faces({left}, {left_moved, right}), (std::vector<int>{0, -1}));
+  EXPECT_EQ(continued_faces({}, {left}), (std::vector<int>{-1}));
+  EXPECT_TRUE(continued_faces({left}, {}).empty());
+  // Half a face's width away: too far (IoU 1/3) to be plainly the same face.
+  const FaceBox jumped{cv::Rect2f(kLeft.x + 100, kLeft.y, 200, 200), 0.9f};
+  EXPECT_EQ(continued_faces({left}, {jumped}), (std::vector<int>{-1}));
+  // Two faces close together (crossing): neither continues anything, nor does one that
+  // overlaps two faces of the frame before.
+  const FaceBox beside{cv::Rect2f(kLeft.x + 150, kLeft.y, 200, 200), 0.9f};
+  EXPECT_EQ(continued_faces({left, right}, {left, beside}), (std::vector<int>{-1, -1}));
+  EXPECT_EQ(continued_faces({left, beside}, {left_moved}), (std::vector<int>{-1}));
+}
+
 TEST(InterpolateFaces, BoxesBetweenTheSameFaceOnBothSides) {
   const std::vector<FaceBox> a{{cv::Rect2f(100, 100, 50, 50), 0.9f}, {cv::Rect2f(400, 100, 60, 60), 0.8f}};
   // b: the first face moved by 8 pixels and grown by 4, the second gone, a new one elsewhere.
