@@ -667,11 +667,39 @@ std::vector<FaceFrame> VideoFaces::next() {
   return frames;
 }
 
+std::vector<int> closest_faces(const std::vector<FaceBox>& previous, const std::vector<FaceBox>& current) {
+  auto best = [](const FaceBox& face, const std::vector<FaceBox>& among) {
+    int index = -1;
+    float most = 0;
+    for (size_t k = 0; k < among.size(); ++k) {
+      const float overlap = box_overlap(face.box, among[k].box);
+      if (overlap > most) {
+        most = overlap;
+        index = static_cast<int>(k);
+      }
+    }
+    return std::make_pair(index, most);
+  };
+  std::vector<int> links(current.size(), -1);
+  for (size_t c = 0; c < current.size(); ++c) {
+    const auto [p, overlap] = best(current[c], previous);
+    if (p >= 0 && overlap >= kContinuedOverlap &&
+        best(previous[static_cast<size_t>(p)], current).first == static_cast<int>(c)) {
+      links[c] = p;
+    }
+  }
+  return links;
+}
+
 std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& frames,
                                                  const std::vector<std::vector<FaceBox>>& faces, long first) {
   const size_t count = faces.size();
-  std::vector<std::vector<int>> links(count);  // continued_faces of each frame
-  for (size_t i = 0; i < count; ++i) links[i] = continued_faces(i == 0 ? previous_faces_ : faces[i - 1], faces[i]);
+  std::vector<std::vector<int>> links(count), checks(count);  // continued_faces and closest_faces of each frame
+  for (size_t i = 0; i < count; ++i) {
+    const std::vector<FaceBox>& before = i == 0 ? previous_faces_ : faces[i - 1];
+    links[i] = continued_faces(before, faces[i]);
+    checks[i] = closest_faces(before, faces[i]);
+  }
   auto all_linked = [&](size_t i) {
     return std::all_of(links[i].begin(), links[i].end(), [](int link) { return link >= 0; });
   };
@@ -711,22 +739,21 @@ std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& fra
     bool carried = false, contradicted = false;
     for (size_t i = 0; i < count && !contradicted; ++i) {
       const long number = first + static_cast<long>(i);
+      // The people of the faces continued (checks[i] holds every link of links[i]).
       std::vector<int> inherited(faces[i].size(), -1);
       for (size_t j = 0; j < faces[i].size(); ++j) {
-        if (links[i][j] >= 0) inherited[j] = before[static_cast<size_t>(links[i][j])];
+        if (checks[i][j] >= 0) inherited[j] = before[static_cast<size_t>(checks[i][j])];
       }
-      const bool carriable =
-          all_linked(i) && std::all_of(inherited.begin(), inherited.end(), [](int p) { return p >= 0; });
       std::vector<int> who;
-      if (carriable && !described[i]) {
+      if (!described[i]) {  // every face continues one: their people (or nobody) carry over
         people_.carry(number, faces[i], inherited);
         who = inherited;
         carried = carried || !faces[i].empty();
       } else {
-        if (!described[i]) describe({i});  // a face carried over from nobody
         who = people_.assign(number, faces[i], *described[i]);
-        for (size_t j = 0; j < who.size(); ++j)
-          contradicted = contradicted || (inherited[j] >= 0 && who[j] != inherited[j]);
+        for (size_t j = 0; j < who.size(); ++j) {
+          contradicted = contradicted || (checks[i][j] >= 0 && who[j] != inherited[j]);
+        }
         contradicted = contradicted && carried;
       }
       if (faces[i].size() > 1) ++result_.frames_with_several_faces;

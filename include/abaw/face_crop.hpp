@@ -155,6 +155,11 @@ inline constexpr float kContinuedOverlap = 0.5f;
 inline constexpr float kNearOverlap = 0.1f;
 std::vector<int> continued_faces(const std::vector<FaceBox>& previous, const std::vector<FaceBox>& current);
 
+// For each face of `current`, the index of the face of `previous` that it overlaps most, if that
+// face overlaps no face of `current` more and the overlap is kContinuedOverlap or more; else -1.
+// Looser than continued_faces (other faces may be near): what a frame with descriptors checks.
+std::vector<int> closest_faces(const std::vector<FaceBox>& previous, const std::vector<FaceBox>& current);
+
 // The most people `crop --faces N` follows in one video.
 inline constexpr int kMaxPeople = 16;
 
@@ -276,9 +281,10 @@ class VideoFaces {
   struct Decoder;
   // max_people > 1: the faces of a batch matched to people. A frame whose faces all plainly
   // continue faces of the frame before (continued_faces) takes their people without descriptors,
-  // except a batch's last frame. Every frame that gets descriptors checks the faces it continues:
-  // if one of them turns out to be someone else's (people swapped places), the whole batch is
-  // matched again with every face's descriptor, so a wrong carry does not outlive its batch.
+  // except a batch's last frame. Every frame that gets descriptors checks its faces against the
+  // faces of the frame before that they overlap most (closest_faces): if one turns out to be
+  // someone else's (people swapped places), the whole batch is matched again with every face's
+  // descriptor, so a wrong carry does not outlive its batch.
   std::vector<FaceFrame> follow_people(const std::vector<cv::Mat>& frames,
                                        const std::vector<std::vector<FaceBox>>& faces, long first);
   CropOptions options_;

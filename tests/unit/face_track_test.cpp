@@ -142,6 +142,21 @@ TEST(ContinuedFaces, OnlyFacesThatPlainlyGoOn) {
   EXPECT_EQ(continued_faces({left, beside}, {left_moved}), (std::vector<int>{-1}));
 }
 
+TEST(ClosestFaces, MutualBestOverlapsOfAtLeastHalf) {
+  const FaceBox left{kLeft, 0.9f}, right{kRight, 0.9f};
+  const FaceBox left_moved{cv::Rect2f(kLeft.x + 20, kLeft.y + 10, 200, 200), 0.9f};
+  const FaceBox beside{cv::Rect2f(kLeft.x + 150, kLeft.y, 200, 200), 0.9f};
+  // A second box beside a face does not keep the face from its link, as it does for
+  // continued_faces; the box beside links to nothing.
+  EXPECT_EQ(closest_faces({left, right}, {left_moved, beside, right}), (std::vector<int>{0, -1, 1}));
+  EXPECT_EQ(continued_faces({left, right}, {left_moved, beside, right}), (std::vector<int>{-1, -1, 1}));
+  // Only the closer of two boxes on one earlier face links to it; under half: nothing.
+  const FaceBox left_far{cv::Rect2f(kLeft.x + 60, kLeft.y, 200, 200), 0.9f};
+  EXPECT_EQ(closest_faces({left}, {left_far, left_moved}), (std::vector<int>{-1, 0}));
+  EXPECT_EQ(closest_faces({left}, {beside}), (std::vector<int>{-1}));
+  EXPECT_EQ(closest_faces({}, {left}), (std::vector<int>{-1}));
+}
+
 TEST(InterpolateFaces, BoxesBetweenTheSameFaceOnBothSides) {
   const std::vector<FaceBox> a{{cv::Rect2f(100, 100, 50, 50), 0.9f}, {cv::Rect2f(400, 100, 60, 60), 0.8f}};
   // b: the first face moved by 8 pixels and grown by 4, the second gone, a new one elsewhere.
