@@ -377,7 +377,11 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
         const std::string person = found[p].name;
         people_[person] = Person{file, std::move(found[p]), counts, p == 0};
       }
-      spdlog::info("{}: {} frames; {}", name, counts.frames_decoded, names);
+      // A pass read back from its file did not count faces.
+      const std::string described = counts.faces_found > 0 ? fmt::format(" (descriptors for {} of {} faces)",
+                                                                         counts.faces_described, counts.faces_found)
+                                                           : "";
+      spdlog::info("{}: {} frames{}; {}", name, counts.frames_decoded, described, names);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kOutput) throw;
       spdlog::error("video {} failed: {}", name, e.what());
