@@ -661,7 +661,7 @@ std::vector<FaceFrame> VideoFaces::next() {
   for (size_t c = 0; c < to_cut.size(); ++c) {
     FaceFrame& frame = frames[to_cut[c]];
     if (aligned) frame.points = five_points(landmarks[c]);
-    frame.crop = cut_face(batch.frames[frame_of[c]], frame, options_);
+    if (options_.cut_crops) frame.crop = cut_face(batch.frames[frame_of[c]], frame, options_);
   }
   result_.crop_seconds += seconds_since(stage);
   return frames;
@@ -1076,13 +1076,14 @@ std::vector<CroppedVideo> crop_people(const fs::path& video, FaceDetector& detec
 std::vector<PersonFaces> find_people(const fs::path& video, FaceDetector& detector, const CropOptions& options,
                                      CroppedVideo& counts, const std::function<bool()>& stop) {
   const auto start = Clock::now();
-  VideoFaces faces(video, detector, options);
+  CropOptions finding = options;
+  finding.cut_crops = false;  // each person's stream cuts its own
+  VideoFaces faces(video, detector, finding);
   std::map<int, std::vector<FaceFrame>> found;  // by person
   CropProgress progress(start);
   for (auto frames = faces.next(); !frames.empty(); frames = faces.next()) {
     for (FaceFrame& frame : frames) {
       if (frame.person < 0) continue;
-      frame.crop.release();
       found[frame.person].push_back(std::move(frame));
     }
     progress.update(faces.counts());

@@ -196,6 +196,9 @@ struct CropOptions {
   // The landmark net and face descriptor: needed for kAligned and for max_people > 1.
   FaceModels* face_nets = nullptr;
   std::string face_models;          // for crop.json: the face-model folder and files used, if any
+  // false: VideoFaces finds the faces (and aligned crops' points) but cuts no crop, for a pass
+  // that keeps only where the faces are (find_people).
+  bool cut_crops = true;
 };
 
 // The result for one video, or with `--faces N` for one person in it.
