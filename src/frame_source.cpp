@@ -361,6 +361,9 @@ VideoIndex VideoFileSource::index_people(const RowsOptions& rows, const std::vec
   size_t done = 0, files = 0;
   for (const std::string& unit : mine) files += files_.count(unit);
   auto stopped = [&] { return stop_requested_ && stop_requested_(); };
+  // With as many threads as `crop` gives the face models, so that both find the same faces and
+  // points to the last bit (the main thread's own count is the encoder's).
+  const CallingThreadTorchThreads face_threads(finder_.threads);
   for (const auto& [name, file] : files_) {
     if (mine.count(name) == 0) continue;
     if (stopped()) break;

@@ -175,6 +175,12 @@ bool set_calling_thread_torch_threads(int threads) {
   return true;
 }
 
+CallingThreadTorchThreads::CallingThreadTorchThreads(int threads) : previous_(at::get_num_threads()) {
+  set_calling_thread_torch_threads(threads);
+}
+
+CallingThreadTorchThreads::~CallingThreadTorchThreads() { set_calling_thread_torch_threads(previous_); }
+
 int configure_runtime(int threads, int decode_threads) {
   keep_freed_memory_for_reuse();
   const int cpus = usable_cpu_count();

@@ -69,6 +69,19 @@ int configure_runtime(int threads, int decode_threads);
 // false where LibTorch's threads are not OpenMP's (the count then stays the process default).
 bool set_calling_thread_torch_threads(int threads);
 
+// set_calling_thread_torch_threads(threads) for as long as it lives; then the calling thread gets
+// its earlier count back.
+class CallingThreadTorchThreads {
+ public:
+  explicit CallingThreadTorchThreads(int threads);
+  ~CallingThreadTorchThreads();
+  CallingThreadTorchThreads(const CallingThreadTorchThreads&) = delete;
+  CallingThreadTorchThreads& operator=(const CallingThreadTorchThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
 // Selects TorchScript's legacy graph executor (ABAW_JIT_EXECUTOR=profiling: PyTorch's default),
 // which optimises a graph once per input type instead of once per input shape: every video's
 // last batch and window has a shape of its own. Throws Error(kUsage) for another value.

@@ -1,6 +1,7 @@
 // The process-wide runtime settings `run` and `bench` apply (runtime.hpp).
 #include "abaw/runtime.hpp"
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 
@@ -110,6 +111,16 @@ TEST(UsableCpus, FollowTheAffinityMask) {
   const int pinned = usable_cpu_count();
   ASSERT_EQ(sched_setaffinity(0, sizeof(original), &original), 0);
   EXPECT_EQ(pinned, 1);
+}
+
+TEST(TorchThreads, AScopeSetsTheCallingThreadsCountAndGivesItBack) {
+  const int before = at::get_num_threads();
+  if (!set_calling_thread_torch_threads(before)) GTEST_SKIP() << "LibTorch's threads are not OpenMP's";
+  {
+    const CallingThreadTorchThreads inside(before + 1);
+    EXPECT_EQ(at::get_num_threads(), before + 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), before);
 }
 
 }  // namespace
