@@ -694,15 +694,14 @@ std::vector<int> closest_faces(const std::vector<FaceBox>& previous, const std::
 std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& frames,
                                                  const std::vector<std::vector<FaceBox>>& faces, long first) {
   const size_t count = faces.size();
-  std::vector<std::vector<int>> links(count), checks(count);  // continued_faces and closest_faces of each frame
+  std::vector<bool> all_continued(count);     // every face of the frame plainly continues one (continued_faces)
+  std::vector<std::vector<int>> checks(count);  // closest_faces of each frame
   for (size_t i = 0; i < count; ++i) {
     const std::vector<FaceBox>& before = i == 0 ? previous_faces_ : faces[i - 1];
-    links[i] = continued_faces(before, faces[i]);
+    const std::vector<int> links = continued_faces(before, faces[i]);
+    all_continued[i] = std::all_of(links.begin(), links.end(), [](int link) { return link >= 0; });
     checks[i] = closest_faces(before, faces[i]);
   }
-  auto all_linked = [&](size_t i) {
-    return std::all_of(links[i].begin(), links[i].end(), [](int link) { return link >= 0; });
-  };
   std::vector<std::optional<std::vector<FaceDescriptor>>> described(count);
   auto describe = [&](const std::vector<size_t>& which) {
     std::vector<size_t> face_frame;
@@ -728,18 +727,22 @@ std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& fra
   };
   std::vector<size_t> wanted;  // in one call, so the descriptor net sees them as one batch
   for (size_t i = 0; i < count; ++i) {
-    if (!faces[i].empty() && (!all_linked(i) || i + 1 == count)) wanted.push_back(i);
+    if (!faces[i].empty() && (!all_continued[i] || i + 1 == count)) wanted.push_back(i);
   }
   describe(wanted);
+  for (const std::vector<FaceBox>& of_frame : faces) {
+    if (of_frame.size() > 1) ++result_.frames_with_several_faces;
+    result_.faces_found += static_cast<long>(of_frame.size());
+  }
   const PeopleTracker tracker_before = people_;
-  const CroppedVideo counts_before = result_;
   while (true) {
     std::vector<FaceFrame> out;
     std::vector<int> before = previous_people_;  // the people of the frame before
+    long with_face = 0;
     bool carried = false, contradicted = false;
     for (size_t i = 0; i < count && !contradicted; ++i) {
       const long number = first + static_cast<long>(i);
-      // The people of the faces continued (checks[i] holds every link of links[i]).
+      // The people of the faces continued (closest_faces holds every link continued_faces makes).
       std::vector<int> inherited(faces[i].size(), -1);
       for (size_t j = 0; j < faces[i].size(); ++j) {
         if (checks[i][j] >= 0) inherited[j] = before[static_cast<size_t>(checks[i][j])];
@@ -756,8 +759,6 @@ std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& fra
         }
         contradicted = contradicted && carried;
       }
-      if (faces[i].size() > 1) ++result_.frames_with_several_faces;
-      result_.faces_found += static_cast<long>(faces[i].size());
       bool anyone = false;
       for (size_t j = 0; j < who.size(); ++j) {
         if (who[j] < 0) continue;
@@ -769,7 +770,7 @@ std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& fra
         anyone = true;
       }
       if (anyone) {
-        ++result_.frames_with_face;
+        ++with_face;
       } else {  // the frame still has its entry: an empty batch means the end of the video
         out.emplace_back();
         out.back().number = number;
@@ -778,12 +779,7 @@ std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& fra
       before = std::move(who);
     }
     if (contradicted) {  // a carried face was someone else's: every face is matched by descriptor
-      const double seconds = result_.descriptor_seconds;
-      const long described_faces = result_.faces_described;
       people_ = tracker_before;
-      result_ = counts_before;
-      result_.descriptor_seconds = seconds;
-      result_.faces_described = described_faces;
       std::vector<size_t> rest;
       for (size_t i = 0; i < count; ++i) {
         if (!described[i]) rest.push_back(i);
@@ -791,6 +787,7 @@ std::vector<FaceFrame> VideoFaces::follow_people(const std::vector<cv::Mat>& fra
       describe(rest);
       continue;
     }
+    result_.frames_with_face += with_face;
     if (count > 0) {
       previous_faces_ = faces.back();
       previous_people_ = std::move(before);
